@@ -1,0 +1,103 @@
+"""Loader for the cffi extension and the msquic library it drives.
+
+The extension (``_msquic``) is the C shim; msquic itself is dlopen'ed by path
+at first use, from (in order):
+
+1. ``PYWEBTRANSPORT_MSQUIC_LIB`` (a system or prebuilt ``libmsquic.so.2``);
+2. the library bundled next to the extension by the build;
+3. the dynamic linker's standard search (``libmsquic.so.2``).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+
+try:
+    from ._msquic import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "pywebtransport's native extension is not built; install the package with "
+        "'pip install .' (or 'pip install -e .') so build_ffi.py compiles it"
+    ) from exc
+
+__all__ = ["ffi", "lib", "ensure_initialized", "library_path", "NativeError", "status_name"]
+
+_BUNDLED_NAMES = ("libmsquic.so.2", "libmsquic.2.dylib", "msquic.dll")
+_lock = threading.Lock()
+_initialized = False
+
+# Execution profiles (QUIC_EXECUTION_PROFILE).
+PROFILE_LOW_LATENCY = 0
+PROFILE_MAX_THROUGHPUT = 1
+
+
+class NativeError(RuntimeError):
+    """A native (msquic) call failed; carries the QUIC_STATUS."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def status_name(status: int) -> str:
+    name: bytes = ffi.string(lib.pwt_status_name(status))
+    return name.decode()
+
+
+def _check_stamp() -> None:
+    stamp = ffi.string(lib.pwt_package_version()).decode()
+    if stamp != __version__:
+        raise ImportError(
+            f"pywebtransport native extension was built for version {stamp}, but the Python "
+            f"package is {__version__}; rebuild with 'pip install -e .'"
+        )
+
+
+_check_stamp()
+
+
+def library_path() -> str:
+    """Return the msquic library that will be (or was) loaded."""
+    env = os.environ.get("PYWEBTRANSPORT_MSQUIC_LIB")
+    if env:
+        return env
+    here = Path(__file__).resolve().parent
+    for name in _BUNDLED_NAMES:
+        candidate = here / name
+        if candidate.exists():
+            return str(candidate)
+    found = ctypes.util.find_library("msquic")
+    if found:
+        return found
+    raise NativeError(
+        "no msquic library found: reinstall pywebtransport (the build bundles libmsquic), "
+        "or set PYWEBTRANSPORT_MSQUIC_LIB=/path/to/libmsquic.so.2"
+    )
+
+
+def ensure_initialized() -> None:
+    """Load msquic and open the process-wide registration (idempotent)."""
+    global _initialized
+    if _initialized:
+        return
+    with _lock:
+        if _initialized:
+            return
+        profile = PROFILE_LOW_LATENCY
+        if os.environ.get("PYWEBTRANSPORT_MSQUIC_PROFILE", "").lower() == "throughput":
+            profile = PROFILE_MAX_THROUGHPUT
+        err = ffi.new("char[512]")
+        status = lib.pwt_init(library_path().encode(), profile, err, 512)
+        if status != 0:
+            raise NativeError(ffi.string(err).decode() or status_name(status), status)
+        _initialized = True
+
+
+def new(ctype: str, init: Any = None) -> Any:
+    return ffi.new(ctype, init)

@@ -1,0 +1,175 @@
+/* The C shim's interface to Python.
+ *
+ * This file is read twice: by the C compiler (through pwt_shim.c) and by
+ * cffi's cdef in build_ffi.py.  It must therefore contain only what cffi's
+ * parser understands: typedefs, structs, prototypes and integer #defines.
+ *
+ * Model: msquic callbacks run on msquic's worker threads and never touch
+ * Python.  Each callback turns its event into a pwt_event record appended to
+ * the pwt_queue of the object's event loop.  The queue signals one fd on the
+ * empty -> non-empty transition; Python drains every pending record with one
+ * pwt_queue_poll() call per wake-up.
+ */
+
+/* Event types. */
+#define PWT_EV_LISTENER_NEW_CONNECTION 1
+#define PWT_EV_LISTENER_STOP_COMPLETE 2
+#define PWT_EV_CONN_CONNECTED 10
+#define PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT 11
+#define PWT_EV_CONN_SHUTDOWN_BY_PEER 12
+#define PWT_EV_CONN_SHUTDOWN_COMPLETE 13
+#define PWT_EV_CONN_PEER_STREAM_STARTED 14
+#define PWT_EV_CONN_DATAGRAM_STATE 15
+#define PWT_EV_CONN_DATAGRAM_RECEIVED 16
+#define PWT_EV_CONN_DATAGRAM_LOST 17
+#define PWT_EV_CONN_STREAMS_AVAILABLE 18
+#define PWT_EV_STREAM_START_COMPLETE 30
+#define PWT_EV_STREAM_RECEIVE 31
+#define PWT_EV_STREAM_WRITABLE 32
+#define PWT_EV_STREAM_PEER_SEND_SHUTDOWN 33
+#define PWT_EV_STREAM_PEER_SEND_ABORTED 34
+#define PWT_EV_STREAM_PEER_RECEIVE_ABORTED 35
+#define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36
+#define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37
+
+/* Stream shutdown modes for pwt_stream_shutdown. */
+#define PWT_SHUTDOWN_GRACEFUL 1
+#define PWT_SHUTDOWN_ABORT_SEND 2
+#define PWT_SHUTDOWN_ABORT_RECEIVE 4
+#define PWT_SHUTDOWN_ABORT 6
+#define PWT_SHUTDOWN_IMMEDIATE 8
+
+typedef struct pwt_queue pwt_queue;
+typedef struct pwt_listener pwt_listener;
+typedef struct pwt_conn pwt_conn;
+typedef struct pwt_stream pwt_stream;
+typedef struct pwt_config pwt_config;
+
+/* One event record.  `obj` is the pwt_listener/pwt_conn/pwt_stream the
+ * event belongs to; `obj2` is a new child object (new connection, peer
+ * stream).  `data` points into memory owned by the queue, valid until the
+ * next pwt_queue_poll() on the same queue. */
+typedef struct pwt_event {
+    int32_t type;
+    uint32_t len;
+    void *obj;
+    void *obj2;
+    uint64_t u0;
+    uint64_t u1;
+    uint64_t u2;
+    const unsigned char *data;
+} pwt_event;
+
+/* Flat, cffi-friendly mirror of the QUIC_SETTINGS fields we expose.
+ * A field is applied when its value is not the "unset" sentinel (-1 or 0
+ * as noted). */
+typedef struct pwt_settings {
+    int64_t idle_timeout_ms;          /* -1 = msquic default */
+    int64_t handshake_idle_timeout_ms;/* -1 = default */
+    int64_t keep_alive_interval_ms;   /* -1 = default (off) */
+    int32_t peer_bidi_stream_count;   /* -1 = default */
+    int32_t peer_unidi_stream_count;  /* -1 = default */
+    int64_t stream_recv_window;       /* -1 = default; power of two */
+    int64_t conn_flow_control_window; /* -1 = default */
+    int32_t datagram_receive_enabled; /* -1 = default */
+    int32_t congestion_control;       /* -1 = default, 0 cubic, 1 bbr */
+    int32_t send_buffering_enabled;   /* -1 = default */
+    int32_t pacing_enabled;           /* -1 = default */
+    int32_t server_resumption_level;  /* -1 = default */
+    int64_t disconnect_timeout_ms;    /* -1 = default */
+    int32_t max_operations_per_drain; /* -1 = default */
+} pwt_settings;
+
+typedef struct pwt_credentials {
+    int32_t is_client;
+    int32_t verify_peer;            /* client: verify server; server: require client cert */
+    const char *cert_file;          /* PEM */
+    const char *key_file;           /* PEM */
+    const char *key_password;       /* NULL if key not encrypted */
+    const unsigned char *pkcs12;    /* PKCS#12 blob or NULL */
+    uint32_t pkcs12_len;
+    const char *pkcs12_password;
+    const char *ca_file;            /* PEM bundle or NULL */
+} pwt_credentials;
+
+typedef struct pwt_stats {
+    uint64_t rtt_us;
+    uint64_t min_rtt_us;
+    uint64_t max_rtt_us;
+    uint64_t rtt_variance_us;
+    uint64_t cwnd;
+    uint64_t path_mtu;
+    uint64_t send_total_packets;
+    uint64_t send_lost_packets;
+    uint64_t send_spurious_lost_packets;
+    uint64_t send_total_bytes;
+    uint64_t send_stream_bytes;
+    uint64_t send_congestion_count;
+    uint64_t recv_total_packets;
+    uint64_t recv_total_bytes;
+    uint64_t recv_stream_bytes;
+    uint64_t recv_dropped_packets;
+    uint64_t key_update_count;
+} pwt_stats;
+
+typedef struct pwt_addr {
+    int32_t family;     /* 4 or 6 */
+    uint16_t port;
+    unsigned char addr[16];
+} pwt_addr;
+
+/* Library. Returns a QUIC_STATUS (0 = success). */
+uint32_t pwt_init(const char *lib_path, int32_t execution_profile, char *err, uint32_t errlen);
+void pwt_cleanup(void);
+int32_t pwt_is_initialized(void);
+const char *pwt_status_name(uint32_t status);
+uint32_t pwt_shim_version(void);
+
+/* Event queues (one per asyncio loop). */
+pwt_queue *pwt_queue_new(void);
+int32_t pwt_queue_fd(pwt_queue *q);
+int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap);
+void pwt_queue_free(pwt_queue *q);
+uint64_t pwt_queue_pending(pwt_queue *q);
+
+/* Configurations. */
+uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
+                         const pwt_settings *settings, const pwt_credentials *cred,
+                         pwt_config **out);
+void pwt_config_close(pwt_config *cfg);
+
+/* Listeners. */
+uint32_t pwt_listener_open(pwt_queue *q, pwt_config *cfg, pwt_listener **out);
+uint32_t pwt_listener_start(pwt_listener *l, const char *const *alpns, uint32_t alpn_count,
+                            const pwt_addr *addr);
+uint32_t pwt_listener_local_addr(pwt_listener *l, pwt_addr *out);
+void pwt_listener_stop(pwt_listener *l);
+void pwt_listener_close(pwt_listener *l);
+
+/* Connections. */
+uint32_t pwt_conn_open(pwt_queue *q, pwt_conn **out);
+uint32_t pwt_conn_start(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                        const char *server_name);
+void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent);
+void pwt_conn_close(pwt_conn *c);
+uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out);
+uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out);
+uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t len);
+uint32_t pwt_conn_datagram_max(pwt_conn *c);
+uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap);
+
+/* Streams. */
+uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out);
+uint32_t pwt_stream_send(pwt_stream *s, const unsigned char *data, uint64_t len, int32_t fin);
+int64_t pwt_stream_outstanding(pwt_stream *s);
+int32_t pwt_stream_want_writable(pwt_stream *s);
+void pwt_stream_consumed(pwt_stream *s, uint64_t n);
+int64_t pwt_stream_buffered(pwt_stream *s);
+uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
+void pwt_stream_close(pwt_stream *s);
+void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water);
+void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water);
+uint64_t pwt_live_objects(void);
+
+/* Version stamp compiled into the extension; checked at import. */
+const char *pwt_package_version(void);

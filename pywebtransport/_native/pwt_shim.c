@@ -1,0 +1,1069 @@
+/* PyWebTransport's C shim over msquic.
+ *
+ * Every msquic callback lands here, on msquic's worker threads.  Callbacks
+ * never call into Python: they copy what Python needs into a pwt_event
+ * record, append it to the object's pwt_queue and, on the queue's
+ * empty -> non-empty transition, make its fd readable.  The asyncio loop
+ * drains all pending records with one pwt_queue_poll() call.
+ *
+ * Ownership rules (msquic's, enforced here):
+ *  - send buffers (QUIC_BUFFER + bytes) are one malloc'd block owned by the
+ *    shim until SEND_COMPLETE (streams) or a final send state (datagrams);
+ *  - received bytes are copied in the RECEIVE callback; per-stream unread
+ *    bytes are bounded: above the limit the callback accepts 0 bytes, which
+ *    pauses msquic's receive path until pwt_stream_consumed() re-enables it;
+ *  - handles are closed only by Python, after it has seen the object's
+ *    SHUTDOWN_COMPLETE (STOP_COMPLETE for listeners), never from a callback
+ *    of another object.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <dlfcn.h>
+#include <netinet/in.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include "msquic.h"
+#include "pwt_api.h"
+
+#define PWT_SHIM_VERSION 1u
+
+/* msquic reports queued calls as PENDING; Python only needs ok/not ok. */
+static uint32_t norm(QUIC_STATUS st) { return QUIC_SUCCEEDED(st) ? 0 : (uint32_t)st; }
+
+/* ------------------------------------------------------------------ */
+/* Library state                                                       */
+
+static const QUIC_API_TABLE *MsQuic;
+static HQUIC Registration;
+static void *LibHandle;
+static void (*CloseFn)(const void *);
+static atomic_uint_fast64_t LiveObjects;
+static int64_t DefaultRecvLimit = 1 << 20;
+static int64_t DefaultSendHighWater = 1 << 20;
+
+struct pwt_node {
+    struct pwt_node *next;
+    pwt_event ev;
+    unsigned char data[];
+};
+typedef struct pwt_node pwt_node;
+
+struct pwt_queue {
+    pthread_mutex_t mu;
+    pwt_node *head;
+    pwt_node *tail;
+    uint64_t count;
+    int wake_pending;
+    int rfd;
+    int wfd;
+    pwt_node *batch; /* handed to Python by the last poll */
+};
+
+struct pwt_config {
+    HQUIC h;
+};
+
+struct pwt_listener {
+    HQUIC h;
+    pwt_queue *q;
+    HQUIC cfg;
+};
+
+struct pwt_conn {
+    HQUIC h;
+    pwt_queue *q;
+    atomic_uint dgram_max;
+    char alpn[256];
+    atomic_uint alpn_len;
+};
+
+struct pwt_stream {
+    HQUIC h;
+    pwt_queue *q;
+    atomic_int_fast64_t outstanding; /* bytes queued to msquic, not yet SEND_COMPLETE */
+    atomic_int_fast64_t buffered;    /* bytes handed to Python, not yet consumed */
+    atomic_int paused;
+    atomic_int want_writable;
+    int64_t recv_limit;
+    int64_t send_high_water;
+};
+
+typedef struct pwt_send {
+    QUIC_BUFFER buf;
+    pwt_stream *s;
+    uint64_t len;
+    unsigned char data[];
+} pwt_send;
+
+typedef struct pwt_dgram {
+    QUIC_BUFFER buf;
+    unsigned char data[];
+} pwt_dgram;
+
+/* ------------------------------------------------------------------ */
+/* Event queue                                                         */
+
+static pwt_node *node_new(uint32_t len) {
+    pwt_node *n = (pwt_node *)malloc(sizeof(pwt_node) + len);
+    if (n == NULL) {
+        return NULL;
+    }
+    memset(n, 0, sizeof(pwt_node));
+    n->ev.len = len;
+    return n;
+}
+
+static void signal_fd(pwt_queue *q) {
+#ifdef __linux__
+    uint64_t one = 1;
+    ssize_t r = write(q->wfd, &one, sizeof(one));
+#else
+    char one = 1;
+    ssize_t r = write(q->wfd, &one, 1);
+#endif
+    (void)r;
+}
+
+static void drain_fd(pwt_queue *q) {
+    char buf[64];
+    while (read(q->rfd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+static void queue_push(pwt_queue *q, pwt_node *n) {
+    int signal = 0;
+    n->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail) {
+        q->tail->next = n;
+    } else {
+        q->head = n;
+    }
+    q->tail = n;
+    q->count++;
+    if (!q->wake_pending) {
+        q->wake_pending = 1;
+        signal = 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (signal) {
+        signal_fd(q);
+    }
+}
+
+static void push_simple(pwt_queue *q, int32_t type, void *obj, void *obj2,
+                        uint64_t u0, uint64_t u1, uint64_t u2) {
+    pwt_node *n = node_new(0);
+    if (n == NULL) {
+        return; /* out of memory: nothing sane to do on a worker thread */
+    }
+    n->ev.type = type;
+    n->ev.obj = obj;
+    n->ev.obj2 = obj2;
+    n->ev.u0 = u0;
+    n->ev.u1 = u1;
+    n->ev.u2 = u2;
+    queue_push(q, n);
+}
+
+static void free_list(pwt_node *n) {
+    while (n) {
+        pwt_node *next = n->next;
+        free(n);
+        n = next;
+    }
+}
+
+pwt_queue *pwt_queue_new(void) {
+    pwt_queue *q = (pwt_queue *)calloc(1, sizeof(pwt_queue));
+    if (q == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+#ifdef __linux__
+    q->rfd = q->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->rfd < 0) {
+        free(q);
+        return NULL;
+    }
+#else
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(q);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    q->rfd = fds[0];
+    q->wfd = fds[1];
+#endif
+    return q;
+}
+
+int32_t pwt_queue_fd(pwt_queue *q) { return q->rfd; }
+
+uint64_t pwt_queue_pending(pwt_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    uint64_t c = q->count;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}
+
+int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
+    free_list(q->batch);
+    q->batch = NULL;
+    pthread_mutex_lock(&q->mu);
+    pwt_node *first = q->head;
+    pwt_node *last = NULL;
+    pwt_node *n = first;
+    int32_t k = 0;
+    while (n && k < cap) {
+        last = n;
+        n = n->next;
+        k++;
+    }
+    q->head = n;
+    if (n == NULL) {
+        q->tail = NULL;
+    }
+    q->count -= (uint64_t)k;
+    if (q->head == NULL) {
+        /* Drained: clear the fd so the loop sleeps until the next push. */
+        q->wake_pending = 0;
+        drain_fd(q);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (last) {
+        last->next = NULL;
+    }
+    q->batch = first;
+    int32_t i = 0;
+    for (pwt_node *p = first; p && i < k; p = p->next, i++) {
+        out[i] = p->ev;
+        out[i].data = p->ev.len ? p->data : NULL;
+    }
+    return k;
+}
+
+void pwt_queue_free(pwt_queue *q) {
+    if (q == NULL) {
+        return;
+    }
+    free_list(q->batch);
+    free_list(q->head);
+    close(q->rfd);
+    if (q->wfd != q->rfd) {
+        close(q->wfd);
+    }
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Library                                                             */
+
+uint32_t pwt_shim_version(void) { return PWT_SHIM_VERSION; }
+
+int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
+
+uint64_t pwt_live_objects(void) { return atomic_load(&LiveObjects); }
+
+void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water) {
+    if (recv_limit > 0) {
+        DefaultRecvLimit = recv_limit;
+    }
+    if (send_high_water > 0) {
+        DefaultSendHighWater = send_high_water;
+    }
+}
+
+uint32_t pwt_init(const char *lib_path, int32_t execution_profile, char *err, uint32_t errlen) {
+    if (MsQuic != NULL) {
+        return QUIC_STATUS_SUCCESS;
+    }
+    LibHandle = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
+    if (LibHandle == NULL) {
+        snprintf(err, errlen, "cannot load msquic from %s: %s", lib_path, dlerror());
+        return QUIC_STATUS_NOT_FOUND;
+    }
+    QUIC_STATUS (*open_fn)(uint32_t, const void **) =
+        (QUIC_STATUS(*)(uint32_t, const void **))dlsym(LibHandle, "MsQuicOpenVersion");
+    CloseFn = (void (*)(const void *))dlsym(LibHandle, "MsQuicClose");
+    if (open_fn == NULL || CloseFn == NULL) {
+        snprintf(err, errlen, "%s does not export MsQuicOpenVersion/MsQuicClose", lib_path);
+        dlclose(LibHandle);
+        LibHandle = NULL;
+        return QUIC_STATUS_NOT_FOUND;
+    }
+    const void *api = NULL;
+    QUIC_STATUS st = open_fn(QUIC_API_VERSION_2, &api);
+    if (QUIC_FAILED(st)) {
+        snprintf(err, errlen, "MsQuicOpenVersion(2) failed: 0x%x", (unsigned)st);
+        dlclose(LibHandle);
+        LibHandle = NULL;
+        return st;
+    }
+    MsQuic = (const QUIC_API_TABLE *)api;
+    QUIC_REGISTRATION_CONFIG rc = {"pywebtransport",
+                                   (QUIC_EXECUTION_PROFILE)execution_profile};
+    st = MsQuic->RegistrationOpen(&rc, &Registration);
+    if (QUIC_FAILED(st)) {
+        snprintf(err, errlen, "RegistrationOpen failed: 0x%x", (unsigned)st);
+        CloseFn(MsQuic);
+        MsQuic = NULL;
+        return st;
+    }
+    return QUIC_STATUS_SUCCESS;
+}
+
+void pwt_cleanup(void) {
+    if (MsQuic == NULL) {
+        return;
+    }
+    /* Only called once every object has been closed (RegistrationClose
+     * blocks until then). */
+    MsQuic->RegistrationClose(Registration);
+    Registration = NULL;
+    CloseFn(MsQuic);
+    MsQuic = NULL;
+}
+
+const char *pwt_status_name(uint32_t st) {
+    switch (st) {
+    case QUIC_STATUS_SUCCESS: return "SUCCESS";
+    case QUIC_STATUS_PENDING: return "PENDING";
+    case QUIC_STATUS_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case QUIC_STATUS_INVALID_PARAMETER: return "INVALID_PARAMETER";
+    case QUIC_STATUS_INVALID_STATE: return "INVALID_STATE";
+    case QUIC_STATUS_NOT_SUPPORTED: return "NOT_SUPPORTED";
+    case QUIC_STATUS_NOT_FOUND: return "NOT_FOUND";
+    case QUIC_STATUS_BUFFER_TOO_SMALL: return "BUFFER_TOO_SMALL";
+    case QUIC_STATUS_HANDSHAKE_FAILURE: return "HANDSHAKE_FAILURE";
+    case QUIC_STATUS_ABORTED: return "ABORTED";
+    case QUIC_STATUS_ADDRESS_IN_USE: return "ADDRESS_IN_USE";
+    case QUIC_STATUS_INVALID_ADDRESS: return "INVALID_ADDRESS";
+    case QUIC_STATUS_CONNECTION_TIMEOUT: return "CONNECTION_TIMEOUT";
+    case QUIC_STATUS_CONNECTION_IDLE: return "CONNECTION_IDLE";
+    case QUIC_STATUS_UNREACHABLE: return "UNREACHABLE";
+    case QUIC_STATUS_INTERNAL_ERROR: return "INTERNAL_ERROR";
+    case QUIC_STATUS_CONNECTION_REFUSED: return "CONNECTION_REFUSED";
+    case QUIC_STATUS_PROTOCOL_ERROR: return "PROTOCOL_ERROR";
+    case QUIC_STATUS_VER_NEG_ERROR: return "VER_NEG_ERROR";
+    case QUIC_STATUS_TLS_ERROR: return "TLS_ERROR";
+    case QUIC_STATUS_USER_CANCELED: return "USER_CANCELED";
+    case QUIC_STATUS_ALPN_NEG_FAILURE: return "ALPN_NEG_FAILURE";
+    case QUIC_STATUS_STREAM_LIMIT_REACHED: return "STREAM_LIMIT_REACHED";
+    case QUIC_STATUS_ALPN_IN_USE: return "ALPN_IN_USE";
+    case QUIC_STATUS_ADDRESS_NOT_AVAILABLE: return "ADDRESS_NOT_AVAILABLE";
+    case QUIC_STATUS_CLOSE_NOTIFY: return "CLOSE_NOTIFY";
+    case QUIC_STATUS_BAD_CERTIFICATE: return "BAD_CERTIFICATE";
+    case QUIC_STATUS_UNSUPPORTED_CERTIFICATE: return "UNSUPPORTED_CERTIFICATE";
+    case QUIC_STATUS_REVOKED_CERTIFICATE: return "REVOKED_CERTIFICATE";
+    case QUIC_STATUS_EXPIRED_CERTIFICATE: return "EXPIRED_CERTIFICATE";
+    case QUIC_STATUS_UNKNOWN_CERTIFICATE: return "UNKNOWN_CERTIFICATE";
+    case QUIC_STATUS_REQUIRED_CERTIFICATE: return "REQUIRED_CERTIFICATE";
+    case QUIC_STATUS_CERT_EXPIRED: return "CERT_EXPIRED";
+    case QUIC_STATUS_CERT_UNTRUSTED_ROOT: return "CERT_UNTRUSTED_ROOT";
+    case QUIC_STATUS_CERT_NO_CERT: return "CERT_NO_CERT";
+    default: return "UNKNOWN";
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+static void addr_to_quic(const pwt_addr *a, QUIC_ADDR *q) {
+    memset(q, 0, sizeof(*q));
+    if (a->family == 6) {
+        q->Ipv6.sin6_family = AF_INET6;
+        q->Ipv6.sin6_port = htons(a->port);
+        memcpy(&q->Ipv6.sin6_addr, a->addr, 16);
+    } else if (a->family == 4) {
+        q->Ipv4.sin_family = AF_INET;
+        q->Ipv4.sin_port = htons(a->port);
+        memcpy(&q->Ipv4.sin_addr, a->addr, 4);
+    } else {
+        q->Ip.sa_family = AF_UNSPEC;
+        q->Ipv4.sin_port = htons(a->port);
+    }
+}
+
+static void addr_from_quic(const QUIC_ADDR *q, pwt_addr *a) {
+    memset(a, 0, sizeof(*a));
+    if (q->Ip.sa_family == AF_INET6) {
+        a->family = 6;
+        a->port = ntohs(q->Ipv6.sin6_port);
+        memcpy(a->addr, &q->Ipv6.sin6_addr, 16);
+    } else {
+        a->family = 4;
+        a->port = ntohs(q->Ipv4.sin_port);
+        memcpy(a->addr, &q->Ipv4.sin_addr, 4);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+
+uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
+                         const pwt_settings *s, const pwt_credentials *cred,
+                         pwt_config **out) {
+    if (MsQuic == NULL) {
+        return QUIC_STATUS_INVALID_STATE;
+    }
+    if (alpn_count == 0 || alpn_count > 16) {
+        return QUIC_STATUS_INVALID_PARAMETER;
+    }
+    QUIC_BUFFER alpn_bufs[16];
+    for (uint32_t i = 0; i < alpn_count; i++) {
+        size_t n = strlen(alpns[i]);
+        if (n == 0 || n > 255) {
+            return QUIC_STATUS_INVALID_PARAMETER;
+        }
+        alpn_bufs[i].Length = (uint32_t)n;
+        alpn_bufs[i].Buffer = (uint8_t *)alpns[i];
+    }
+    QUIC_SETTINGS qs;
+    memset(&qs, 0, sizeof(qs));
+    if (s->idle_timeout_ms >= 0) {
+        qs.IdleTimeoutMs = (uint64_t)s->idle_timeout_ms;
+        qs.IsSet.IdleTimeoutMs = 1;
+    }
+    if (s->handshake_idle_timeout_ms >= 0) {
+        qs.HandshakeIdleTimeoutMs = (uint64_t)s->handshake_idle_timeout_ms;
+        qs.IsSet.HandshakeIdleTimeoutMs = 1;
+    }
+    if (s->keep_alive_interval_ms >= 0) {
+        qs.KeepAliveIntervalMs = (uint32_t)s->keep_alive_interval_ms;
+        qs.IsSet.KeepAliveIntervalMs = 1;
+    }
+    if (s->peer_bidi_stream_count >= 0) {
+        qs.PeerBidiStreamCount = (uint16_t)s->peer_bidi_stream_count;
+        qs.IsSet.PeerBidiStreamCount = 1;
+    }
+    if (s->peer_unidi_stream_count >= 0) {
+        qs.PeerUnidiStreamCount = (uint16_t)s->peer_unidi_stream_count;
+        qs.IsSet.PeerUnidiStreamCount = 1;
+    }
+    if (s->stream_recv_window > 0) {
+        qs.StreamRecvWindowDefault = (uint32_t)s->stream_recv_window;
+        qs.IsSet.StreamRecvWindowDefault = 1;
+    }
+    if (s->conn_flow_control_window > 0) {
+        qs.ConnFlowControlWindow = (uint32_t)s->conn_flow_control_window;
+        qs.IsSet.ConnFlowControlWindow = 1;
+    }
+    if (s->datagram_receive_enabled >= 0) {
+        qs.DatagramReceiveEnabled = (uint8_t)(s->datagram_receive_enabled != 0);
+        qs.IsSet.DatagramReceiveEnabled = 1;
+    }
+    if (s->congestion_control >= 0) {
+        qs.CongestionControlAlgorithm = (uint16_t)s->congestion_control;
+        qs.IsSet.CongestionControlAlgorithm = 1;
+    }
+    if (s->send_buffering_enabled >= 0) {
+        qs.SendBufferingEnabled = (uint8_t)(s->send_buffering_enabled != 0);
+        qs.IsSet.SendBufferingEnabled = 1;
+    }
+    if (s->pacing_enabled >= 0) {
+        qs.PacingEnabled = (uint8_t)(s->pacing_enabled != 0);
+        qs.IsSet.PacingEnabled = 1;
+    }
+    if (s->server_resumption_level >= 0) {
+        qs.ServerResumptionLevel = (uint8_t)s->server_resumption_level;
+        qs.IsSet.ServerResumptionLevel = 1;
+    }
+    if (s->disconnect_timeout_ms >= 0) {
+        qs.DisconnectTimeoutMs = (uint32_t)s->disconnect_timeout_ms;
+        qs.IsSet.DisconnectTimeoutMs = 1;
+    }
+    if (s->max_operations_per_drain > 0) {
+        qs.MaxOperationsPerDrain = (uint8_t)s->max_operations_per_drain;
+        qs.IsSet.MaxOperationsPerDrain = 1;
+    }
+
+    HQUIC h = NULL;
+    QUIC_STATUS st = MsQuic->ConfigurationOpen(Registration, alpn_bufs, alpn_count, &qs,
+                                               sizeof(qs), NULL, &h);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    QUIC_CREDENTIAL_CONFIG cc;
+    memset(&cc, 0, sizeof(cc));
+    QUIC_CERTIFICATE_FILE cf;
+    QUIC_CERTIFICATE_FILE_PROTECTED cfp;
+    QUIC_CERTIFICATE_PKCS12 p12;
+    if (cred->is_client) {
+        cc.Flags = QUIC_CREDENTIAL_FLAG_CLIENT;
+        if (!cred->verify_peer) {
+            cc.Flags |= QUIC_CREDENTIAL_FLAG_NO_CERTIFICATE_VALIDATION;
+        }
+    } else if (cred->verify_peer) {
+        cc.Flags |= QUIC_CREDENTIAL_FLAG_REQUIRE_CLIENT_AUTHENTICATION;
+    }
+    if (cred->ca_file != NULL) {
+        cc.Flags |= QUIC_CREDENTIAL_FLAG_SET_CA_CERTIFICATE_FILE;
+        cc.CaCertificateFile = cred->ca_file;
+    }
+    if (cred->pkcs12 != NULL) {
+        p12.Asn1Blob = cred->pkcs12;
+        p12.Asn1BlobLength = cred->pkcs12_len;
+        p12.PrivateKeyPassword = cred->pkcs12_password;
+        cc.Type = QUIC_CREDENTIAL_TYPE_CERTIFICATE_PKCS12;
+        cc.CertificatePkcs12 = &p12;
+    } else if (cred->cert_file != NULL && cred->key_password != NULL) {
+        cfp.CertificateFile = cred->cert_file;
+        cfp.PrivateKeyFile = cred->key_file;
+        cfp.PrivateKeyPassword = cred->key_password;
+        cc.Type = QUIC_CREDENTIAL_TYPE_CERTIFICATE_FILE_PROTECTED;
+        cc.CertificateFileProtected = &cfp;
+    } else if (cred->cert_file != NULL) {
+        cf.CertificateFile = cred->cert_file;
+        cf.PrivateKeyFile = cred->key_file;
+        cc.Type = QUIC_CREDENTIAL_TYPE_CERTIFICATE_FILE;
+        cc.CertificateFile = &cf;
+    } else {
+        cc.Type = QUIC_CREDENTIAL_TYPE_NONE;
+    }
+    st = MsQuic->ConfigurationLoadCredential(h, &cc);
+    if (QUIC_FAILED(st)) {
+        MsQuic->ConfigurationClose(h);
+        return st;
+    }
+    pwt_config *cfg = (pwt_config *)calloc(1, sizeof(pwt_config));
+    if (cfg == NULL) {
+        MsQuic->ConfigurationClose(h);
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    cfg->h = h;
+    atomic_fetch_add(&LiveObjects, 1);
+    *out = cfg;
+    return QUIC_STATUS_SUCCESS;
+}
+
+void pwt_config_close(pwt_config *cfg) {
+    if (cfg == NULL) {
+        return;
+    }
+    MsQuic->ConfigurationClose(cfg->h);
+    free(cfg);
+    atomic_fetch_sub(&LiveObjects, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Streams                                                             */
+
+static pwt_stream *stream_new(pwt_queue *q) {
+    pwt_stream *s = (pwt_stream *)calloc(1, sizeof(pwt_stream));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->q = q;
+    s->recv_limit = DefaultRecvLimit;
+    s->send_high_water = DefaultSendHighWater;
+    atomic_fetch_add(&LiveObjects, 1);
+    return s;
+}
+
+static void maybe_writable(pwt_stream *s, int64_t outstanding) {
+    if (outstanding <= s->send_high_water / 2 && atomic_exchange(&s->want_writable, 0)) {
+        push_simple(s->q, PWT_EV_STREAM_WRITABLE, s, NULL, (uint64_t)outstanding, 0, 0);
+    }
+}
+
+static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev) {
+    pwt_stream *s = (pwt_stream *)ctx;
+    (void)h;
+    switch (ev->Type) {
+    case QUIC_STREAM_EVENT_START_COMPLETE:
+        push_simple(s->q, PWT_EV_STREAM_START_COMPLETE, s, NULL,
+                    (uint64_t)ev->START_COMPLETE.Status, ev->START_COMPLETE.ID,
+                    ev->START_COMPLETE.PeerAccepted);
+        break;
+    case QUIC_STREAM_EVENT_RECEIVE: {
+        uint64_t total = ev->RECEIVE.TotalBufferLength;
+        int fin = (ev->RECEIVE.Flags & QUIC_RECEIVE_FLAG_FIN) != 0;
+        if (total > 0 && atomic_load(&s->buffered) >= s->recv_limit) {
+            /* Python is behind: accept nothing, which pauses receive
+             * indications until pwt_stream_consumed() re-enables them. The
+             * re-check closes the race with a concurrent consumer. */
+            atomic_store(&s->paused, 1);
+            if (atomic_load(&s->buffered) >= s->recv_limit / 2 || !atomic_exchange(&s->paused, 0)) {
+                ev->RECEIVE.TotalBufferLength = 0;
+                return QUIC_STATUS_SUCCESS;
+            }
+        }
+        if (total > UINT32_MAX) {
+            total = UINT32_MAX;
+            ev->RECEIVE.TotalBufferLength = total;
+            fin = 0;
+        }
+        pwt_node *n = node_new((uint32_t)total);
+        if (n == NULL) {
+            ev->RECEIVE.TotalBufferLength = 0;
+            return QUIC_STATUS_SUCCESS;
+        }
+        uint64_t off = 0;
+        for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < total; i++) {
+            uint64_t take = ev->RECEIVE.Buffers[i].Length;
+            if (take > total - off) {
+                take = total - off;
+            }
+            memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, take);
+            off += take;
+        }
+        atomic_fetch_add(&s->buffered, (int64_t)total);
+        n->ev.type = PWT_EV_STREAM_RECEIVE;
+        n->ev.obj = s;
+        n->ev.u0 = (uint64_t)fin;
+        n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
+        queue_push(s->q, n);
+        break;
+    }
+    case QUIC_STREAM_EVENT_SEND_COMPLETE: {
+        pwt_send *b = (pwt_send *)ev->SEND_COMPLETE.ClientContext;
+        if (b != NULL) {
+            int64_t left = atomic_fetch_sub(&s->outstanding, (int64_t)b->len) - (int64_t)b->len;
+            free(b);
+            maybe_writable(s, left);
+        }
+        break;
+    }
+    case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
+        push_simple(s->q, PWT_EV_STREAM_PEER_SEND_SHUTDOWN, s, NULL, 0, 0, 0);
+        break;
+    case QUIC_STREAM_EVENT_PEER_SEND_ABORTED:
+        push_simple(s->q, PWT_EV_STREAM_PEER_SEND_ABORTED, s, NULL,
+                    ev->PEER_SEND_ABORTED.ErrorCode, 0, 0);
+        break;
+    case QUIC_STREAM_EVENT_PEER_RECEIVE_ABORTED:
+        push_simple(s->q, PWT_EV_STREAM_PEER_RECEIVE_ABORTED, s, NULL,
+                    ev->PEER_RECEIVE_ABORTED.ErrorCode, 0, 0);
+        break;
+    case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE:
+        push_simple(s->q, PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE, s, NULL,
+                    ev->SEND_SHUTDOWN_COMPLETE.Graceful, 0, 0);
+        break;
+    case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE:
+        push_simple(s->q, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
+                    ev->SHUTDOWN_COMPLETE.ConnectionShutdown,
+                    ev->SHUTDOWN_COMPLETE.ConnectionErrorCode,
+                    (uint64_t)ev->SHUTDOWN_COMPLETE.ConnectionCloseStatus);
+        break;
+    default:
+        break;
+    }
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) {
+    pwt_stream *s = stream_new(c->q);
+    if (s == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    QUIC_STATUS st = MsQuic->StreamOpen(
+        c->h, unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL : QUIC_STREAM_OPEN_FLAG_NONE,
+        stream_cb, s, &s->h);
+    if (QUIC_FAILED(st)) {
+        free(s);
+        atomic_fetch_sub(&LiveObjects, 1);
+        return st;
+    }
+    /* SHUTDOWN_ON_FAIL guarantees a SHUTDOWN_COMPLETE even when the start
+     * fails, so Python's single close path stays valid. */
+    st = MsQuic->StreamStart(s->h, QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL);
+    if (QUIC_FAILED(st)) {
+        MsQuic->StreamClose(s->h);
+        free(s);
+        atomic_fetch_sub(&LiveObjects, 1);
+        return st;
+    }
+    *out = s;
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_stream_send(pwt_stream *s, const unsigned char *data, uint64_t len, int32_t fin) {
+    pwt_send *b = (pwt_send *)malloc(sizeof(pwt_send) + len);
+    if (b == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    if (len) {
+        memcpy(b->data, data, len);
+    }
+    b->buf.Buffer = b->data;
+    b->buf.Length = (uint32_t)len;
+    b->s = s;
+    b->len = len;
+    atomic_fetch_add(&s->outstanding, (int64_t)len);
+    QUIC_STATUS st = MsQuic->StreamSend(s->h, &b->buf, len ? 1 : 0,
+                                        fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE, b);
+    if (QUIC_FAILED(st)) {
+        atomic_fetch_sub(&s->outstanding, (int64_t)len);
+        free(b);
+        return st;
+    }
+    return QUIC_STATUS_SUCCESS;
+}
+
+int64_t pwt_stream_outstanding(pwt_stream *s) { return atomic_load(&s->outstanding); }
+
+int32_t pwt_stream_want_writable(pwt_stream *s) {
+    /* Returns 1 if the stream is already writable (no event will follow),
+     * 0 if Python must wait for PWT_EV_STREAM_WRITABLE. */
+    atomic_store(&s->want_writable, 1);
+    if (atomic_load(&s->outstanding) <= s->send_high_water / 2) {
+        if (atomic_exchange(&s->want_writable, 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void pwt_stream_consumed(pwt_stream *s, uint64_t n) {
+    int64_t left = atomic_fetch_sub(&s->buffered, (int64_t)n) - (int64_t)n;
+    if (left < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+        MsQuic->StreamReceiveSetEnabled(s->h, TRUE);
+    }
+}
+
+int64_t pwt_stream_buffered(pwt_stream *s) { return atomic_load(&s->buffered); }
+
+void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water) {
+    if (recv_limit > 0) {
+        s->recv_limit = recv_limit;
+    }
+    if (send_high_water > 0) {
+        s->send_high_water = send_high_water;
+    }
+}
+
+uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code) {
+    return norm(MsQuic->StreamShutdown(s->h, (QUIC_STREAM_SHUTDOWN_FLAGS)mode, error_code));
+}
+
+void pwt_stream_close(pwt_stream *s) {
+    if (s == NULL) {
+        return;
+    }
+    MsQuic->StreamClose(s->h);
+    free(s);
+    atomic_fetch_sub(&LiveObjects, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+
+static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *ev) {
+    pwt_conn *c = (pwt_conn *)ctx;
+    switch (ev->Type) {
+    case QUIC_CONNECTION_EVENT_CONNECTED: {
+        uint32_t n = ev->CONNECTED.NegotiatedAlpnLength;
+        if (n > 255) {
+            n = 255;
+        }
+        memcpy(c->alpn, ev->CONNECTED.NegotiatedAlpn, n);
+        atomic_store(&c->alpn_len, n);
+        push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
+        break;
+    }
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_TRANSPORT:
+        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT, c, NULL,
+                    (uint64_t)ev->SHUTDOWN_INITIATED_BY_TRANSPORT.Status,
+                    ev->SHUTDOWN_INITIATED_BY_TRANSPORT.ErrorCode, 0);
+        break;
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_PEER:
+        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_BY_PEER, c, NULL,
+                    ev->SHUTDOWN_INITIATED_BY_PEER.ErrorCode, 0, 0);
+        break;
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_COMPLETE:
+        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_COMPLETE, c, NULL,
+                    ev->SHUTDOWN_COMPLETE.HandshakeCompleted,
+                    ev->SHUTDOWN_COMPLETE.PeerAcknowledgedShutdown,
+                    ev->SHUTDOWN_COMPLETE.AppCloseInProgress);
+        break;
+    case QUIC_CONNECTION_EVENT_PEER_STREAM_STARTED: {
+        pwt_stream *s = stream_new(c->q);
+        if (s == NULL) {
+            return QUIC_STATUS_OUT_OF_MEMORY;
+        }
+        s->h = ev->PEER_STREAM_STARTED.Stream;
+        MsQuic->SetCallbackHandler(s->h, (void *)stream_cb, s);
+        QUIC_UINT62 id = 0;
+        uint32_t sz = sizeof(id);
+        MsQuic->GetParam(s->h, QUIC_PARAM_STREAM_ID, &sz, &id);
+        push_simple(c->q, PWT_EV_CONN_PEER_STREAM_STARTED, c, s, id,
+                    (uint64_t)ev->PEER_STREAM_STARTED.Flags, 0);
+        break;
+    }
+    case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
+        push_simple(c->q, PWT_EV_CONN_STREAMS_AVAILABLE, c, NULL,
+                    ev->STREAMS_AVAILABLE.BidirectionalCount,
+                    ev->STREAMS_AVAILABLE.UnidirectionalCount, 0);
+        break;
+    case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED:
+        atomic_store(&c->dgram_max, ev->DATAGRAM_STATE_CHANGED.SendEnabled
+                                        ? ev->DATAGRAM_STATE_CHANGED.MaxSendLength
+                                        : 0);
+        push_simple(c->q, PWT_EV_CONN_DATAGRAM_STATE, c, NULL,
+                    ev->DATAGRAM_STATE_CHANGED.SendEnabled,
+                    ev->DATAGRAM_STATE_CHANGED.MaxSendLength, 0);
+        break;
+    case QUIC_CONNECTION_EVENT_DATAGRAM_RECEIVED: {
+        const QUIC_BUFFER *b = ev->DATAGRAM_RECEIVED.Buffer;
+        pwt_node *n = node_new(b->Length);
+        if (n != NULL) {
+            memcpy(n->data, b->Buffer, b->Length);
+            n->ev.type = PWT_EV_CONN_DATAGRAM_RECEIVED;
+            n->ev.obj = c;
+            queue_push(c->q, n);
+        }
+        break;
+    }
+    case QUIC_CONNECTION_EVENT_DATAGRAM_SEND_STATE_CHANGED: {
+        QUIC_DATAGRAM_SEND_STATE st = ev->DATAGRAM_SEND_STATE_CHANGED.State;
+        if (QUIC_DATAGRAM_SEND_STATE_IS_FINAL(st)) {
+            free(ev->DATAGRAM_SEND_STATE_CHANGED.ClientContext);
+            if (st == QUIC_DATAGRAM_SEND_CANCELED) {
+                push_simple(c->q, PWT_EV_CONN_DATAGRAM_LOST, c, NULL, (uint64_t)st, 0, 0);
+            }
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    (void)h;
+    return QUIC_STATUS_SUCCESS;
+}
+
+static pwt_conn *conn_new(pwt_queue *q) {
+    pwt_conn *c = (pwt_conn *)calloc(1, sizeof(pwt_conn));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->q = q;
+    atomic_fetch_add(&LiveObjects, 1);
+    return c;
+}
+
+static void conn_free(pwt_conn *c) {
+    free(c);
+    atomic_fetch_sub(&LiveObjects, 1);
+}
+
+uint32_t pwt_conn_open(pwt_queue *q, pwt_conn **out) {
+    if (MsQuic == NULL) {
+        return QUIC_STATUS_INVALID_STATE;
+    }
+    pwt_conn *c = conn_new(q);
+    if (c == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    QUIC_STATUS st = MsQuic->ConnectionOpen(Registration, conn_cb, c, &c->h);
+    if (QUIC_FAILED(st)) {
+        conn_free(c);
+        return st;
+    }
+    *out = c;
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_conn_start(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                        const char *server_name) {
+    QUIC_ADDR qa;
+    addr_to_quic(remote, &qa);
+    QUIC_STATUS st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    QUIC_ADDRESS_FAMILY fam = remote->family == 6 ? QUIC_ADDRESS_FAMILY_INET6
+                                                  : QUIC_ADDRESS_FAMILY_INET;
+    return norm(MsQuic->ConnectionStart(c->h, cfg->h, fam, server_name, remote->port));
+}
+
+void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
+    MsQuic->ConnectionShutdown(c->h,
+                               silent ? QUIC_CONNECTION_SHUTDOWN_FLAG_SILENT
+                                      : QUIC_CONNECTION_SHUTDOWN_FLAG_NONE,
+                               error_code);
+}
+
+void pwt_conn_close(pwt_conn *c) {
+    if (c == NULL) {
+        return;
+    }
+    MsQuic->ConnectionClose(c->h);
+    conn_free(c);
+}
+
+uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {
+    QUIC_STATISTICS_V2 st;
+    memset(&st, 0, sizeof(st));
+    uint32_t sz = sizeof(st);
+    QUIC_STATUS r = MsQuic->GetParam(c->h, QUIC_PARAM_CONN_STATISTICS_V2, &sz, &st);
+    if (QUIC_FAILED(r)) {
+        return r;
+    }
+    memset(out, 0, sizeof(*out));
+    out->rtt_us = st.Rtt;
+    out->min_rtt_us = st.MinRtt;
+    out->max_rtt_us = st.MaxRtt;
+    out->rtt_variance_us = st.RttVariance;
+    out->cwnd = st.SendCongestionWindow;
+    out->path_mtu = st.SendPathMtu;
+    out->send_total_packets = st.SendTotalPackets;
+    out->send_lost_packets = st.SendSuspectedLostPackets;
+    out->send_spurious_lost_packets = st.SendSpuriousLostPackets;
+    out->send_total_bytes = st.SendTotalBytes;
+    out->send_stream_bytes = st.SendTotalStreamBytes;
+    out->send_congestion_count = st.SendCongestionCount;
+    out->recv_total_packets = st.RecvTotalPackets;
+    out->recv_total_bytes = st.RecvTotalBytes;
+    out->recv_stream_bytes = st.RecvTotalStreamBytes;
+    out->recv_dropped_packets = st.RecvDroppedPackets;
+    out->key_update_count = st.KeyUpdateCount;
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out) {
+    QUIC_ADDR qa;
+    uint32_t sz = sizeof(qa);
+    QUIC_STATUS st = MsQuic->GetParam(
+        c->h, remote ? QUIC_PARAM_CONN_REMOTE_ADDRESS : QUIC_PARAM_CONN_LOCAL_ADDRESS, &sz, &qa);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    addr_from_quic(&qa, out);
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t len) {
+    pwt_dgram *d = (pwt_dgram *)malloc(sizeof(pwt_dgram) + len);
+    if (d == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    memcpy(d->data, data, len);
+    d->buf.Buffer = d->data;
+    d->buf.Length = len;
+    QUIC_STATUS st = MsQuic->DatagramSend(c->h, &d->buf, 1, QUIC_SEND_FLAG_NONE, d);
+    if (QUIC_FAILED(st)) {
+        free(d);
+    }
+    return norm(st);
+}
+
+uint32_t pwt_conn_datagram_max(pwt_conn *c) { return atomic_load(&c->dgram_max); }
+
+uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap) {
+    uint32_t n = atomic_load(&c->alpn_len);
+    if (n > cap) {
+        n = cap;
+    }
+    memcpy(out, c->alpn, n);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listeners                                                           */
+
+static QUIC_STATUS QUIC_API listener_cb(HQUIC h, void *ctx, QUIC_LISTENER_EVENT *ev) {
+    pwt_listener *l = (pwt_listener *)ctx;
+    (void)h;
+    switch (ev->Type) {
+    case QUIC_LISTENER_EVENT_NEW_CONNECTION: {
+        pwt_conn *c = conn_new(l->q);
+        if (c == NULL) {
+            return QUIC_STATUS_OUT_OF_MEMORY;
+        }
+        c->h = ev->NEW_CONNECTION.Connection;
+        MsQuic->SetCallbackHandler(c->h, (void *)conn_cb, c);
+        QUIC_STATUS st = MsQuic->ConnectionSetConfiguration(c->h, l->cfg);
+        if (QUIC_FAILED(st)) {
+            /* Rejecting: msquic frees the connection; never close it here. */
+            conn_free(c);
+            return st;
+        }
+        push_simple(l->q, PWT_EV_LISTENER_NEW_CONNECTION, l, c, 0, 0, 0);
+        return QUIC_STATUS_SUCCESS;
+    }
+    case QUIC_LISTENER_EVENT_STOP_COMPLETE:
+        push_simple(l->q, PWT_EV_LISTENER_STOP_COMPLETE, l, NULL, 0, 0, 0);
+        break;
+    default:
+        break;
+    }
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_listener_open(pwt_queue *q, pwt_config *cfg, pwt_listener **out) {
+    if (MsQuic == NULL) {
+        return QUIC_STATUS_INVALID_STATE;
+    }
+    pwt_listener *l = (pwt_listener *)calloc(1, sizeof(pwt_listener));
+    if (l == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    l->q = q;
+    l->cfg = cfg->h;
+    QUIC_STATUS st = MsQuic->ListenerOpen(Registration, listener_cb, l, &l->h);
+    if (QUIC_FAILED(st)) {
+        free(l);
+        return st;
+    }
+    atomic_fetch_add(&LiveObjects, 1);
+    *out = l;
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_listener_start(pwt_listener *l, const char *const *alpns, uint32_t alpn_count,
+                            const pwt_addr *addr) {
+    QUIC_BUFFER bufs[16];
+    if (alpn_count == 0 || alpn_count > 16) {
+        return QUIC_STATUS_INVALID_PARAMETER;
+    }
+    for (uint32_t i = 0; i < alpn_count; i++) {
+        bufs[i].Length = (uint32_t)strlen(alpns[i]);
+        bufs[i].Buffer = (uint8_t *)alpns[i];
+    }
+    QUIC_ADDR qa;
+    addr_to_quic(addr, &qa);
+    return norm(MsQuic->ListenerStart(l->h, bufs, alpn_count, &qa));
+}
+
+uint32_t pwt_listener_local_addr(pwt_listener *l, pwt_addr *out) {
+    QUIC_ADDR qa;
+    uint32_t sz = sizeof(qa);
+    QUIC_STATUS st = MsQuic->GetParam(l->h, QUIC_PARAM_LISTENER_LOCAL_ADDRESS, &sz, &qa);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    addr_from_quic(&qa, out);
+    return QUIC_STATUS_SUCCESS;
+}
+
+void pwt_listener_stop(pwt_listener *l) { MsQuic->ListenerStop(l->h); }
+
+void pwt_listener_close(pwt_listener *l) {
+    if (l == NULL) {
+        return;
+    }
+    MsQuic->ListenerClose(l->h);
+    free(l);
+    atomic_fetch_sub(&LiveObjects, 1);
+}
+
+#ifndef PWT_PACKAGE_VERSION
+#define PWT_PACKAGE_VERSION "unknown"
+#endif
+const char *pwt_package_version(void) { return PWT_PACKAGE_VERSION; }

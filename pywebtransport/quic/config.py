@@ -1,0 +1,110 @@
+"""QUIC configuration: what msquic needs to open a listener or a connection."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+_CONGESTION = {"cubic": 0, "bbr": 1}
+
+
+@dataclass(slots=True)
+class QuicConfiguration:
+    """Settings of one QUIC endpoint.
+
+    Server endpoints need ``certfile`` + ``keyfile`` (PEM) or ``pkcs12``.
+    Clients verify the server certificate by default (system trust store, or
+    ``cafile``); set ``verify_peer=False`` to opt out explicitly.
+    """
+
+    is_client: bool = True
+    alpn_protocols: list[str] = field(default_factory=lambda: ["h3"])
+    certfile: str | None = None
+    keyfile: str | None = None
+    key_password: str | None = None
+    pkcs12: bytes | None = None
+    pkcs12_password: str | None = None
+    cafile: str | None = None
+    verify_peer: bool | None = None
+    idle_timeout: float = 30.0
+    handshake_timeout: float = 10.0
+    keep_alive_interval: float | None = None
+    max_peer_bidi_streams: int = 100
+    max_peer_uni_streams: int = 100
+    datagrams: bool = True
+    stream_receive_window: int = 1 << 20
+    connection_receive_window: int = 16 << 20
+    congestion_control: str = "cubic"
+    max_stream_buffer: int = 1 << 20
+    send_buffer_high_water: int = 1 << 20
+    max_datagram_queue: int = 1024
+    pacing: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def verifies_peer(self) -> bool:
+        if self.verify_peer is None:
+            return self.is_client
+        return self.verify_peer
+
+    def validate(self) -> None:
+        """Raise ConfigError with a clear message on any invalid value."""
+        if not self.alpn_protocols:
+            raise ConfigError("alpn_protocols must name at least one protocol")
+        for alpn in self.alpn_protocols:
+            if not isinstance(alpn, str) or not 0 < len(alpn.encode()) <= 255:
+                raise ConfigError(f"invalid ALPN {alpn!r}: must be 1..255 bytes")
+        if not self.is_client and self.pkcs12 is None and not (self.certfile and self.keyfile):
+            raise ConfigError("a server needs certfile and keyfile (PEM) or a pkcs12 blob")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ConfigError("certfile and keyfile must be given together")
+        for name in ("certfile", "keyfile", "cafile"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{name} {path!r} does not exist or is not a file")
+        for name in ("idle_timeout", "handshake_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if self.keep_alive_interval is not None and self.keep_alive_interval <= 0:
+            raise ConfigError("keep_alive_interval must be > 0 or None")
+        for name in ("max_peer_bidi_streams", "max_peer_uni_streams"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigError(f"{name} must be within 0..65535, got {value}")
+        w = self.stream_receive_window
+        if w <= 0 or w & (w - 1):
+            raise ConfigError(f"stream_receive_window must be a power of two, got {w}")
+        if not 0 < self.connection_receive_window < 1 << 32:
+            raise ConfigError("connection_receive_window must be within 1..2**32-1")
+        if self.congestion_control not in _CONGESTION:
+            raise ConfigError(
+                f"congestion_control must be one of {sorted(_CONGESTION)}, got {self.congestion_control!r}"
+            )
+        if self.max_stream_buffer <= 0 or self.send_buffer_high_water <= 0:
+            raise ConfigError("max_stream_buffer and send_buffer_high_water must be > 0")
+
+    def native_settings(self) -> dict[str, Any]:
+        """Field values for the shim's ``pwt_settings`` struct."""
+        return {
+            "idle_timeout_ms": int(self.idle_timeout * 1000),
+            "handshake_idle_timeout_ms": int(self.handshake_timeout * 1000),
+            "keep_alive_interval_ms": (
+                int(self.keep_alive_interval * 1000) if self.keep_alive_interval else -1
+            ),
+            "peer_bidi_stream_count": self.max_peer_bidi_streams,
+            "peer_unidi_stream_count": self.max_peer_uni_streams,
+            "stream_recv_window": self.stream_receive_window,
+            "conn_flow_control_window": self.connection_receive_window,
+            "datagram_receive_enabled": 1 if self.datagrams else 0,
+            "congestion_control": _CONGESTION[self.congestion_control],
+            "send_buffering_enabled": -1,
+            "pacing_enabled": 1 if self.pacing else 0,
+            "server_resumption_level": -1,
+            "disconnect_timeout_ms": -1,
+            "max_operations_per_drain": -1,
+        }

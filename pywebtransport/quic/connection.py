@@ -1,0 +1,565 @@
+"""QUIC connections, listeners and ``connect``/``serve`` over the shim."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from .. import _native
+from .._native import ffi, lib
+from .config import QuicConfiguration
+from .engine import Engine, NativeConfig
+from .errors import (
+    CertificateVerifyError,
+    CloseReason,
+    ConfigError,
+    ConnectError,
+    ConnectionClosed,
+    DatagramError,
+    DatagramTooLarge,
+    QuicError,
+)
+from .stream import QuicStream
+
+_CERT_STATUSES = {
+    "BAD_CERTIFICATE",
+    "UNSUPPORTED_CERTIFICATE",
+    "REVOKED_CERTIFICATE",
+    "EXPIRED_CERTIFICATE",
+    "UNKNOWN_CERTIFICATE",
+    "REQUIRED_CERTIFICATE",
+    "CERT_EXPIRED",
+    "CERT_UNTRUSTED_ROOT",
+    "CERT_NO_CERT",
+}
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """Transport statistics of a connection (from msquic)."""
+
+    rtt: float
+    min_rtt: float
+    max_rtt: float
+    rtt_variance: float
+    cwnd: int
+    path_mtu: int
+    packets_sent: int
+    packets_lost: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+    stream_bytes_sent: int
+    stream_bytes_received: int
+    congestion_events: int
+
+
+def _addr_to_native(host: str, port: int) -> Any:
+    a = ffi.new("pwt_addr *")
+    a.port = port
+    if host in ("", "::", "*"):
+        a.family = 0
+        return a
+    ip = ipaddress.ip_address(host)
+    a.family = 6 if ip.version == 6 else 4
+    packed = ip.packed
+    a.addr[0 : len(packed)] = packed
+    return a
+
+
+def _addr_from_native(a: Any) -> Address:
+    if a.family == 6:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(
+            bytes(a.addr[0:16])
+        )
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+    else:
+        ip = ipaddress.IPv4Address(bytes(a.addr[0:4]))
+    return (str(ip), int(a.port))
+
+
+async def _resolve(host: str, port: int) -> str:
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise ConnectError(f"cannot resolve {host!r}")
+    return str(infos[0][4][0])
+
+
+class QuicConnection:
+    """One QUIC connection (client or server side)."""
+
+    def __init__(
+        self, engine: Engine, handle: Any, *, is_client: bool, config: QuicConfiguration
+    ) -> None:
+        self._engine = engine
+        self._loop = engine.loop
+        self._handle = handle
+        self.is_client = is_client
+        self.config = config
+        self._send_high_water = config.send_buffer_high_water
+        self._max_stream_buffer = config.max_stream_buffer
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
+        self._streams: dict[Any, QuicStream] = {}
+        self._incoming: deque[QuicStream] = deque()
+        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._datagrams: deque[bytes] = deque()
+        self._datagram_waiter: asyncio.Future[None] | None = None
+        self.datagrams_dropped = 0
+        self.datagrams_lost = 0
+        self.close_reason: CloseReason | None = None
+        self._local_close_code: int | None = None
+        self._max_datagram = 0
+        self._datagrams_enabled = False
+        self.on_stream: Callable[[QuicStream], None] | None = None
+        self.on_datagram: Callable[[bytes], None] | None = None
+        self.on_connected: Callable[["QuicConnection"], None] | None = None
+        self.on_closed: Callable[[CloseReason], None] | None = None
+        self._native_config: NativeConfig | None = None
+        self.alpn: str | None = None
+        self.remote_address: Address | None = None
+        self.local_address: Address | None = None
+        engine.register(handle, self)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.done() and not self._closed.done() and self.close_reason is None
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    @property
+    def closed(self) -> "asyncio.Future[CloseReason]":
+        """Resolves with the CloseReason once the connection is fully shut down."""
+        return self._closed
+
+    async def wait_closed(self) -> CloseReason:
+        return await asyncio.shield(self._closed)
+
+    async def wait_connected(self) -> None:
+        await asyncio.shield(self._connected)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """Largest datagram payload the path allows now (0 if datagrams are off)."""
+        if self._handle is not None:
+            self._max_datagram = int(lib.pwt_conn_datagram_max(self._handle))
+        return self._max_datagram
+
+    # -- events ------------------------------------------------------------
+    def _on_event(self, ev: Any) -> None:
+        t = ev.type
+        if t == lib.PWT_EV_CONN_DATAGRAM_RECEIVED:
+            data = ffi.unpack(ffi.cast("char *", ev.data), ev.len)
+            if self.on_datagram is not None:
+                self.on_datagram(data)
+                return
+            if len(self._datagrams) >= self.config.max_datagram_queue:
+                self._datagrams.popleft()
+                self.datagrams_dropped += 1
+            self._datagrams.append(data)
+            w = self._datagram_waiter
+            if w is not None:
+                self._datagram_waiter = None
+                if not w.done():
+                    w.set_result(None)
+        elif t == lib.PWT_EV_CONN_PEER_STREAM_STARTED:
+            flags = int(ev.u1)
+            stream = QuicStream(self, ev.obj2, unidirectional=bool(flags & 1), local=False)
+            stream.stream_id = int(ev.u0)
+            self._track_stream(stream, ev.obj2)
+            if self.on_stream is not None:
+                self.on_stream(stream)
+            else:
+                self._incoming.append(stream)
+                self._wake_incoming()
+        elif t == lib.PWT_EV_CONN_CONNECTED:
+            self._on_connected()
+        elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
+            self._datagrams_enabled = bool(ev.u0)
+            self._max_datagram = int(ev.u1) if ev.u0 else 0
+        elif t == lib.PWT_EV_CONN_DATAGRAM_LOST:
+            self.datagrams_lost += 1
+        elif t == lib.PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT:
+            if self.close_reason is None:
+                self.close_reason = CloseReason(
+                    "transport", int(ev.u1), _native.status_name(int(ev.u0))
+                )
+        elif t == lib.PWT_EV_CONN_SHUTDOWN_BY_PEER:
+            if self.close_reason is None:
+                self.close_reason = CloseReason("peer", int(ev.u0))
+        elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
+            self._finalize()
+
+    def _on_connected(self) -> None:
+        buf = ffi.new("char[256]")
+        n = lib.pwt_conn_alpn(self._handle, buf, 256)
+        self.alpn = ffi.unpack(buf, n).decode(errors="replace")
+        addr = ffi.new("pwt_addr *")
+        if lib.pwt_conn_addr(self._handle, 1, addr) == 0:
+            self.remote_address = _addr_from_native(addr)
+        if lib.pwt_conn_addr(self._handle, 0, addr) == 0:
+            self.local_address = _addr_from_native(addr)
+        if not self._connected.done():
+            self._connected.set_result(None)
+        if self.on_connected is not None:
+            self.on_connected(self)
+
+    def _track_stream(self, stream: QuicStream, handle: Any) -> None:
+        key = ffi.cast("void *", handle)
+        self._streams[key] = stream
+        self._engine.objects[key] = stream
+        if self._max_stream_buffer != (1 << 20) or self._send_high_water != (1 << 20):
+            lib.pwt_stream_set_limits(handle, self._max_stream_buffer, self._send_high_water)
+
+    def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
+        key = ffi.cast("void *", handle)
+        self._streams.pop(key, None)
+        self._engine.objects.pop(key, None)
+
+    def _finalize(self) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        if self.close_reason is None:
+            self.close_reason = CloseReason("local", self._local_close_code or 0)
+        # msquic completes streams before their connection; close any left.
+        for stream in list(self._streams.values()):
+            stream._finalize(True)
+        self._handle = None
+        self._engine.unregister(handle)
+        lib.pwt_conn_close(handle)
+        self._native_config = None
+        reason = self.close_reason
+        if self._loop.is_closed():
+            return
+        if not self._connected.done():
+            self._connected.set_exception(ConnectionClosed(reason))
+            self._connected.exception()  # mark retrieved
+        if not self._closed.done():
+            self._closed.set_result(reason)
+        self._wake_incoming()
+        w = self._datagram_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        if self.on_closed is not None:
+            self.on_closed(reason)
+
+    def _wake_incoming(self) -> None:
+        w = self._incoming_waiter
+        if w is not None:
+            self._incoming_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _check_open(self) -> Any:
+        if self._handle is None or self.close_reason is not None:
+            raise ConnectionClosed(self.close_reason or CloseReason("local"))
+        return self._handle
+
+    # -- streams -----------------------------------------------------------
+    async def open_stream(self, *, unidirectional: bool = False) -> QuicStream:
+        """Open a stream; returns once msquic assigned its id."""
+        handle = self._check_open()
+        out = ffi.new("pwt_stream **")
+        status = lib.pwt_stream_open(handle, 1 if unidirectional else 0, out)
+        if status != 0:
+            raise QuicError(f"cannot open stream: {_native.status_name(status)}")
+        stream = QuicStream(self, out[0], unidirectional=unidirectional, local=True)
+        self._track_stream(stream, out[0])
+        await stream.wait_started()
+        return stream
+
+    async def open_bidi_stream(self) -> QuicStream:
+        return await self.open_stream(unidirectional=False)
+
+    async def open_uni_stream(self) -> QuicStream:
+        return await self.open_stream(unidirectional=True)
+
+    async def accept_stream(self) -> QuicStream:
+        """Next peer-initiated stream (only when ``on_stream`` is not set)."""
+        while not self._incoming:
+            if self._closed.done() or self.close_reason is not None:
+                raise ConnectionClosed(self.close_reason or CloseReason("local"))
+            fut = self._loop.create_future()
+            self._incoming_waiter = fut
+            await fut
+        return self._incoming.popleft()
+
+    # -- datagrams ---------------------------------------------------------
+    def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
+        handle = self._check_open()
+        limit = int(lib.pwt_conn_datagram_max(handle))
+        n = len(data)
+        if limit == 0:
+            raise DatagramError("datagrams are not enabled on this connection")
+        if n > limit:
+            raise DatagramTooLarge(n, limit)
+        buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
+        status = lib.pwt_conn_datagram_send(handle, buf, n)
+        if status != 0:
+            raise DatagramError(f"datagram send failed: {_native.status_name(status)}")
+
+    async def receive_datagram(self) -> bytes:
+        while not self._datagrams:
+            if self._closed.done() or self.close_reason is not None:
+                raise ConnectionClosed(self.close_reason or CloseReason("local"))
+            fut = self._loop.create_future()
+            self._datagram_waiter = fut
+            await fut
+        return self._datagrams.popleft()
+
+    # -- closing -----------------------------------------------------------
+    def close(self, error_code: int = 0, *, silent: bool = False) -> None:
+        """Start closing with an application error code (idempotent)."""
+        if self._handle is None or self._local_close_code is not None:
+            return
+        self._local_close_code = error_code
+        if self.close_reason is None:
+            self.close_reason = CloseReason("local", error_code)
+        lib.pwt_conn_shutdown(self._handle, error_code, 1 if silent else 0)
+
+    async def aclose(self, error_code: int = 0) -> CloseReason:
+        self.close(error_code)
+        return await self.wait_closed()
+
+    def _abort_for_exit(self) -> None:
+        if self._handle is not None:
+            lib.pwt_conn_shutdown(self._handle, 0, 1)
+
+    # -- info --------------------------------------------------------------
+    def stats(self) -> ConnectionStats:
+        handle = self._check_open()
+        s = ffi.new("pwt_stats *")
+        status = lib.pwt_conn_stats(handle, s)
+        if status != 0:
+            raise QuicError(f"cannot read statistics: {_native.status_name(status)}")
+        return ConnectionStats(
+            rtt=s.rtt_us / 1e6,
+            min_rtt=s.min_rtt_us / 1e6,
+            max_rtt=s.max_rtt_us / 1e6,
+            rtt_variance=s.rtt_variance_us / 1e6,
+            cwnd=int(s.cwnd),
+            path_mtu=int(s.path_mtu),
+            packets_sent=int(s.send_total_packets),
+            packets_lost=int(s.send_lost_packets - s.send_spurious_lost_packets),
+            packets_received=int(s.recv_total_packets),
+            bytes_sent=int(s.send_total_bytes),
+            bytes_received=int(s.recv_total_bytes),
+            stream_bytes_sent=int(s.send_stream_bytes),
+            stream_bytes_received=int(s.recv_stream_bytes),
+            congestion_events=int(s.send_congestion_count),
+        )
+
+    async def __aenter__(self) -> "QuicConnection":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        return f"<QuicConnection {side} remote={self.remote_address} closed={self.is_closed}>"
+
+
+def _connect_error(reason: CloseReason, host: str, port: int) -> ConnectError:
+    if reason.status in _CERT_STATUSES or (reason.initiator == "transport" and 0x100 <= reason.error_code < 0x200 and reason.error_code in (0x12A, 0x12B, 0x12C, 0x12D, 0x12E, 0x130)):
+        return CertificateVerifyError(
+            f"certificate verification of {host}:{port} failed ({reason.status or hex(reason.error_code)}); "
+            "pass the CA file (cafile=...) or disable verification explicitly",
+            reason,
+        )
+    if reason.status in ("CONNECTION_REFUSED", "UNREACHABLE"):
+        return ConnectError(f"{host}:{port} refused the connection ({reason.status})", reason)
+    if reason.status in ("CONNECTION_IDLE", "CONNECTION_TIMEOUT"):
+        return ConnectError(f"connecting to {host}:{port} timed out ({reason.status})", reason)
+    return ConnectError(f"connecting to {host}:{port} failed: {reason.describe()}", reason)
+
+
+async def connect(
+    host: str,
+    port: int,
+    config: QuicConfiguration | None = None,
+    *,
+    server_name: str | None = None,
+    timeout: float | None = None,
+) -> QuicConnection:
+    """Connect to ``host:port``; returns once the handshake completed."""
+    config = config or QuicConfiguration(is_client=True)
+    if not config.is_client:
+        raise ConfigError("connect() needs a client configuration (is_client=True)")
+    engine = Engine.current()
+    native_config = NativeConfig(config)
+    ip = await _resolve(host, port)
+    out = ffi.new("pwt_conn **")
+    status = lib.pwt_conn_open(engine.queue, out)
+    if status != 0:
+        raise ConnectError(f"cannot open connection: {_native.status_name(status)}")
+    conn = QuicConnection(engine, out[0], is_client=True, config=config)
+    conn._native_config = native_config
+    name = server_name if server_name is not None else host
+    status = lib.pwt_conn_start(
+        out[0], native_config.handle, _addr_to_native(ip, port), name.encode()
+    )
+    if status != 0:
+        conn.close()
+        raise ConnectError(f"cannot start connection: {_native.status_name(status)}")
+    try:
+        await asyncio.wait_for(asyncio.shield(conn._connected), timeout)
+    except asyncio.TimeoutError:
+        conn.close(silent=True)
+        raise ConnectError(f"connecting to {host}:{port} timed out after {timeout}s") from None
+    except ConnectionClosed as exc:
+        raise _connect_error(exc.reason, host, port) from None
+    return conn
+
+
+ConnectionHandler = Callable[[QuicConnection], Awaitable[None] | None]
+
+
+class QuicListener:
+    """A listening endpoint; completed handshakes are handed to ``handler``
+    or queued for :meth:`accept`."""
+
+    def __init__(
+        self, engine: Engine, config: QuicConfiguration, handler: ConnectionHandler | None
+    ) -> None:
+        self._engine = engine
+        self._loop = engine.loop
+        self.config = config
+        self._handler = handler
+        self._native_config = NativeConfig(config)
+        out = ffi.new("pwt_listener **")
+        status = lib.pwt_listener_open(engine.queue, self._native_config.handle, out)
+        if status != 0:
+            raise QuicError(f"cannot open listener: {_native.status_name(status)}")
+        self._handle = out[0]
+        engine.register(self._handle, self)
+        self._stopped: asyncio.Future[None] = self._loop.create_future()
+        self._pending: deque[QuicConnection] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.connections: set[QuicConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.address: Address = ("", 0)
+
+    def _start(self, host: str, port: int) -> None:
+        nc = self._native_config
+        status = lib.pwt_listener_start(
+            self._handle, nc.alpn_array, len(nc.alpns), _addr_to_native(host, port)
+        )
+        if status != 0:
+            self._engine.unregister(self._handle)
+            lib.pwt_listener_close(self._handle)
+            self._handle = None
+            raise QuicError(f"cannot listen on {host}:{port}: {_native.status_name(status)}")
+        addr = ffi.new("pwt_addr *")
+        lib.pwt_listener_local_addr(self._handle, addr)
+        bound = _addr_from_native(addr)
+        self.address = (host or bound[0], bound[1])
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def _on_event(self, ev: Any) -> None:
+        if ev.type == lib.PWT_EV_LISTENER_NEW_CONNECTION:
+            conn = QuicConnection(self._engine, ev.obj2, is_client=False, config=self.config)
+            conn._native_config = self._native_config
+            conn.on_connected = self._on_handshake_done
+            self.connections.add(conn)
+            conn._closed.add_done_callback(lambda _f, c=conn: self.connections.discard(c))
+        elif ev.type == lib.PWT_EV_LISTENER_STOP_COMPLETE:
+            handle = self._handle
+            if handle is not None:
+                self._handle = None
+                self._engine.unregister(handle)
+                lib.pwt_listener_close(handle)
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+            w = self._waiter
+            if w is not None and not w.done():
+                w.set_result(None)
+
+    def _on_handshake_done(self, conn: QuicConnection) -> None:
+        conn.on_connected = None
+        if self._handler is None:
+            self._pending.append(conn)
+            w = self._waiter
+            if w is not None:
+                self._waiter = None
+                if not w.done():
+                    w.set_result(None)
+            return
+        result = self._handler(conn)
+        if asyncio.iscoroutine(result):
+            task = self._loop.create_task(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def accept(self) -> QuicConnection:
+        while not self._pending:
+            if self._stopped.done():
+                raise QuicError("listener is closed")
+            fut = self._loop.create_future()
+            self._waiter = fut
+            await fut
+        return self._pending.popleft()
+
+    def close(self, error_code: int = 0) -> None:
+        """Stop accepting and close every live connection."""
+        if self._handle is not None:
+            lib.pwt_listener_stop(self._handle)
+        for conn in list(self.connections):
+            conn.close(error_code)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self, timeout: float | None = 5.0) -> None:
+        waits: list[Any] = [self._stopped, *(c.closed for c in self.connections)]
+        await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
+
+    async def aclose(self, error_code: int = 0) -> None:
+        self.close(error_code)
+        await self.wait_closed()
+
+    def _abort_for_exit(self) -> None:
+        if self._handle is not None:
+            lib.pwt_listener_stop(self._handle)
+
+    async def __aenter__(self) -> "QuicListener":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def serve(
+    host: str,
+    port: int,
+    config: QuicConfiguration,
+    handler: ConnectionHandler | None = None,
+) -> QuicListener:
+    """Listen on ``host:port`` (port 0 picks one: see ``listener.port``)."""
+    if config.is_client:
+        raise ConfigError("serve() needs a server configuration (is_client=False)")
+    engine = Engine.current()
+    if host and host not in ("::", "*"):
+        host = await _resolve(host, port)
+    listener = QuicListener(engine, config, handler)
+    listener._start(host, port)
+    return listener

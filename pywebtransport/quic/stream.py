@@ -1,0 +1,404 @@
+"""QUIC streams on top of the shim: reads with backpressure, writes with flow control."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from .._native import ffi, lib
+from .errors import (
+    CloseReason,
+    ConnectionClosed,
+    QuicError,
+    StreamClosedError,
+    StreamReset,
+    StreamStopped,
+)
+
+if TYPE_CHECKING:
+    from .connection import QuicConnection
+
+_EV_START_COMPLETE = lib.PWT_EV_STREAM_START_COMPLETE
+_EV_RECEIVE = lib.PWT_EV_STREAM_RECEIVE
+_EV_WRITABLE = lib.PWT_EV_STREAM_WRITABLE
+_EV_PEER_FIN = lib.PWT_EV_STREAM_PEER_SEND_SHUTDOWN
+_EV_PEER_RESET = lib.PWT_EV_STREAM_PEER_SEND_ABORTED
+_EV_PEER_STOP = lib.PWT_EV_STREAM_PEER_RECEIVE_ABORTED
+_EV_SEND_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE
+_EV_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SHUTDOWN_COMPLETE
+
+# Largest single native send; bigger writes are split so that the shim's copy
+# and msquic's buffering stay bounded by the high-water mark.
+WRITE_CHUNK = 256 * 1024
+
+DataReceiver = Callable[[bytes, bool], None]
+ErrorReceiver = Callable[[int], None]
+
+
+class QuicStream:
+    """One QUIC stream.
+
+    Pull API: :meth:`read`, :meth:`read_all`, :meth:`readexactly`.  Push API
+    for protocol layers: :meth:`set_receiver` delivers data synchronously as
+    it arrives; the receiver then reports consumption with :meth:`consumed`
+    so the shim can keep the per-stream buffer bounded.
+    """
+
+    def __init__(
+        self, conn: "QuicConnection", handle: Any, *, unidirectional: bool, local: bool
+    ) -> None:
+        self._conn = conn
+        self._handle = handle
+        self._loop = conn._loop
+        self.stream_id: int = -1
+        self.is_unidirectional = unidirectional
+        self.is_local = local
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._read_error: QuicError | None = None
+        self._write_error: QuicError | None = None
+        self._fin_sent = False
+        self._send_aborted = False
+        self._recv_aborted = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._started: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._receiver: DataReceiver | None = None
+        self._on_reset: ErrorReceiver | None = None
+        self._on_stop: ErrorReceiver | None = None
+        self._on_closed: Callable[[], None] | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        if not local:
+            self._started.set_result(None)
+
+    # -- properties --------------------------------------------------------
+    @property
+    def readable(self) -> bool:
+        return not (self.is_unidirectional and self.is_local)
+
+    @property
+    def writable(self) -> bool:
+        return not (self.is_unidirectional and not self.is_local)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._chunks
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet consumed by the application."""
+        return self._buffered
+
+    def native_buffered(self) -> int:
+        """Bytes the shim has handed over and not yet seen consumed."""
+        if self._handle is None:
+            return 0
+        return int(lib.pwt_stream_buffered(self._handle))
+
+    # -- push API ----------------------------------------------------------
+    def set_receiver(
+        self,
+        on_data: DataReceiver,
+        on_reset: ErrorReceiver | None = None,
+        on_stop: ErrorReceiver | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
+        """Deliver data to ``on_data(data, fin)`` instead of the read buffer.
+
+        Anything already buffered is delivered immediately.  The receiver
+        must call :meth:`consumed` once it has disposed of the bytes.
+        """
+        self._receiver = on_data
+        self._on_reset = on_reset
+        self._on_stop = on_stop
+        self._on_closed = on_closed
+        if self._chunks or self._eof:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._buffered = 0
+            if data or self._eof:
+                on_data(data, self._eof)
+        if self._read_error is not None and isinstance(self._read_error, StreamReset) and on_reset:
+            on_reset(self._read_error.error_code)
+
+    def consumed(self, n: int) -> None:
+        """Report that ``n`` delivered bytes were consumed (push mode)."""
+        if n and self._handle is not None:
+            lib.pwt_stream_consumed(self._handle, n)
+
+    # -- events ------------------------------------------------------------
+    def _on_event(self, ev: Any) -> None:
+        t = ev.type
+        if t == _EV_RECEIVE:
+            n = ev.len
+            data = ffi.unpack(ffi.cast("char *", ev.data), n) if n else b""
+            fin = bool(ev.u0)
+            self.bytes_received += n
+            if fin:
+                self._eof = True
+            if self._receiver is not None:
+                self._receiver(data, fin)
+            else:
+                if n:
+                    self._chunks.append(data)
+                    self._buffered += n
+                self._wake_reader()
+        elif t == _EV_WRITABLE:
+            self._wake_writer()
+        elif t == _EV_START_COMPLETE:
+            status = ev.u0
+            if status == 0:
+                self.stream_id = int(ev.u1)
+                if not self._started.done():
+                    self._started.set_result(None)
+            elif not self._started.done():
+                from .. import _native
+
+                self._started.set_exception(
+                    StreamClosedError(f"stream start failed: {_native.status_name(status)}")
+                )
+        elif t == _EV_PEER_FIN:
+            if not self._eof:
+                self._eof = True
+                if self._receiver is not None:
+                    self._receiver(b"", True)
+                self._wake_reader()
+        elif t == _EV_PEER_RESET:
+            code = int(ev.u0)
+            self._read_error = StreamReset(self.stream_id, code)
+            if self._on_reset is not None:
+                self._on_reset(code)
+            self._wake_reader()
+        elif t == _EV_PEER_STOP:
+            code = int(ev.u0)
+            self._write_error = StreamStopped(self.stream_id, code)
+            if not self._send_aborted and not self._fin_sent:
+                # Answer STOP_SENDING with RESET_STREAM carrying the same code.
+                self._send_aborted = True
+                lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, code)
+            if self._on_stop is not None:
+                self._on_stop(code)
+            self._wake_writer()
+        elif t == _EV_SHUTDOWN_COMPLETE:
+            self._finalize(bool(ev.u0))
+
+    def _finalize(self, connection_shutdown: bool) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        self._handle = None
+        self._conn._forget_stream(self, handle)
+        lib.pwt_stream_close(handle)
+        if self._loop.is_closed():
+            return
+        if connection_shutdown:
+            reason = self._conn.close_reason or CloseReason("local")
+            err: QuicError = ConnectionClosed(reason)
+            if self._read_error is None and not self._eof:
+                self._read_error = err
+            if self._write_error is None:
+                self._write_error = err
+        if not self._eof and self._read_error is None:
+            self._read_error = StreamClosedError(f"stream {self.stream_id} closed")
+        if self._write_error is None:
+            self._write_error = StreamClosedError(f"stream {self.stream_id} closed")
+        if not self._started.done():
+            self._started.set_exception(self._write_error)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake_reader()
+        self._wake_writer()
+        if self._on_closed is not None:
+            self._on_closed()
+
+    def _wake_reader(self) -> None:
+        w = self._read_waiter
+        if w is not None:
+            self._read_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _wake_writer(self) -> None:
+        w = self._write_waiter
+        if w is not None:
+            self._write_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    # -- reading -----------------------------------------------------------
+    def _check_readable(self) -> None:
+        if not self.readable:
+            raise StreamClosedError("cannot read from a local unidirectional stream")
+
+    async def _wait_readable(self) -> None:
+        fut = self._loop.create_future()
+        self._read_waiter = fut
+        await fut
+
+    def _take(self, n: int) -> bytes:
+        if n < 0 or n >= self._buffered:
+            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks.clear()
+        else:
+            parts = []
+            need = n
+            while need:
+                chunk = self._chunks[0]
+                if len(chunk) <= need:
+                    parts.append(self._chunks.popleft())
+                    need -= len(chunk)
+                else:
+                    parts.append(chunk[:need])
+                    self._chunks[0] = chunk[need:]
+                    need = 0
+            data = b"".join(parts)
+        self._buffered -= len(data)
+        if self._handle is not None and data:
+            lib.pwt_stream_consumed(self._handle, len(data))
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (all buffered if ``n < 0``); ``b""`` at FIN."""
+        self._check_readable()
+        while not self._chunks:
+            if self._read_error is not None:
+                raise self._read_error
+            if self._eof:
+                return b""
+            await self._wait_readable()
+        return self._take(n)
+
+    async def read_all(self, limit: int | None = None) -> bytes:
+        """Read until FIN.  ``limit`` bounds the total (StreamClosedError above it)."""
+        self._check_readable()
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            if self._chunks:
+                data = self._take(-1)
+                total += len(data)
+                if limit is not None and total > limit:
+                    raise StreamClosedError(f"stream data exceeds the limit of {limit} bytes")
+                parts.append(data)
+                continue
+            if self._read_error is not None:
+                raise self._read_error
+            if self._eof:
+                return b"".join(parts)
+            await self._wait_readable()
+
+    async def readexactly(self, n: int) -> bytes:
+        self._check_readable()
+        while self._buffered < n:
+            if self._read_error is not None:
+                raise self._read_error
+            if self._eof:
+                raise asyncio.IncompleteReadError(self._take(-1), n)
+            await self._wait_readable()
+        return self._take(n)
+
+    # -- writing -----------------------------------------------------------
+    async def wait_started(self) -> None:
+        await self._started
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise StreamClosedError("cannot write to a peer's unidirectional stream")
+        if self._write_error is not None:
+            raise self._write_error
+        if self._fin_sent or self._send_aborted:
+            raise StreamClosedError(f"stream {self.stream_id} is closed for writing")
+        if self._handle is None:
+            raise StreamClosedError(f"stream {self.stream_id} is closed")
+
+    def write_nowait(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
+        """Queue data without waiting for backpressure (for small protocol writes)."""
+        self._check_writable()
+        n = len(data)
+        buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
+        status = lib.pwt_stream_send(self._handle, buf, n, 1 if fin else 0)
+        if status != 0:
+            from .. import _native
+
+            raise StreamClosedError(f"send failed: {_native.status_name(status)}")
+        self.bytes_sent += n
+        if fin:
+            self._fin_sent = True
+
+    async def write(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
+        """Write data, waiting while too much is in flight; ``fin`` ends the stream."""
+        self._check_writable()
+        n = len(data)
+        if n <= WRITE_CHUNK:
+            self.write_nowait(data, fin)
+            await self._backpressure()
+            return
+        view = memoryview(data).cast("B")
+        for off in range(0, n, WRITE_CHUNK):
+            last = off + WRITE_CHUNK >= n
+            self.write_nowait(view[off : off + WRITE_CHUNK], fin and last)
+            await self._backpressure()
+
+    async def _backpressure(self) -> None:
+        while self._handle is not None and lib.pwt_stream_outstanding(
+            self._handle
+        ) > self._conn._send_high_water:
+            if lib.pwt_stream_want_writable(self._handle):
+                return
+            fut = self._loop.create_future()
+            self._write_waiter = fut
+            await fut
+            if self._write_error is not None and not self._fin_sent:
+                raise self._write_error
+
+    async def drain(self) -> None:
+        await self._backpressure()
+
+    def finish(self) -> None:
+        """Send FIN (idempotent)."""
+        if self._fin_sent or self._send_aborted or self._handle is None or not self.writable:
+            return
+        self.write_nowait(b"", fin=True)
+
+    def reset(self, error_code: int = 0) -> None:
+        """Abort the sending side (RESET_STREAM)."""
+        if self._handle is None or self._send_aborted or not self.writable:
+            return
+        self._send_aborted = True
+        lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, error_code)
+
+    def stop_sending(self, error_code: int = 0) -> None:
+        """Abort the receiving side (STOP_SENDING)."""
+        if self._handle is None or self._recv_aborted or not self.readable:
+            return
+        self._recv_aborted = True
+        lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_RECEIVE, error_code)
+        if self._read_error is None and not self._eof:
+            self._read_error = StreamClosedError(f"stream {self.stream_id} stopped locally")
+        self._wake_reader()
+
+    def abort(self, error_code: int = 0) -> None:
+        """Reset and stop-send at once."""
+        self.reset(error_code)
+        self.stop_sending(error_code)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    def _abort_for_exit(self) -> None:
+        if self._handle is not None:
+            lib.pwt_stream_shutdown(
+                self._handle, lib.PWT_SHUTDOWN_ABORT | lib.PWT_SHUTDOWN_IMMEDIATE, 0
+            )
+
+    def __repr__(self) -> str:
+        kind = "uni" if self.is_unidirectional else "bidi"
+        return f"<QuicStream id={self.stream_id} {kind} {'local' if self.is_local else 'peer'}>"

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Build libmsquic from the pinned msquic crate and cache it outside the clone.
+
+The msquic C sources (and the quictls/OpenSSL sources msquic links statically)
+reach us only through the ``msquic`` crate on the Rust crate registry.  This
+script:
+
+1. ``cargo fetch``es the exact version pinned in ``vendor/msquic/Cargo.lock``;
+2. runs CMake over the unpacked crate with our own flags (Release, shared
+   library, logging off, tools/tests off);
+3. installs ``libmsquic.so.2`` and the public headers into a cache directory
+   keyed by crate version and flags, e.g.
+   ``~/.cache/pywebtransport/msquic-2.5.1-beta-<hash>/``.
+
+A second run finds the cache and returns in well under a second.  The cache
+location can be moved with ``PYWEBTRANSPORT_CACHE_DIR``.
+
+Run directly (``python vendor/build_msquic.py``) to prebuild, or let
+``build_ffi.py`` call :func:`ensure_msquic`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PIN_DIR = HERE / "msquic"
+
+# Flags handed to msquic's CMake. Changing them changes the cache key.
+CMAKE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DQUIC_BUILD_SHARED=ON",
+    "-DQUIC_ENABLE_LOGGING=OFF",
+    "-DQUIC_TLS_LIB=quictls",
+    "-DQUIC_BUILD_TOOLS=OFF",
+    "-DQUIC_BUILD_TEST=OFF",
+    "-DQUIC_BUILD_PERF=OFF",
+    "-DQUIC_EMBED_GIT_HASH=OFF",
+    "-DQUIC_ENABLE_SANITIZERS=OFF",
+)
+# Bumped when this script changes what it produces.
+RECIPE_VERSION = "1"
+
+HEADERS = ("msquic.h", "msquic_posix.h", "quic_sal_stub.h", "msquic_winuser.h")
+
+
+class BuildError(RuntimeError):
+    """Raised with a message a user can act on."""
+
+
+@dataclass(frozen=True)
+class MsQuicBuild:
+    version: str
+    lib: Path
+    include_dir: Path
+
+
+def _log(msg: str) -> None:
+    print(f"[build_msquic] {msg}", file=sys.stderr, flush=True)
+
+
+def lib_filename() -> str:
+    system = platform.system()
+    if system == "Linux":
+        return "libmsquic.so.2"
+    if system == "Darwin":
+        return "libmsquic.2.dylib"
+    if system == "Windows":
+        return "msquic.dll"
+    raise BuildError(f"unsupported platform {system!r}")
+
+
+def check_tools(names: tuple[str, ...]) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        hint = {
+            "cargo": "a Rust toolchain (https://rustup.rs or 'apt-get install cargo')",
+            "cmake": "CMake >= 3.16 ('apt-get install cmake')",
+            "perl": "Perl ('apt-get install perl'), needed by OpenSSL's Configure",
+            "cc": "a C compiler ('apt-get install build-essential')",
+            "make": "make ('apt-get install build-essential')",
+        }
+        needs = "; ".join(hint.get(n, n) for n in missing)
+        raise BuildError(
+            f"cannot build msquic: missing {', '.join(missing)}. Install {needs}, "
+            "or set PYWEBTRANSPORT_MSQUIC_LIB=/path/to/libmsquic.so.2 to use a prebuilt library."
+        )
+
+
+def pinned_version() -> str:
+    lock = (PIN_DIR / "Cargo.lock").read_text()
+    blocks = lock.split("[[package]]")
+    for block in blocks:
+        if 'name = "msquic"' in block:
+            for line in block.splitlines():
+                if line.startswith("version = "):
+                    return line.split('"')[1]
+    raise BuildError("vendor/msquic/Cargo.lock does not pin msquic")
+
+
+def crate_source() -> Path:
+    """Fetch the pinned crate (verified by its lockfile checksum) and return its root."""
+    check_tools(("cargo",))
+    manifest = str(PIN_DIR / "Cargo.toml")
+    subprocess.run(["cargo", "fetch", "--locked", "--manifest-path", manifest], check=True)
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--locked", "--manifest-path", manifest],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for pkg in json.loads(out)["packages"]:
+        if pkg["name"] == "msquic":
+            return Path(pkg["manifest_path"]).parent
+    raise BuildError("cargo metadata did not list the msquic crate")
+
+
+def cache_root() -> Path:
+    env = os.environ.get("PYWEBTRANSPORT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "pywebtransport"
+
+
+def cache_dir(version: str) -> Path:
+    key = hashlib.sha256(
+        "\n".join((RECIPE_VERSION, platform.system(), platform.machine(), *CMAKE_FLAGS)).encode()
+    ).hexdigest()[:12]
+    return cache_root() / f"msquic-{version}-{key}"
+
+
+def exported_symbols(lib: Path) -> list[str]:
+    """Dynamic symbols the library defines (Linux: nm -D --defined-only)."""
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(lib)], check=True, capture_output=True, text=True
+    ).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in {"T", "W", "D", "B", "R", "i"}:
+            syms.append(parts[2].split("@")[0])
+    return sorted(set(syms))
+
+
+def _build(src: Path, dest: Path) -> None:
+    check_tools(("cmake", "perl", "cc", "make"))
+    jobs = str(os.cpu_count() or 2)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    build = tmp / "build"
+    try:
+        t0 = time.monotonic()
+        _log(f"configuring msquic from {src} (cold build: several minutes on 2 cores)")
+        subprocess.run(
+            ["cmake", "-S", str(src), "-B", str(build), *CMAKE_FLAGS,
+             f"-DQUIC_OUTPUT_DIR={build / 'out'}"],
+            check=True,
+        )
+        subprocess.run(
+            ["cmake", "--build", str(build), "--target", "msquic", "--parallel", jobs], check=True
+        )
+        name = lib_filename()
+        built = next((p for p in (build / "out").rglob(name)), None) or next(
+            (p for p in build.rglob(name)), None
+        )
+        if built is None:
+            raise BuildError(f"msquic build finished but produced no {name}")
+        (tmp / "lib").mkdir()
+        (tmp / "include").mkdir()
+        shutil.copy2(built.resolve(), tmp / "lib" / name)
+        for h in HEADERS:
+            hp = src / "src" / "inc" / h
+            if hp.exists():
+                shutil.copy2(hp, tmp / "include" / h)
+        (tmp / "BUILD_INFO.json").write_text(
+            json.dumps(
+                {"version": dest.name, "flags": CMAKE_FLAGS, "seconds": round(time.monotonic() - t0, 1)},
+                indent=2,
+            )
+        )
+        shutil.rmtree(build)
+        os.replace(tmp, dest)
+        _log(f"built {dest / 'lib' / name} in {time.monotonic() - t0:.0f}s")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_msquic() -> MsQuicBuild:
+    """Return the cached msquic build, building it first if needed."""
+    version = pinned_version()
+    dest = cache_dir(version)
+    lib = dest / "lib" / lib_filename()
+    if not lib.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _build(crate_source(), dest)
+    else:
+        _log(f"using cached {lib}")
+    return MsQuicBuild(version=version, lib=lib, include_dir=dest / "include")
+
+
+def headers_only() -> Path:
+    """Public msquic headers from the pinned crate (used with a prebuilt library)."""
+    version = pinned_version()
+    dest = cache_root() / f"msquic-headers-{version}"
+    if not (dest / "msquic.h").exists():
+        src = crate_source()
+        tmp = Path(tempfile.mkdtemp(prefix="hdr.", dir=cache_root()))
+        for h in HEADERS:
+            if (src / "src" / "inc" / h).exists():
+                shutil.copy2(src / "src" / "inc" / h, tmp / h)
+        os.replace(tmp, dest)
+    return dest
+
+
+def main() -> int:
+    try:
+        b = ensure_msquic()
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(b.lib)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
