@@ -108,7 +108,7 @@ class _ConfigMixin:
         """
         cls._check_keys(config_dict)
         config = cls(**config_dict)
-        config.validate()  # type: ignore[attr-defined]
+        config.validate()
         return config
 
     def _normalize(self) -> None:

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import ssl
 from enum import IntEnum
-from importlib import metadata
 from typing import Any, Final
+
+from pywebtransport._version import __version__
 
 __all__ = ["DEFAULT_USER_AGENT", "Defaults", "ErrorCodes", "WebTransportConstants"]
 
 
-def _package_version() -> str:
-    try:
-        return metadata.version("pywebtransport")
-    except metadata.PackageNotFoundError:  # running from a source checkout
-        return "0.0.0"
-
-
-DEFAULT_USER_AGENT: Final[str] = f"pywebtransport/{_package_version()}"
+DEFAULT_USER_AGENT: Final[str] = f"pywebtransport/{__version__}"
 
 KIB: Final = 1024
 MIB: Final = 1024 * 1024

@@ -119,7 +119,7 @@ class AuthenticationError(WebTransportError):
     """Authentication of a peer or a request failed."""
 
     default_error_code = ErrorCodes.APP_AUTHENTICATION_FAILED
-    _fields = ("auth_method",)
+    _fields: ClassVar[tuple[str, ...]] = ("auth_method",)
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class CertificateError(WebTransportError):
     """A certificate or private key is missing, unreadable or unacceptable."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("certificate_path", "certificate_error")
+    _fields: ClassVar[tuple[str, ...]] = ("certificate_path", "certificate_error")
 
     def __init__(
         self,
@@ -157,7 +157,7 @@ class ClientError(WebTransportError):
     """A client operation failed; `target_url` is the URL being connected to."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("target_url",)
+    _fields: ClassVar[tuple[str, ...]] = ("target_url",)
 
     def __init__(
         self,
@@ -179,7 +179,7 @@ class SessionRejectedError(ClientError):
     """
 
     default_error_code = ErrorCodes.H3_REQUEST_REJECTED
-    _fields = ("target_url", "status", "headers")
+    _fields: ClassVar[tuple[str, ...]] = ("target_url", "status", "headers")
 
     def __init__(
         self,
@@ -200,7 +200,7 @@ class ConfigurationError(WebTransportError):
     """A configuration value or an argument is invalid; `config_key` names it."""
 
     default_error_code = ErrorCodes.APP_INVALID_REQUEST
-    _fields = ("config_key", "config_value")
+    _fields: ClassVar[tuple[str, ...]] = ("config_key", "config_value")
 
     def __init__(
         self,
@@ -230,7 +230,7 @@ class ConnectionError(WebTransportError):  # noqa: A001 - shadows the builtin on
     """
 
     default_error_code = ErrorCodes.CONNECTION_REFUSED
-    _fields = ("remote_address",)
+    _fields: ClassVar[tuple[str, ...]] = ("remote_address",)
 
     def __init__(
         self,
@@ -248,7 +248,7 @@ class DatagramError(WebTransportError):
     """A datagram could not be sent or received (for example, it is too large)."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("datagram_size", "max_size")
+    _fields: ClassVar[tuple[str, ...]] = ("datagram_size", "max_size")
 
     def __init__(
         self,
@@ -268,7 +268,7 @@ class FlowControlError(WebTransportError):
     """A flow-control limit was exceeded."""
 
     default_error_code = ErrorCodes.FLOW_CONTROL_ERROR
-    _fields = ("stream_id", "limit_exceeded", "current_value")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "limit_exceeded", "current_value")
 
     def __init__(
         self,
@@ -290,7 +290,7 @@ class HandshakeError(WebTransportError):
     """The TLS, QUIC or WebTransport handshake failed; `handshake_stage` says where."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("handshake_stage",)
+    _fields: ClassVar[tuple[str, ...]] = ("handshake_stage",)
 
     def __init__(
         self,
@@ -316,7 +316,7 @@ class MiddlewareRejected(WebTransportError):
     """
 
     default_error_code = ErrorCodes.APP_PERMISSION_DENIED
-    _fields = ("status", "headers")
+    _fields: ClassVar[tuple[str, ...]] = ("status", "headers")
 
     def __init__(
         self,
@@ -342,7 +342,7 @@ class ProtocolError(WebTransportError):
     """The peer violated the HTTP/3 or WebTransport protocol."""
 
     default_error_code = ErrorCodes.PROTOCOL_VIOLATION
-    _fields = ("frame_type",)
+    _fields: ClassVar[tuple[str, ...]] = ("frame_type",)
 
     def __init__(
         self,
@@ -360,7 +360,7 @@ class ServerError(WebTransportError):
     """A server operation failed; `bind_address` is the address involved."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("bind_address",)
+    _fields: ClassVar[tuple[str, ...]] = ("bind_address",)
 
     def __init__(
         self,
@@ -378,7 +378,7 @@ class SessionError(WebTransportError):
     """A session operation failed, or the session is not in a usable state."""
 
     default_error_code = ErrorCodes.INTERNAL_ERROR
-    _fields = ("session_id", "session_state")
+    _fields: ClassVar[tuple[str, ...]] = ("session_id", "session_state")
 
     def __init__(
         self,
@@ -401,7 +401,7 @@ class SessionClosedError(SessionError):
     CLOSE_WEBTRANSPORT_SESSION capsule when `remote` is true, or our own close otherwise).
     """
 
-    _fields = ("session_id", "session_state", "code", "reason", "remote")
+    _fields: ClassVar[tuple[str, ...]] = ("session_id", "session_state", "code", "reason", "remote")
 
     def __init__(
         self,
@@ -430,7 +430,7 @@ class StreamError(WebTransportError):
     """A stream operation failed, or the stream is not in a usable state."""
 
     default_error_code = ErrorCodes.STREAM_STATE_ERROR
-    _fields = ("stream_id", "stream_state")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "stream_state")
 
     def __init__(
         self,
@@ -453,7 +453,7 @@ class StreamResetError(StreamError):
     peer initiated it, false when the local side aborted the stream.
     """
 
-    _fields = ("stream_id", "stream_state", "reset_code", "remote")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "stream_state", "reset_code", "remote")
 
     def __init__(
         self,
@@ -487,7 +487,7 @@ class TimeoutError(WebTransportError):  # noqa: A001 - shadows the builtin on pu
     """
 
     default_error_code = ErrorCodes.APP_CONNECTION_TIMEOUT
-    _fields = ("timeout_duration", "operation")
+    _fields: ClassVar[tuple[str, ...]] = ("timeout_duration", "operation")
 
     def __init__(
         self,

@@ -31,6 +31,7 @@
 #define PWT_EV_STREAM_PEER_RECEIVE_ABORTED 35
 #define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36
 #define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37
+#define PWT_EV_STREAM_RESUME 38
 
 /* Stream shutdown modes for pwt_stream_shutdown. */
 #define PWT_SHUTDOWN_GRACEFUL 1
@@ -165,6 +166,7 @@ int64_t pwt_stream_outstanding(pwt_stream *s);
 int32_t pwt_stream_want_writable(pwt_stream *s);
 void pwt_stream_consumed(pwt_stream *s, uint64_t n);
 int64_t pwt_stream_buffered(pwt_stream *s);
+void pwt_stream_resume(pwt_stream *s);
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
 void pwt_stream_close(pwt_stream *s);
 void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water);

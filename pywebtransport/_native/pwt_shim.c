@@ -592,43 +592,55 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
                     ev->START_COMPLETE.PeerAccepted);
         break;
     case QUIC_STREAM_EVENT_RECEIVE: {
+        /* Accept at most what keeps Python's unread bytes under recv_limit.
+         * A partial accept makes msquic hold the rest (and stop granting
+         * flow-control credit) until pwt_stream_consumed() re-enables it. */
         uint64_t total = ev->RECEIVE.TotalBufferLength;
         int fin = (ev->RECEIVE.Flags & QUIC_RECEIVE_FLAG_FIN) != 0;
-        if (total > 0 && atomic_load(&s->buffered) >= s->recv_limit) {
-            /* Python is behind: accept nothing, which pauses receive
-             * indications until pwt_stream_consumed() re-enables them. The
-             * re-check closes the race with a concurrent consumer. */
-            atomic_store(&s->paused, 1);
-            if (atomic_load(&s->buffered) >= s->recv_limit / 2 || !atomic_exchange(&s->paused, 0)) {
-                ev->RECEIVE.TotalBufferLength = 0;
-                return QUIC_STATUS_SUCCESS;
-            }
+        int64_t buffered = atomic_load(&s->buffered);
+        uint64_t room = buffered >= s->recv_limit ? 0 : (uint64_t)(s->recv_limit - buffered);
+        uint64_t take = total;
+        int partial = 0;
+        if (take > room) {
+            take = room;
+            partial = 1;
         }
-        if (total > UINT32_MAX) {
-            total = UINT32_MAX;
-            ev->RECEIVE.TotalBufferLength = total;
+        if (partial) {
+            ev->RECEIVE.TotalBufferLength = take;
             fin = 0;
         }
-        pwt_node *n = node_new((uint32_t)total);
-        if (n == NULL) {
-            ev->RECEIVE.TotalBufferLength = 0;
-            return QUIC_STATUS_SUCCESS;
-        }
-        uint64_t off = 0;
-        for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < total; i++) {
-            uint64_t take = ev->RECEIVE.Buffers[i].Length;
-            if (take > total - off) {
-                take = total - off;
+        if (take > 0 || fin) {
+            pwt_node *n = node_new((uint32_t)take);
+            if (n == NULL) {
+                ev->RECEIVE.TotalBufferLength = 0;
+                take = 0;
+                partial = 1;
+            } else {
+                uint64_t off = 0;
+                for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < take; i++) {
+                    uint64_t chunk = ev->RECEIVE.Buffers[i].Length;
+                    if (chunk > take - off) {
+                        chunk = take - off;
+                    }
+                    memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
+                    off += chunk;
+                }
+                atomic_fetch_add(&s->buffered, (int64_t)take);
+                n->ev.type = PWT_EV_STREAM_RECEIVE;
+                n->ev.obj = s;
+                n->ev.u0 = (uint64_t)fin;
+                n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
+                queue_push(s->q, n);
             }
-            memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, take);
-            off += take;
         }
-        atomic_fetch_add(&s->buffered, (int64_t)total);
-        n->ev.type = PWT_EV_STREAM_RECEIVE;
-        n->ev.obj = s;
-        n->ev.u0 = (uint64_t)fin;
-        n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
-        queue_push(s->q, n);
+        if (partial) {
+            atomic_store(&s->paused, 1);
+            /* Python may have consumed everything meanwhile; if so nobody
+             * else will resume, so ask Python to do it from its thread. */
+            if (atomic_load(&s->buffered) < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+                push_simple(s->q, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
+            }
+        }
         break;
     }
     case QUIC_STREAM_EVENT_SEND_COMPLETE: {
@@ -736,6 +748,8 @@ void pwt_stream_consumed(pwt_stream *s, uint64_t n) {
         MsQuic->StreamReceiveSetEnabled(s->h, TRUE);
     }
 }
+
+void pwt_stream_resume(pwt_stream *s) { MsQuic->StreamReceiveSetEnabled(s->h, TRUE); }
 
 int64_t pwt_stream_buffered(pwt_stream *s) { return atomic_load(&s->buffered); }
 

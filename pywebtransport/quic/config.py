@@ -67,6 +67,10 @@ class QuicConfiguration:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{name} {path!r} does not exist or is not a file")
+        if self.certfile and self.keyfile:
+            _check_pem(self.certfile, self.keyfile, self.key_password)
+        if self.cafile:
+            _check_pem_certs(self.cafile, "cafile")
         for name in ("idle_timeout", "handshake_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
@@ -108,3 +112,33 @@ class QuicConfiguration:
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,
         }
+
+
+def _check_pem_certs(path: str, what: str) -> None:
+    from cryptography import x509
+
+    data = _read(path, what)
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {path!r} is not a PEM certificate: {exc}") from None
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path!r}: {exc.strerror}") from None
+
+
+def _check_pem(certfile: str, keyfile: str, password: str | None) -> None:
+    """Parse the certificate and key now so errors surface at configuration time."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    _check_pem_certs(certfile, "certfile")
+    data = _read(keyfile, "keyfile")
+    try:
+        load_pem_private_key(data, password.encode() if password else None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"keyfile {keyfile!r} is not a usable PEM private key: {exc}") from None

@@ -27,6 +27,7 @@ _EV_PEER_RESET = lib.PWT_EV_STREAM_PEER_SEND_ABORTED
 _EV_PEER_STOP = lib.PWT_EV_STREAM_PEER_RECEIVE_ABORTED
 _EV_SEND_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE
 _EV_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SHUTDOWN_COMPLETE
+_EV_RESUME = lib.PWT_EV_STREAM_RESUME
 
 # Largest single native send; bigger writes are split so that the shim's copy
 # and msquic's buffering stay bounded by the high-water mark.
@@ -189,6 +190,9 @@ class QuicStream:
             self._wake_writer()
         elif t == _EV_SHUTDOWN_COMPLETE:
             self._finalize(bool(ev.u0))
+        elif t == _EV_RESUME:
+            if self._handle is not None:
+                lib.pwt_stream_resume(self._handle)
 
     def _finalize(self, connection_shutdown: bool) -> None:
         handle = self._handle
