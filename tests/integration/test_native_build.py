@@ -1,0 +1,66 @@
+"""The bundled msquic library and the cffi extension are what the build promises."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pywebtransport
+from pywebtransport import _native
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _defined_dynamic_symbols(lib: str) -> set[str]:
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", lib], check=True, capture_output=True, text=True
+    ).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] != "A":  # 'A' is the version node itself
+            names.add(parts[2].split("@")[0])
+    return names
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="binutils' nm is not installed")
+def test_msquic_exports_only_its_api() -> None:
+    assert _defined_dynamic_symbols(_native.library_path()) == {"MsQuicOpenVersion", "MsQuicClose"}
+
+
+def test_extension_version_stamp_matches_package() -> None:
+    stamp = _native.ffi.string(_native.lib.pwt_package_version()).decode()
+    assert stamp == pywebtransport.__version__
+
+
+def test_build_cache_is_outside_the_clone_and_reused() -> None:
+    sys.path.insert(0, str(ROOT / "vendor"))
+    import build_msquic
+
+    build = build_msquic.ensure_msquic()  # cached: must not rebuild
+    assert ROOT not in build.lib.parents
+    assert build.version == "2.5.1-beta"
+    assert build.lib.name == "libmsquic.so.2"
+    assert f"msquic-{build.version}-" in build.lib.parent.parent.name
+
+
+def test_missing_tool_message_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(ROOT / "vendor"))
+    import build_msquic
+
+    monkeypatch.setattr(build_msquic.shutil, "which", lambda name: None)
+    with pytest.raises(build_msquic.BuildError) as info:
+        build_msquic.check_tools(("cmake", "perl"))
+    msg = str(info.value)
+    assert "apt-get install cmake" in msg and "apt-get install perl" in msg
+    assert "PYWEBTRANSPORT_MSQUIC_LIB" in msg
+
+
+def test_library_path_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "libmsquic.so.2"
+    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_LIB", str(fake))
+    assert _native.library_path() == str(fake)
