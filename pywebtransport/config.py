@@ -712,7 +712,10 @@ class ConfigBuilder(Generic[ConfigT]):
     ) -> Self:
         """Set timeouts in seconds (the connect timeout applies to clients only)."""
         if connect is not None and self._config_class is not ClientConfig:
-            raise ConfigurationError("the connect timeout applies to client configurations only", config_key="connect_timeout")
+            raise ConfigurationError(
+                "the connect timeout applies to client configurations only",
+                config_key="connect_timeout",
+            )
         return self._set(connect_timeout=connect, read_timeout=read, write_timeout=write)
 
     def set(self, **values: Any) -> Self:

@@ -97,7 +97,8 @@ class Event:
         source: Any = None,
     ) -> Event:
         """Create a datagram event; data holds ``data`` and ``size`` plus `datagram_info`."""
-        return cls(type=event_type, data={"data": data, "size": len(data), **(datagram_info or {})}, source=source)
+        payload = {"data": data, "size": len(data), **(datagram_info or {})}
+        return cls(type=event_type, data=payload, source=source)
 
     @classmethod
     def for_error(cls, error: BaseException, *, source: Any = None) -> Event:
@@ -166,48 +167,53 @@ class EventEmitter:
     """
 
     def __init__(self, *, max_listeners: int = 100, max_history: int = 1000) -> None:
-        self._handlers: dict[EventType | str, list[EventHandler]] = {}
-        self._once: dict[EventType | str, list[EventHandler]] = {}
-        self._any_handlers: list[EventHandler] = []
-        self._max_listeners = max_listeners
-        self._history: deque[Event] = deque(maxlen=max_history)
-        self._paused = False
-        self._queue: deque[Event] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._emitted = 0
-        self._handler_errors = 0
-        self._closed = False
+        # Attribute names carry an "_ee" prefix so that subclasses (sessions, clients, ...)
+        # can use names like "_closed" without breaking the emitter.
+        self._ee_handlers: dict[EventType | str, list[EventHandler]] = {}
+        self._ee_once: dict[EventType | str, list[EventHandler]] = {}
+        self._ee_any_handlers: list[EventHandler] = []
+        self._ee_max_listeners = max_listeners
+        self._ee_history: deque[Event] = deque(maxlen=max_history)
+        self._ee_paused = False
+        self._ee_queue: deque[Event] = deque()
+        self._ee_tasks: set[asyncio.Task[None]] = set()
+        self._ee_emitted = 0
+        self._ee_handler_errors = 0
+        self._ee_closed = False
 
     # -- registration ---------------------------------------------------------------------
 
     def on(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call `handler` every time `event_type` is emitted."""
-        self._add(self._handlers, event_type, handler)
+        self._ee_add(self._ee_handlers, event_type, handler)
 
     def once(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call `handler` the next time `event_type` is emitted, then forget it."""
-        self._add(self._once, event_type, handler)
+        self._ee_add(self._ee_once, event_type, handler)
 
-    def _add(
-        self, table: dict[EventType | str, list[EventHandler]], event_type: EventType | str, handler: EventHandler
+    def _ee_add(
+        self,
+        table: dict[EventType | str, list[EventHandler]],
+        event_type: EventType | str,
+        handler: EventHandler,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
         key = _normalize_type(event_type)
         table.setdefault(key, []).append(handler)
         count = self.listener_count(key)
-        if self._max_listeners and count > self._max_listeners:
+        if self._ee_max_listeners and count > self._ee_max_listeners:
             logger.warning(
                 "%d handlers registered for event %r (max_listeners=%d); possible handler leak",
                 count,
                 str(key),
-                self._max_listeners,
+                self._ee_max_listeners,
             )
 
     def off(self, event_type: EventType | str, handler: EventHandler | None = None) -> None:
         """Remove `handler` for `event_type`, or every handler of that type if None."""
         key = _normalize_type(event_type)
-        for table in (self._handlers, self._once):
+        for table in (self._ee_handlers, self._ee_once):
             handlers = table.get(key)
             if handlers is None:
                 continue
@@ -223,43 +229,43 @@ class EventEmitter:
         """Call `handler` for every emitted event, after the type-specific handlers."""
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
-        self._any_handlers.append(handler)
+        self._ee_any_handlers.append(handler)
 
     def off_any(self, handler: EventHandler | None = None) -> None:
         """Remove a catch-all handler, or all of them if None."""
         if handler is None:
-            self._any_handlers.clear()
+            self._ee_any_handlers.clear()
         else:
-            self._any_handlers[:] = [h for h in self._any_handlers if h != handler]
+            self._ee_any_handlers[:] = [h for h in self._ee_any_handlers if h != handler]
 
     def remove_all_listeners(self, event_type: EventType | str | None = None) -> None:
         """Remove the handlers of one event type, or all handlers including catch-all ones."""
         if event_type is not None:
             self.off(event_type)
             return
-        self._handlers.clear()
-        self._once.clear()
-        self._any_handlers.clear()
+        self._ee_handlers.clear()
+        self._ee_once.clear()
+        self._ee_any_handlers.clear()
 
     def listeners(self, event_type: EventType | str) -> list[EventHandler]:
         """Return the handlers registered for `event_type` (persistent ones first)."""
         key = _normalize_type(event_type)
-        return [*self._handlers.get(key, ()), *self._once.get(key, ())]
+        return [*self._ee_handlers.get(key, ()), *self._ee_once.get(key, ())]
 
     def listener_count(self, event_type: EventType | str) -> int:
         """Return how many handlers are registered for `event_type`."""
         key = _normalize_type(event_type)
-        return len(self._handlers.get(key, ())) + len(self._once.get(key, ()))
+        return len(self._ee_handlers.get(key, ())) + len(self._ee_once.get(key, ()))
 
     def event_names(self) -> list[EventType | str]:
         """Return the event types that have handlers."""
-        return list(dict.fromkeys([*self._handlers, *self._once]))
+        return list(dict.fromkeys([*self._ee_handlers, *self._ee_once]))
 
     def set_max_listeners(self, max_listeners: int) -> None:
         """Set the per-type handler count above which a warning is logged (0 disables)."""
         if max_listeners < 0:
             raise ValueError("max_listeners must not be negative")
-        self._max_listeners = max_listeners
+        self._ee_max_listeners = max_listeners
 
     # -- emitting -------------------------------------------------------------------------
 
@@ -275,18 +281,18 @@ class EventEmitter:
 
     async def emit_event(self, event: Event) -> None:
         """Emit an already built `Event`."""
-        if self._closed:
+        if self._ee_closed:
             return
-        self._emitted += 1
-        self._history.append(event)
-        if self._paused:
-            self._queue.append(event)
+        self._ee_emitted += 1
+        self._ee_history.append(event)
+        if self._ee_paused:
+            self._ee_queue.append(event)
             return
-        await self._dispatch(event)
+        await self._ee_dispatch(event)
 
-    async def _dispatch(self, event: Event) -> None:
-        once = self._once.pop(event.type, [])
-        handlers = [*self._handlers.get(event.type, ()), *once, *self._any_handlers]
+    async def _ee_dispatch(self, event: Event) -> None:
+        once = self._ee_once.pop(event.type, [])
+        handlers = [*self._ee_handlers.get(event.type, ()), *once, *self._ee_any_handlers]
         for handler in handlers:
             try:
                 result = handler(event)
@@ -295,7 +301,7 @@ class EventEmitter:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._handler_errors += 1
+                self._ee_handler_errors += 1
                 logger.exception("Handler %r failed for event %r", handler, str(event.type))
 
     async def wait_for(
@@ -339,7 +345,7 @@ class EventEmitter:
 
     def pause(self) -> None:
         """Queue emitted events instead of delivering them until `resume`."""
-        self._paused = True
+        self._ee_paused = True
 
     def resume(self) -> asyncio.Task[None] | None:
         """Deliver queued events and go back to immediate delivery.
@@ -347,67 +353,69 @@ class EventEmitter:
         Queued events are delivered by a task on the running loop, which is returned
         (None when there was nothing queued).
         """
-        self._paused = False
-        if not self._queue:
+        self._ee_paused = False
+        if not self._ee_queue:
             return None
-        task = asyncio.get_running_loop().create_task(self._drain_queue())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = asyncio.get_running_loop().create_task(self._ee_drain_queue())
+        self._ee_tasks.add(task)
+        task.add_done_callback(self._ee_tasks.discard)
         return task
 
-    async def _drain_queue(self) -> None:
-        while self._queue and not self._paused:
-            await self._dispatch(self._queue.popleft())
+    async def _ee_drain_queue(self) -> None:
+        while self._ee_queue and not self._ee_paused:
+            await self._ee_dispatch(self._ee_queue.popleft())
 
     @property
     def is_paused(self) -> bool:
         """Whether events are being queued."""
-        return self._paused
+        return self._ee_paused
 
     # -- inspection and shutdown ----------------------------------------------------------
 
-    def get_event_history(self, event_type: EventType | str | None = None, limit: int | None = None) -> list[Event]:
+    def get_event_history(
+        self, event_type: EventType | str | None = None, limit: int | None = None
+    ) -> list[Event]:
         """Return recent events, oldest first, optionally of one type and at most `limit`."""
         if event_type is None:
-            events = list(self._history)
+            events = list(self._ee_history)
         else:
             key = _normalize_type(event_type)
-            events = [e for e in self._history if e.type == key]
+            events = [e for e in self._ee_history if e.type == key]
         if limit is not None:
             events = events[-limit:] if limit > 0 else []
         return events
 
     def clear_history(self) -> None:
         """Forget the recorded events."""
-        self._history.clear()
+        self._ee_history.clear()
 
     def get_stats(self) -> dict[str, Any]:
         """Return counters describing handlers, events and the queue."""
         return {
             "event_types": len(self.event_names()),
-            "total_handlers": sum(map(len, self._handlers.values())),
-            "once_handlers": sum(map(len, self._once.values())),
-            "any_handlers": len(self._any_handlers),
-            "events_emitted": self._emitted,
-            "handler_errors": self._handler_errors,
-            "history_size": len(self._history),
-            "queued_events": len(self._queue),
-            "paused": self._paused,
-            "max_listeners": self._max_listeners,
-            "closed": self._closed,
+            "total_handlers": sum(map(len, self._ee_handlers.values())),
+            "once_handlers": sum(map(len, self._ee_once.values())),
+            "any_handlers": len(self._ee_any_handlers),
+            "events_emitted": self._ee_emitted,
+            "handler_errors": self._ee_handler_errors,
+            "history_size": len(self._ee_history),
+            "queued_events": len(self._ee_queue),
+            "paused": self._ee_paused,
+            "max_listeners": self._ee_max_listeners,
+            "closed": self._ee_closed,
         }
 
     async def close(self) -> None:
         """Drop all handlers, queued events and history; later emits are ignored."""
-        self._closed = True
-        tasks = list(self._tasks)
+        self._ee_closed = True
+        tasks = list(self._ee_tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.remove_all_listeners()
-        self._queue.clear()
-        self._history.clear()
+        self._ee_queue.clear()
+        self._ee_history.clear()
 
 
 class EventBus:
@@ -433,7 +441,9 @@ class EventBus:
         """Deliver `event` to its subscribers."""
         await self._emitter.emit_event(event)
 
-    def subscribe(self, event_type: EventType | str, handler: EventHandler, *, once: bool = False) -> Callable[[], None]:
+    def subscribe(
+        self, event_type: EventType | str, handler: EventHandler, *, once: bool = False
+    ) -> Callable[[], None]:
         """Subscribe `handler` to `event_type`; call the returned function to unsubscribe."""
         if once:
             self._emitter.once(event_type, handler)

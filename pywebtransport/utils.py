@@ -203,7 +203,9 @@ async def wait_for_condition(
 
 
 def _url_error(url: str, reason: str) -> ConfigurationError:
-    return ConfigurationError(f"Invalid WebTransport URL {url!r}: {reason}", config_key="url", config_value=url)
+    return ConfigurationError(
+        f"Invalid WebTransport URL {url!r}: {reason}", config_key="url", config_value=url
+    )
 
 
 def parse_webtransport_url(url: str) -> URLParts:
@@ -524,9 +526,13 @@ def generate_self_signed_cert(
     127.0.0.1 and ::1). Colons of IPv6 literals become ``_`` in the file names.
     """
     if key_size < 2048:
-        raise ConfigurationError("key_size must be at least 2048", config_key="key_size", config_value=key_size)
+        raise ConfigurationError(
+            "key_size must be at least 2048", config_key="key_size", config_value=key_size
+        )
     if days_valid < 1:
-        raise ConfigurationError("days_valid must be at least 1", config_key="days_valid", config_value=days_valid)
+        raise ConfigurationError(
+            "days_valid must be at least 1", config_key="days_valid", config_value=days_valid
+        )
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     now = datetime.datetime.now(datetime.UTC)
     # Backdate a little so that peers with a slightly slow clock accept it.
@@ -575,7 +581,9 @@ def _read_certificate(certfile: str | os.PathLike[str]) -> x509.Certificate:
         ) from None
     except OSError as exc:
         raise CertificateError(
-            f"Cannot read certificate {path}: {exc.strerror}", certificate_path=path, certificate_error="unreadable"
+            f"Cannot read certificate {path}: {exc.strerror}",
+            certificate_path=path,
+            certificate_error="unreadable",
         ) from exc
     try:
         if b"-----BEGIN" in data:
@@ -614,10 +622,8 @@ def load_certificate(
             certificate_path=key_path,
             certificate_error="invalid_key",
         ) from exc
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(serialization.Encoding.DER, spki) != certificate.public_key().public_bytes(
-        serialization.Encoding.DER, spki
-    ):
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != certificate.public_key().public_bytes(der, spki):
         raise CertificateError(
             f"Private key {key_path} does not match certificate {os.fspath(certfile)}",
             certificate_path=os.fspath(certfile),

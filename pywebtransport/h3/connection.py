@@ -76,7 +76,7 @@ from .events import (
     WebTransportStreamOpened,
 )
 from .frames import Frame, FrameParser, FrameType, encode_data_frame_header, encode_frame
-from .qpack import decode_field_section, encode_field_section
+from .qpack import DecoderStreamParser, EncoderStreamParser, decode_field_section, encode_field_section
 from .session_state import SessionInput, SessionState, SessionStateMachine
 from .settings import PeerSettings, decode_settings, encode_settings, local_settings
 from .structured_fields import parse_string_item, parse_string_list, serialize_string, serialize_string_list
@@ -167,7 +167,7 @@ class _Stream:
         self.kind = kind
         self.prefix = bytearray()
         self.parser: FrameParser | None = None
-        self.qpack: object | None = None
+        self.qpack: EncoderStreamParser | DecoderStreamParser | None = None
         self.session_id: int | None = None
         # Request streams: 0 = before headers, 1 = body, 2 = after trailers.
         self.message_state = 0
@@ -797,8 +797,6 @@ class H3Connection:
                 stream.parser = FrameParser(self.config.max_frame_payload_size)
                 self._control_data(stream, rest, fin, events)
             elif stream_type == UniStreamType.QPACK_ENCODER or stream_type == UniStreamType.QPACK_DECODER:
-                from .qpack import DecoderStreamParser, EncoderStreamParser
-
                 if stream_type == UniStreamType.QPACK_ENCODER:
                     if self._peer_encoder is not None:
                         raise StreamCreationError("second QPACK encoder stream")
@@ -835,10 +833,8 @@ class H3Connection:
     def _truncated_prefix(self, stream: _Stream, events: list[H3Event]) -> None:
         # A stream that ends before its type is known carries nothing usable.
         stream.kind = _Kind.IGNORED
-        if not _is_uni(stream.stream_id):
-            if self.is_client:
-                raise StreamCreationError("server-initiated bidirectional stream is not WebTransport")
-            raise FrameError("request stream ended inside a frame")
+        if not _is_uni(stream.stream_id) and not self.is_client:
+            events.append(StreamResetRequested(stream.stream_id, ErrorCode.H3_REQUEST_INCOMPLETE))
 
     def _wt_prefix(self, stream: _Stream, offset: int, *, bidi: bool, fin: bool, events: list[H3Event]) -> None:
         buf = stream.prefix
@@ -864,7 +860,7 @@ class H3Connection:
         session_id = stream.session_id
         assert session_id is not None
         session = self._sessions.get(session_id)
-        if session is not None and not session.live or session is None and session_id in self._closed_sessions:
+        if (session is not None and not session.live) or (session is None and session_id in self._closed_sessions):
             self._refuse_stream(stream, ErrorCode.WT_SESSION_GONE, events)
             return
         if session is not None:
@@ -918,13 +914,21 @@ class H3Connection:
             stream.buffered_bytes += len(data)
         stream.buffered_fin = stream.buffered_fin or fin
         if stream.buffered_bytes > self.config.max_buffered_stream_bytes:
-            early = self._early_streams.get(session_id)
-            if early and stream.stream_id in early:
-                early.remove(stream.stream_id)
-                self._early_stream_count -= 1
-            if session is not None:
-                session.streams.discard(stream.stream_id)
+            self._drop_early(stream)
             self._refuse_stream(stream, ErrorCode.WT_BUFFERED_STREAM_REJECTED, events)
+
+    def _drop_early(self, stream: _Stream) -> None:
+        stream.kind = _Kind.IGNORED
+        stream.buffered.clear()
+        if stream.session_id is None:
+            return
+        early = self._early_streams.get(stream.session_id)
+        if early and stream.stream_id in early:
+            early.remove(stream.stream_id)
+            self._early_stream_count -= 1
+        session = self._sessions.get(stream.session_id)
+        if session is not None:
+            session.streams.discard(stream.stream_id)
 
     def _release_early(self, session: _Session) -> list[H3Event]:
         """Events for streams/datagrams that waited for ``session`` to open."""
@@ -1005,8 +1009,8 @@ class H3Connection:
     def _qpack_data(self, stream: _Stream, data: bytes, fin: bool) -> None:
         if fin:
             raise ClosedCriticalStreamError("QPACK stream closed")
-        if data:
-            stream.qpack.feed(data)  # type: ignore[union-attr]
+        if data and stream.qpack is not None:
+            stream.qpack.feed(data)
 
     # -- request streams
 
@@ -1185,7 +1189,7 @@ class H3Connection:
     # -- capsules on CONNECT streams
 
     def _connect_body(self, stream: _Stream, payload: bytes, events: list[H3Event]) -> None:
-        session = self._sessions.get(stream.session_id)  # type: ignore[arg-type]
+        session = self._sessions.get(stream.session_id) if stream.session_id is not None else None
         if session is None or not payload:
             return
         if session.close_received:
@@ -1265,10 +1269,9 @@ class H3Connection:
             app_code = http3_code_to_webtransport(error_code)
             session = self._sessions.get(session_id)
             if session is None or not session.usable:
-                # Still buffered (or session gone): drop what we hold.
+                # Still buffered (or session gone): forget the stream.
                 if not stop_sending:
-                    stream.buffered.clear()
-                    stream.buffered_fin = True
+                    self._drop_early(stream)
                 return
             if not stop_sending:
                 stream.kind = _Kind.IGNORED
@@ -1282,7 +1285,3 @@ class H3Connection:
             else:
                 stream.kind = _Kind.IGNORED
                 events.append(StreamResetReceived(stream_id, error_code, None, None))
-
-
-def _headers_tuple(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    return tuple(headers)

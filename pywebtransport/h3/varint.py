@@ -21,6 +21,8 @@ BytesLike = Union[bytes, bytearray, memoryview]
 
 def varint_size(value: int) -> int:
     """Number of bytes :func:`encode_varint` uses for ``value``."""
+    if value < 0:
+        raise ValueError(f"varint out of range: {value}")
     if value < 0x40:
         return 1
     if value < 0x4000:

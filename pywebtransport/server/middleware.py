@@ -23,6 +23,7 @@ __all__ = [
     "Middleware",
     "MiddlewareManager",
     "RateLimiter",
+    "SessionCheck",
     "SessionLike",
     "create_auth_middleware",
     "create_cors_middleware",
@@ -56,6 +57,9 @@ S = TypeVar("S", bound=SessionLike)
 
 Middleware: TypeAlias = Callable[[S], Awaitable[bool | None] | bool | None]
 """``m(session)`` returning (or resolving to) None/True to continue or False to reject."""
+
+SessionCheck: TypeAlias = Callable[[SessionLike], Awaitable[None]]
+"""An async middleware that accepts by returning and rejects by raising `MiddlewareRejected`."""
 
 AuthHandler: TypeAlias = Callable[[Mapping[str, str]], Awaitable[bool] | bool]
 
@@ -125,7 +129,7 @@ class MiddlewareManager(Generic[S]):
         return True
 
 
-def create_auth_middleware(auth_handler: AuthHandler, *, status: int = 401) -> Middleware[SessionLike]:
+def create_auth_middleware(auth_handler: AuthHandler, *, status: int = 401) -> SessionCheck:
     """Create middleware that asks `auth_handler(headers)` whether to accept the request.
 
     `auth_handler` may be sync or async. A false result, or an `AuthenticationError`,
@@ -150,7 +154,7 @@ def _normalize_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def create_cors_middleware(*, allowed_origins: Iterable[str]) -> Middleware[SessionLike]:
+def create_cors_middleware(*, allowed_origins: Iterable[str]) -> SessionCheck:
     """Create middleware that accepts only requests whose ``origin`` header is allowed.
 
     ``"*"`` allows every origin, including requests without the header. Otherwise a
@@ -172,7 +176,7 @@ def create_cors_middleware(*, allowed_origins: Iterable[str]) -> Middleware[Sess
 
 def create_logging_middleware(
     *, logger: logging.Logger | None = None, level: int = logging.INFO
-) -> Middleware[SessionLike]:
+) -> SessionCheck:
     """Create middleware that logs each session request and lets it through."""
     log = logger or get_logger("server.access")
 
@@ -181,7 +185,14 @@ def create_logging_middleware(
         peer = f"{address[0]}:{address[1]}" if address else "unknown"
         user_agent = _header(session.headers, "user-agent") or "-"
         origin = _header(session.headers, "origin") or "-"
-        log.log(level, "Session request %s from %s origin=%s user-agent=%s", session.path, peer, origin, user_agent)
+        log.log(
+            level,
+            "Session request %s from %s origin=%s user-agent=%s",
+            session.path,
+            peer,
+            origin,
+            user_agent,
+        )
 
     return logging_middleware
 

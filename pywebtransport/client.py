@@ -1,0 +1,159 @@
+"""WebTransportClient: opens WebTransport sessions to https:// URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import ClientConfig
+from .connection import WebTransportConnection
+from .exceptions import ClientError, ConnectionError, SessionError, TimeoutError, WebTransportError
+from .h3.connection import H3Config
+from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
+from .session import WebTransportSession
+from .utils import parse_webtransport_url
+
+__all__ = ["WebTransportClient", "quic_config_for_client"]
+
+
+def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
+    """Translate the documented ClientConfig into the QUIC layer's configuration."""
+    verify = config.verify_mode != ssl.CERT_NONE
+    window = 1 << max(16, (int(config.initial_max_stream_data_bidi_local) - 1).bit_length())
+    return QuicConfiguration(
+        is_client=True,
+        alpn_protocols=["h3"],
+        cafile=config.ca_certs,
+        certfile=config.certfile,
+        keyfile=config.keyfile,
+        verify_peer=verify,
+        idle_timeout=float(config.connection_idle_timeout or 60.0),
+        handshake_timeout=float(config.connect_timeout),
+        max_peer_bidi_streams=min(65535, int(config.max_incoming_streams)),
+        max_peer_uni_streams=min(65535, int(config.max_incoming_streams) + 3),
+        stream_receive_window=window,
+        congestion_control="bbr" if config.congestion_control_algorithm == "bbr" else "cubic",
+        max_stream_buffer=max(65536, int(config.max_stream_buffer_size)),
+    )
+
+
+class WebTransportClient:
+    """Client that opens sessions; one QUIC connection per session."""
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        self._config = config or ClientConfig.create()
+        self._quic_config: QuicConfiguration | None = None
+        self._connections: set[WebTransportConnection] = set()
+        self._default_headers: dict[str, str] = dict(self._config.headers or {})
+        self._closed = False
+        self._created = time.monotonic()
+        self._stats = {"attempted": 0, "successful": 0, "failed": 0, "connect_time_total": 0.0}
+
+    @classmethod
+    def create(cls, config: ClientConfig | None = None) -> "WebTransportClient":
+        return cls(config=config)
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        ok = self._stats["successful"]
+        return {
+            "connections": {
+                "attempted": self._stats["attempted"],
+                "successful": ok,
+                "failed": self._stats["failed"],
+                "active": len(self._connections),
+                "success_rate": ok / self._stats["attempted"] if self._stats["attempted"] else 0.0,
+            },
+            "performance": {"avg_connect_time": self._stats["connect_time_total"] / ok if ok else 0.0},
+            "uptime": time.monotonic() - self._created,
+        }
+
+    def set_default_headers(self, headers: Mapping[str, str]) -> None:
+        self._default_headers = dict(headers)
+
+    async def connect(
+        self,
+        url: str,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        subprotocols: Sequence[str] | None = None,
+    ) -> WebTransportSession:
+        """Open a session to ``url`` (``https://host[:port]/path``)."""
+        if self._closed:
+            raise ClientError("client is closed", target_url=url)
+        host, port, path = parse_webtransport_url(url)
+        timeout = self._config.connect_timeout if timeout is None else timeout
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._stats["attempted"] += 1
+        start = time.monotonic()
+        try:
+            session = await asyncio.wait_for(
+                self._connect(host, port, path, {**self._default_headers, **(headers or {})}, subprotocols or ()),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            self._stats["failed"] += 1
+            raise TimeoutError(
+                f"connecting to {url} timed out after {timeout}s", timeout_duration=timeout, operation="connect"
+            ) from None
+        except WebTransportError:
+            self._stats["failed"] += 1
+            raise
+        except (QuicError, OSError) as exc:
+            self._stats["failed"] += 1
+            if isinstance(exc, CertificateVerifyError):
+                raise ClientError(str(exc), target_url=url) from exc
+            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
+        self._stats["successful"] += 1
+        self._stats["connect_time_total"] += time.monotonic() - start
+        return session
+
+    async def _connect(
+        self, host: str, port: int, path: str, headers: Mapping[str, str], protocols: Sequence[str]
+    ) -> WebTransportSession:
+        if self._quic_config is None:
+            self._quic_config = quic_config_for_client(self._config)
+        quic = await connect(host, port, self._quic_config)
+        conn = WebTransportConnection(quic, h3_config=H3Config())
+        self._connections.add(conn)
+        quic.closed.add_done_callback(lambda _f: self._connections.discard(conn))
+        try:
+            await conn.start()
+            await conn.wait_settings()
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            session = await conn.open_session(
+                path, authority=authority, headers=list(headers.items()), protocols=protocols
+            )
+            await session.ready(timeout=None)
+        except BaseException:
+            conn.close()
+            raise
+        session._closed.add_done_callback(lambda _f: conn.close())
+        return session
+
+    async def close(self) -> None:
+        """Close every connection this client opened."""
+        self._closed = True
+        conns = list(self._connections)
+        for conn in conns:
+            conn.close()
+        if conns:
+            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=self._config.close_timeout)
+
+    async def __aenter__(self) -> "WebTransportClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

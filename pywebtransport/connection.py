@@ -1,0 +1,367 @@
+"""WebTransportConnection: binds one QUIC connection to the sans-IO HTTP/3 core.
+
+QUIC stream bytes go into :class:`~pywebtransport.h3.connection.H3Connection`;
+the events it returns are turned into session and stream objects.  Protocol
+errors become a QUIC connection close carrying the HTTP/3 error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ConnectionError, SessionError, StreamResetError
+from .h3 import events as ev
+from .h3.connection import H3Config, H3Connection
+from .h3.errors import ErrorCode, H3Error, H3UsageError
+from .quic import CloseReason, QuicConnection, QuicError, QuicStream
+from .types import ConnectionState
+
+if TYPE_CHECKING:
+    from .session import WebTransportSession
+
+__all__ = ["WebTransportConnection", "ConnectionInfo"]
+
+log = logging.getLogger("pywebtransport.connection")
+
+
+class ConnectionInfo(dict[str, Any]):
+    """Transport counters of a connection (dict for 0.1.x compatibility)."""
+
+
+class WebTransportConnection:
+    """HTTP/3 + WebTransport over one QUIC connection."""
+
+    def __init__(self, quic: QuicConnection, *, h3_config: H3Config | None = None) -> None:
+        self.quic = quic
+        self.is_client = quic.is_client
+        self.h3 = H3Connection(quic.is_client, h3_config)
+        self._loop = asyncio.get_running_loop()
+        self._streams: dict[int, QuicStream] = {}
+        self.sessions: dict[int, "WebTransportSession"] = {}
+        self._settings: asyncio.Future[None] = self._loop.create_future()
+        self._control: QuicStream | None = None
+        self._created = time.monotonic()
+        self.state = ConnectionState.CONNECTING
+        self.on_session_request: Callable[["WebTransportSession"], None] | None = None
+        self._closing = False
+        quic.on_stream = self._on_peer_stream
+        quic.on_datagram = self._on_datagram
+        quic.on_closed = self._on_quic_closed
+        # Streams accepted before the hooks were installed.
+        while quic._incoming:
+            self._on_peer_stream(quic._incoming.popleft())
+
+    # -- setup -------------------------------------------------------------
+    async def start(self) -> None:
+        """Open our control and QPACK streams and send SETTINGS."""
+        try:
+            control = await self.quic.open_uni_stream()
+            control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
+            self._control = control
+            enc = await self.quic.open_uni_stream()
+            enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
+            dec = await self.quic.open_uni_stream()
+            dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
+        except QuicError as exc:
+            raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
+        self.state = ConnectionState.CONNECTED
+
+    async def wait_settings(self, timeout: float | None = None) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._settings), timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionError("the peer sent no HTTP/3 SETTINGS in time") from None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.quic.is_closed or self._closing
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        return self.quic.remote_address
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        return self.quic.local_address
+
+    def info(self) -> ConnectionInfo:
+        data: dict[str, Any] = {
+            "remote_address": self.remote_address,
+            "local_address": self.local_address,
+            "uptime": time.monotonic() - self._created,
+            "state": str(self.state),
+        }
+        if not self.quic.is_closed and self.quic.close_reason is None:
+            stats = self.quic.stats()
+            data.update(
+                rtt=stats.rtt,
+                cwnd=stats.cwnd,
+                bytes_sent=stats.bytes_sent,
+                bytes_received=stats.bytes_received,
+                packets_sent=stats.packets_sent,
+                packets_received=stats.packets_received,
+                packets_lost=stats.packets_lost,
+            )
+        return ConnectionInfo(data)
+
+    # -- incoming ----------------------------------------------------------
+    def _on_peer_stream(self, stream: QuicStream) -> None:
+        self._streams[stream.stream_id] = stream
+        self._attach(stream)
+
+    def _attach(self, stream: QuicStream) -> None:
+        sid = stream.stream_id
+
+        def on_data(data: bytes, fin: bool) -> None:
+            self._on_stream_data(stream, data, fin)
+
+        def on_reset(code: int) -> None:
+            self._run(lambda: self.h3.receive_stream_reset(sid, code))
+
+        def on_stop(code: int) -> None:
+            self._run(lambda: self.h3.receive_stop_sending(sid, code))
+
+        def on_closed() -> None:
+            self._streams.pop(sid, None)
+            self.h3.stream_closed(sid)
+
+        stream.set_receiver(on_data, on_reset, on_stop, on_closed)
+
+    def _on_stream_data(self, stream: QuicStream, data: bytes, fin: bool) -> None:
+        events = self._run(lambda: self.h3.receive_stream_data(stream.stream_id, data, fin))
+        payload = 0
+        for event in events:
+            if isinstance(event, ev.WebTransportStreamDataReceived) and event.stream_id == stream.stream_id:
+                payload += len(event.data)
+        # Framing bytes are consumed now; payload bytes when the application reads them.
+        if len(data) > payload:
+            stream.consumed(len(data) - payload)
+
+    def _on_datagram(self, data: bytes) -> None:
+        self._run(lambda: self.h3.receive_datagram(data))
+
+    def _run(self, call: Callable[[], list[ev.H3Event]]) -> list[ev.H3Event]:
+        try:
+            events = call()
+        except H3Error as exc:
+            log.debug("HTTP/3 connection error: %s", exc)
+            self.close(int(exc.code), str(exc))
+            return []
+        events = events + self.h3.pop_events()
+        for event in events:
+            try:
+                self._dispatch(event)
+            except Exception:  # one bad handler must not break the connection
+                log.exception("error while handling %r", event)
+        return events
+
+    def _dispatch(self, event: ev.H3Event) -> None:
+        if isinstance(event, ev.WebTransportStreamDataReceived):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_stream_data(event.stream_id, event.data, event.stream_ended)
+        elif isinstance(event, ev.DatagramReceived):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_datagram(event.data)
+        elif isinstance(event, ev.WebTransportStreamOpened):
+            session = self.sessions.get(event.session_id)
+            quic = self._streams.get(event.stream_id)
+            if session is not None and quic is not None:
+                session._on_peer_stream(quic, event.bidi)
+        elif isinstance(event, ev.SettingsReceived):
+            if not self._settings.done():
+                self._settings.set_result(None)
+        elif isinstance(event, ev.WebTransportSessionRequested):
+            self._on_session_requested(event)
+        elif isinstance(event, ev.WebTransportSessionEstablished):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_established(event.headers, event.protocol)
+        elif isinstance(event, ev.WebTransportSessionRejected):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_rejected(event.status)
+        elif isinstance(event, ev.SessionCloseReceived):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_remote_close(event.code, event.reason)
+            self._end_session_streams(event.session_id)
+            connect = self._streams.get(event.session_id)
+            if connect is not None:
+                connect.finish()
+        elif isinstance(event, ev.SessionAborted):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_aborted(event.error_code)
+            self._end_session_streams(event.session_id)
+        elif isinstance(event, ev.SessionDrainReceived):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_drain()
+        elif isinstance(event, ev.StreamResetReceived):
+            if event.session_id is not None:
+                session = self.sessions.get(event.session_id)
+                if session is not None:
+                    session._on_stream_error(
+                        event.stream_id,
+                        StreamResetError(
+                            reset_code=event.app_error_code or 0,
+                            remote=True,
+                            stream_id=event.stream_id,
+                        ),
+                    )
+        elif isinstance(event, ev.StreamStopRequested):
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.stop_sending(event.error_code)
+        elif isinstance(event, ev.StreamResetRequested):
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.reset(event.error_code)
+        elif isinstance(event, ev.GoawayReceived):
+            for session in self.sessions.values():
+                session._on_drain()
+
+    def _on_session_requested(self, event: ev.WebTransportSessionRequested) -> None:
+        from .session import WebTransportSession
+
+        headers = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in event.headers}
+        session = WebTransportSession(
+            self,
+            event.session_id,
+            path=headers.get(":path", "/"),
+            headers=headers,
+            available_protocols=event.available_protocols,
+        )
+        self.sessions[event.session_id] = session
+        if self.on_session_request is not None:
+            self.on_session_request(session)
+        else:
+            self.reject_session(event.session_id, 404)
+
+    def _end_session_streams(self, session_id: int) -> None:
+        gone = int(ErrorCode.WT_SESSION_GONE)
+        for sid in self.h3.session_stream_ids(session_id):
+            stream = self._streams.get(sid)
+            if stream is not None and not stream.is_closed:
+                stream.reset(gone)
+                stream.stop_sending(gone)
+
+    def _on_quic_closed(self, reason: CloseReason) -> None:
+        self.state = ConnectionState.CLOSED
+        self.h3.connection_lost()
+        for session in list(self.sessions.values()):
+            session._on_connection_lost(reason)
+        if not self._settings.done():
+            self._settings.set_exception(ConnectionError(f"connection {reason.describe()}"))
+            self._settings.exception()
+
+    # -- outgoing ----------------------------------------------------------
+    async def open_session(
+        self,
+        path: str,
+        *,
+        authority: str,
+        headers: Sequence[tuple[str, str]] = (),
+        protocols: Sequence[str] = (),
+        origin: str | None = None,
+    ) -> "WebTransportSession":
+        """Client: send an extended CONNECT; returns the (connecting) session."""
+        from .session import WebTransportSession
+
+        stream = await self.quic.open_bidi_stream()
+        try:
+            data = self.h3.connect_session(
+                stream.stream_id,
+                authority=authority,
+                path=path,
+                origin=origin,
+                protocols=protocols,
+                headers=[(k.lower().encode(), v.encode()) for k, v in headers],
+            )
+        except H3UsageError as exc:
+            stream.reset(int(ErrorCode.H3_REQUEST_CANCELLED))
+            raise SessionError(str(exc)) from None
+        self._streams[stream.stream_id] = stream
+        session = WebTransportSession(
+            self, stream.stream_id, path=path, headers=dict(headers), available_protocols=tuple(protocols)
+        )
+        self.sessions[stream.stream_id] = session
+        self._attach(stream)
+        stream.write_nowait(data)
+        return session
+
+    def accept_session(self, session_id: int, protocol: str | None = None) -> None:
+        stream = self._streams[session_id]
+        data = self.h3.accept_session(session_id, protocol)
+        stream.write_nowait(data)
+        for event in self.h3.pop_events():
+            self._dispatch(event)
+
+    def reject_session(self, session_id: int, status: int) -> None:
+        stream = self._streams.get(session_id)
+        session = self.sessions.pop(session_id, None)
+        try:
+            data = self.h3.reject_session(session_id, status)
+        except H3UsageError:
+            return
+        for event in self.h3.pop_events():
+            self._dispatch(event)
+        if stream is not None and not stream.is_closed:
+            stream.write_nowait(data, fin=True)
+        if session is not None:
+            session._on_rejected(status)
+
+    async def open_stream(self, session_id: int, *, bidi: bool) -> QuicStream:
+        stream = await self.quic.open_stream(unidirectional=not bidi)
+        try:
+            prefix = self.h3.open_webtransport_stream(session_id, stream.stream_id, bidi)
+        except H3UsageError as exc:
+            stream.reset(int(ErrorCode.WT_SESSION_GONE))
+            raise SessionError(str(exc)) from None
+        self._streams[stream.stream_id] = stream
+        if bidi:
+            self._attach(stream)
+        stream.write_nowait(prefix)
+        return stream
+
+    def send_datagram(self, session_id: int, data: bytes) -> None:
+        self.quic.send_datagram(self.h3.encode_datagram(session_id, data))
+
+    def close_session(self, session_id: int, code: int, reason: str) -> None:
+        stream = self._streams.get(session_id)
+        try:
+            data = self.h3.close_session_data(session_id, code, reason)
+        except (H3UsageError, H3Error):
+            data = b""
+        self._end_session_streams(session_id)
+        if stream is not None and not stream.is_closed:
+            try:
+                stream.write_nowait(data, fin=True)
+            except QuicError:
+                pass
+
+    def drain_session(self, session_id: int) -> None:
+        stream = self._streams.get(session_id)
+        if stream is not None:
+            stream.write_nowait(self.h3.drain_session_data(session_id))
+
+    def close(self, error_code: int = 0, reason: str = "") -> None:
+        """Close the whole QUIC connection with an HTTP/3 error code."""
+        if self._closing:
+            return
+        self._closing = True
+        self.state = ConnectionState.CLOSING
+        self.quic.close(error_code or int(ErrorCode.H3_NO_ERROR))
+
+    async def aclose(self, error_code: int = 0) -> None:
+        self.close(error_code)
+        await self.quic.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await self.quic.wait_closed()

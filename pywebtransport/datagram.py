@@ -1,0 +1,170 @@
+"""Datagrams of a WebTransport session (unreliable, unordered, size-limited)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import DatagramError, SessionError, TimeoutError
+from .quic import DatagramTooLarge, QuicError
+
+if TYPE_CHECKING:
+    from .session import WebTransportSession
+
+__all__ = ["WebTransportDatagramDuplexStream"]
+
+
+def _varint_len(value: int) -> int:
+    return 1 if value < 64 else 2 if value < 16384 else 4 if value < 1 << 30 else 8
+
+
+class WebTransportDatagramDuplexStream:
+    """Send and receive a session's datagrams.
+
+    Incoming datagrams queue up to ``high_water_mark``; beyond that the oldest
+    is dropped (and counted), as datagrams are unreliable anyway.
+    """
+
+    def __init__(self, session: "WebTransportSession", high_water_mark: int = 100) -> None:
+        self._session = session
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+        self.high_water_mark = high_water_mark
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.datagrams_dropped = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    @property
+    def max_datagram_size(self) -> int:
+        """Largest payload that fits one QUIC datagram on the current path."""
+        quic_max = self._session.connection.quic.max_datagram_size
+        return max(0, quic_max - _varint_len(self._session.id >> 2))
+
+    @property
+    def is_closed(self) -> bool:
+        return self._error is not None
+
+    def _feed(self, data: bytes) -> None:
+        if len(self._queue) >= self.high_water_mark:
+            self._queue.popleft()
+            self.datagrams_dropped += 1
+        self._queue.append(data)
+        self.datagrams_received += 1
+        self.bytes_received += len(data)
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _close(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+        self._session._check_usable()
+
+    def try_send(self, data: bytes | str) -> None:
+        """Send one datagram now; raises DatagramError if it cannot be sent."""
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
+        self._check()
+        limit = self.max_datagram_size
+        if len(data) > limit:
+            raise DatagramError(
+                f"datagram of {len(data)} bytes exceeds the maximum of {limit} bytes",
+                datagram_size=len(data),
+                max_size=limit,
+            )
+        try:
+            self._session.connection.send_datagram(self._session.id, bytes(data))
+        except DatagramTooLarge as exc:
+            raise DatagramError(str(exc), datagram_size=len(data), max_size=exc.max_size) from None
+        except QuicError as exc:
+            raise DatagramError(f"datagram not sent: {exc}", datagram_size=len(data)) from None
+        self.datagrams_sent += 1
+        self.bytes_sent += len(data)
+        self._session._stats["datagrams_sent"] += 1
+
+    async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:
+        """Send one datagram (``priority`` and ``ttl`` are accepted for compatibility)."""
+        self.try_send(data)
+
+    async def send_multiple(self, datagrams: list[bytes]) -> int:
+        for d in datagrams:
+            self.try_send(d)
+        return len(datagrams)
+
+    def try_receive(self) -> bytes | None:
+        return self._queue.popleft() if self._queue else None
+
+    async def receive(self, timeout: float | None = None) -> bytes:
+        """Next datagram; raises the session's error once it is closed."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._queue:
+            if self._error is not None:
+                raise self._error
+            fut = loop.create_future()
+            self._waiter = fut
+            try:
+                if deadline is None:
+                    await fut
+                else:
+                    await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise TimeoutError(
+                    f"no datagram within {timeout}s", timeout_duration=timeout, operation="receive_datagram"
+                ) from None
+        return self._queue.popleft()
+
+    async def receive_multiple(self, max_count: int = 10) -> list[bytes]:
+        first = await self.receive()
+        out = [first]
+        while self._queue and len(out) < max_count:
+            out.append(self._queue.popleft())
+        return out
+
+    async def receive_with_metadata(self, timeout: float | None = None) -> dict[str, Any]:
+        data = await self.receive(timeout)
+        return {"data": data, "timestamp": time.time(), "size": len(data)}
+
+    async def send_json(self, obj: Any) -> None:
+        await self.send(json.dumps(obj, separators=(",", ":")).encode())
+
+    async def receive_json(self, timeout: float | None = None) -> Any:
+        return json.loads(await self.receive(timeout))
+
+    def get_receive_buffer_size(self) -> int:
+        return len(self._queue)
+
+    def clear_receive_buffer(self) -> int:
+        n = len(self._queue)
+        self._queue.clear()
+        return n
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {
+            "datagrams_sent": self.datagrams_sent,
+            "datagrams_received": self.datagrams_received,
+            "datagrams_dropped": self.datagrams_dropped,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+        }
+
+    async def close(self) -> None:
+        self._close(SessionError("datagram stream closed"))

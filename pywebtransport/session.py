@@ -1,0 +1,360 @@
+"""WebTransportSession: one WebTransport session over an HTTP/3 connection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .datagram import WebTransportDatagramDuplexStream
+from .exceptions import (
+    ConnectionError,
+    SessionClosedError,
+    SessionError,
+    SessionRejectedError,
+    StreamError,
+    TimeoutError,
+)
+from .quic import CloseReason, QuicError, QuicStream
+from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
+from .types import SessionState
+
+if TYPE_CHECKING:
+    from .connection import WebTransportConnection
+
+__all__ = ["WebTransportSession", "SessionStats"]
+
+IncomingStream = WebTransportStream | WebTransportReceiveStream
+
+
+class SessionStats(dict[str, Any]):
+    """Counters of one session (dict for 0.1.x compatibility)."""
+
+
+class WebTransportSession:
+    """A WebTransport session: streams and datagrams scoped to one CONNECT."""
+
+    def __init__(
+        self,
+        connection: "WebTransportConnection",
+        session_id: int,
+        *,
+        path: str,
+        headers: dict[str, str],
+        available_protocols: tuple[str, ...] = (),
+        max_incoming_streams: int = 100,
+    ) -> None:
+        self._connection = connection
+        self._id = session_id
+        self._path = path
+        self._headers = headers
+        self.available_protocols = available_protocols
+        self.protocol: str | None = None
+        self.path_params: dict[str, str] = {}
+        self._state = SessionState.CONNECTING
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
+        self._incoming: deque[IncomingStream] = deque()
+        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._max_incoming = max_incoming_streams
+        self._datagrams: WebTransportDatagramDuplexStream | None = None
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self.closed_by_peer = False
+        self.status: int | None = None
+        self._created = time.monotonic()
+        self._stats = {
+            "streams_created": 0,
+            "streams_accepted": 0,
+            "bytes_sent": 0,
+            "datagrams_sent": 0,
+            "datagrams_received": 0,
+        }
+
+    # -- properties --------------------------------------------------------
+    @property
+    def session_id(self) -> str:
+        return str(self._id)
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def is_ready(self) -> bool:
+        return self._state == SessionState.CONNECTED
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state == SessionState.CLOSED
+
+    @property
+    def connection(self) -> "WebTransportConnection":
+        return self._connection
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        return self._connection.remote_address
+
+    @property
+    def datagrams(self) -> WebTransportDatagramDuplexStream:
+        """The session's datagram channel (created on first use)."""
+        if self._state == SessionState.CLOSED:
+            raise SessionError(
+                f"session {self.session_id} is closed", session_id=self.session_id, session_state=self._state
+            )
+        if self._datagrams is None:
+            self._datagrams = WebTransportDatagramDuplexStream(self)
+        return self._datagrams
+
+    def connection_info(self) -> dict[str, Any]:
+        return dict(self._connection.info())
+
+    # -- events from the connection -----------------------------------------
+    def _on_established(self, headers: Any, protocol: str | None) -> None:
+        self.protocol = protocol
+        self.status = 200
+        if self._state == SessionState.CONNECTING:
+            self._state = SessionState.CONNECTED
+        if not self._ready.done():
+            self._ready.set_result(None)
+
+    def _on_rejected(self, status: int) -> None:
+        self.status = status
+        self._finish(
+            SessionState.CLOSED,
+            SessionRejectedError(f"server rejected the session with HTTP status {status}", status=status),
+        )
+
+    def _on_remote_close(self, code: int, reason: str) -> None:
+        self.close_code = code
+        self.close_reason = reason
+        self.closed_by_peer = True
+        self._finish(
+            SessionState.CLOSED,
+            SessionClosedError(
+                f"session closed by peer (code {code}, reason {reason!r})",
+                code=code,
+                reason=reason,
+                remote=True,
+                session_id=self.session_id,
+            ),
+        )
+
+    def _on_aborted(self, error_code: int) -> None:
+        self.closed_by_peer = True
+        self._finish(
+            SessionState.CLOSED,
+            SessionClosedError(
+                f"session aborted (HTTP/3 error 0x{error_code:x})",
+                code=error_code,
+                remote=True,
+                session_id=self.session_id,
+            ),
+        )
+
+    def _on_drain(self) -> None:
+        if self._state == SessionState.CONNECTED:
+            self._state = SessionState.DRAINING
+
+    def _on_connection_lost(self, reason: CloseReason) -> None:
+        self._finish(
+            SessionState.CLOSED,
+            ConnectionError(f"connection {reason.describe()}"),
+        )
+
+    def _finish(self, state: SessionState, error: Exception) -> None:
+        if self._state == SessionState.CLOSED:
+            return
+        self._state = state
+        self._error = error
+        if not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()
+        for stream in list(self._streams.values()):
+            if isinstance(stream, WebTransportReceiveStream):
+                stream._feed_error(StreamError(f"session closed: {error}", stream_id=stream.stream_id))
+        if self._datagrams is not None:
+            self._datagrams._close(error)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake_incoming()
+        self._connection.sessions.pop(self._id, None)
+
+    def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
+        stream: IncomingStream
+        if bidi:
+            stream = WebTransportStream(self, quic)
+        else:
+            stream = WebTransportReceiveStream(self, quic)
+        self._streams[quic.stream_id] = stream
+        quic._closed.add_done_callback(lambda _f, sid=quic.stream_id: self._streams.pop(sid, None))
+        self._stats["streams_accepted"] += 1
+        if len(self._incoming) >= self._max_incoming:
+            stream.abort(0)
+            return
+        self._incoming.append(stream)
+        self._wake_incoming()
+
+    def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        stream = self._streams.get(stream_id)
+        if isinstance(stream, WebTransportReceiveStream):
+            stream._feed_data(data, fin)
+
+    def _on_stream_error(self, stream_id: int, error: Exception) -> None:
+        stream = self._streams.get(stream_id)
+        if isinstance(stream, WebTransportReceiveStream):
+            stream._feed_error(error)
+
+    def _on_datagram(self, data: bytes) -> None:
+        self._stats["datagrams_received"] += 1
+        self.datagrams._feed(data)
+
+    def _count_sent(self, n: int) -> None:
+        self._stats["bytes_sent"] += n
+
+    def _wake_incoming(self) -> None:
+        w = self._incoming_waiter
+        if w is not None:
+            self._incoming_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _check_usable(self) -> None:
+        if self._state == SessionState.CLOSED:
+            raise SessionError(
+                f"session {self.session_id} is closed", session_id=self.session_id, session_state=self._state
+            )
+        if self._state == SessionState.CONNECTING:
+            raise SessionError(
+                f"session {self.session_id} is not ready", session_id=self.session_id, session_state=self._state
+            )
+
+    # -- public API --------------------------------------------------------
+    async def ready(self, timeout: float | None = 30.0) -> None:
+        """Wait until the session is established."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"session {self.session_id} not ready after {timeout}s",
+                timeout_duration=timeout,
+                operation="session_ready",
+            ) from None
+
+    async def wait_closed(self) -> None:
+        """Wait until the session is closed (by either side or the connection)."""
+        await asyncio.shield(self._closed)
+
+    async def create_bidirectional_stream(self, timeout: float | None = None) -> WebTransportStream:
+        self._check_usable()
+        quic = await self._open(bidi=True, timeout=timeout)
+        stream = WebTransportStream(self, quic)
+        self._register_local(stream, quic)
+        return stream
+
+    async def create_unidirectional_stream(self, timeout: float | None = None) -> WebTransportSendStream:
+        self._check_usable()
+        quic = await self._open(bidi=False, timeout=timeout)
+        stream = WebTransportSendStream(self, quic)
+        self._register_local(stream, quic)
+        return stream
+
+    def _register_local(self, stream: WebTransportReceiveStream | WebTransportSendStream, quic: QuicStream) -> None:
+        self._streams[quic.stream_id] = stream
+        quic._closed.add_done_callback(lambda _f, sid=quic.stream_id: self._streams.pop(sid, None))
+        self._stats["streams_created"] += 1
+
+    async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:
+        try:
+            return await asyncio.wait_for(self._connection.open_stream(self._id, bidi=bidi), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                "stream creation timed out", timeout_duration=timeout, operation="create_stream"
+            ) from None
+        except QuicError as exc:
+            raise SessionError(f"cannot open stream: {exc}", session_id=self.session_id) from exc
+
+    async def incoming_streams(self) -> AsyncIterator[IncomingStream]:
+        """Yield peer-opened streams until the session closes."""
+        while True:
+            while self._incoming:
+                yield self._incoming.popleft()
+            if self._state == SessionState.CLOSED:
+                return
+            fut = self._loop.create_future()
+            self._incoming_waiter = fut
+            await fut
+
+    async def close(self, code: int = 0, reason: str = "") -> None:
+        """Close the session with an application code and reason (≤ 1024 bytes)."""
+        if self._state == SessionState.CLOSED:
+            return
+        encoded = reason.encode()
+        if len(encoded) > 1024:
+            reason = encoded[:1024].decode(errors="ignore")
+        self.close_code = code
+        self.close_reason = reason
+        if self._state != SessionState.CONNECTING:
+            self._connection.close_session(self._id, code, reason)
+        self._finish(
+            SessionState.CLOSED,
+            SessionClosedError("session closed locally", code=code, reason=reason, session_id=self.session_id),
+        )
+
+    def drain(self) -> None:
+        """Tell the peer to wrap up (DRAIN_WEBTRANSPORT_SESSION)."""
+        if self._state == SessionState.CONNECTED:
+            self._connection.drain_session(self._id)
+            self._state = SessionState.DRAINING
+
+    # -- server side --------------------------------------------------------
+    def accept(self, protocol: str | None = None) -> None:
+        self._connection.accept_session(self._id, protocol)
+        self.protocol = protocol
+        self._on_established((), protocol)
+
+    def reject(self, status: int = 404) -> None:
+        self._connection.reject_session(self._id, status)
+
+    # -- stats --------------------------------------------------------------
+    def get_session_stats(self) -> SessionStats:
+        return SessionStats(
+            {**self._stats, "uptime": time.monotonic() - self._created, "state": str(self._state)}
+        )
+
+    @property
+    def stats(self) -> SessionStats:
+        return self.get_session_stats()
+
+    def get_summary(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "path": self._path, **self.get_session_stats()}
+
+    def debug_state(self) -> dict[str, Any]:
+        return {**self.get_summary(), "streams": sorted(self._streams)}
+
+    async def __aenter__(self) -> "WebTransportSession":
+        await self.ready()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<WebTransportSession id={self._id} path={self._path!r} state={self._state}>"

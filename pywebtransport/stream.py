@@ -1,0 +1,385 @@
+"""WebTransport streams: the public objects users read from and write to.
+
+A WebTransport stream is a QUIC stream whose first bytes (the stream signal
+and session id) belong to HTTP/3; the connection layer strips them and feeds
+the payload here.  Reads consume from a local buffer and report consumption
+to the QUIC layer, so a slow reader keeps the transport's buffer bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import StreamError, StreamResetError
+from .h3.errors import webtransport_code_to_http3
+from .quic import QuicError, StreamStopped
+from .quic.stream import QuicStream
+from .types import StreamDirection, StreamState
+
+if TYPE_CHECKING:
+    from .session import WebTransportSession
+
+__all__ = ["WebTransportReceiveStream", "WebTransportSendStream", "WebTransportStream", "StreamStats"]
+
+DEFAULT_READ_SIZE = 8192
+
+
+class StreamStats(dict[str, Any]):
+    """Counters of one stream (a dict for compatibility with 0.1.x)."""
+
+
+class _StreamBase:
+    def __init__(
+        self, session: "WebTransportSession", quic: QuicStream, direction: StreamDirection
+    ) -> None:
+        self._session = session
+        self._quic = quic
+        self._direction = direction
+        self._created = time.monotonic()
+        self._state = StreamState.OPEN
+
+    @property
+    def stream_id(self) -> int:
+        return self._quic.stream_id
+
+    @property
+    def direction(self) -> StreamDirection:
+        return self._direction
+
+    @property
+    def session(self) -> "WebTransportSession":
+        return self._session
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    @property
+    def is_closed(self) -> bool:
+        return self._quic.is_closed or self._state in (
+            StreamState.CLOSED,
+            StreamState.RESET_RECEIVED,
+            StreamState.RESET_SENT,
+        )
+
+    async def wait_closed(self) -> None:
+        await self._quic.wait_closed()
+        self._state = StreamState.CLOSED if self._state == StreamState.OPEN else self._state
+
+    def _half_close(self, local: bool) -> None:
+        if self._state == StreamState.OPEN:
+            if self._direction == StreamDirection.BIDIRECTIONAL:
+                self._state = (
+                    StreamState.HALF_CLOSED_LOCAL if local else StreamState.HALF_CLOSED_REMOTE
+                )
+            else:
+                self._state = StreamState.CLOSED
+        elif self._state in (StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE):
+            self._state = StreamState.CLOSED
+
+    def get_summary(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id,
+            "direction": str(self._direction),
+            "state": str(self._state),
+            "bytes_sent": self._quic.bytes_sent,
+            "bytes_received": self._quic.bytes_received,
+            "uptime": time.monotonic() - self._created,
+        }
+
+    def debug_state(self) -> dict[str, Any]:
+        return {**self.get_summary(), "buffered": self._quic.buffered_bytes}
+
+    @property
+    def stats(self) -> StreamStats:
+        return StreamStats(self.get_summary())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.stream_id} state={self._state}>"
+
+
+class WebTransportReceiveStream(_StreamBase):
+    """The readable side of a WebTransport stream."""
+
+    def __init__(
+        self,
+        session: "WebTransportSession",
+        quic: QuicStream,
+        direction: StreamDirection = StreamDirection.RECEIVE_ONLY,
+    ) -> None:
+        super().__init__(session, quic, direction)
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- fed by the connection layer ---------------------------------------
+    def _feed_data(self, data: bytes, fin: bool) -> None:
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        if fin:
+            self._eof = True
+            self._half_close(local=False)
+        self._wake()
+
+    def _feed_error(self, exc: Exception) -> None:
+        if self._error is None and not (self._eof and isinstance(exc, QuicError)):
+            self._error = exc
+            if isinstance(exc, StreamResetError):
+                self._state = StreamState.RESET_RECEIVED
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def _wait(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiter = fut
+        await fut
+
+    def _take(self, n: int) -> bytes:
+        if n < 0 or n >= self._buffered:
+            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks.clear()
+        else:
+            parts: list[bytes] = []
+            need = n
+            while need:
+                chunk = self._chunks[0]
+                if len(chunk) <= need:
+                    parts.append(self._chunks.popleft())
+                    need -= len(chunk)
+                else:
+                    parts.append(chunk[:need])
+                    self._chunks[0] = chunk[need:]
+                    need = 0
+            data = b"".join(parts)
+        self._buffered -= len(data)
+        self._quic.consumed(len(data))
+        return data
+
+    def _raise_error(self) -> None:
+        assert self._error is not None
+        raise self._error
+
+    # -- public API --------------------------------------------------------
+    @property
+    def is_readable(self) -> bool:
+        return not self._eof and self._error is None
+
+    async def read(self, size: int = DEFAULT_READ_SIZE) -> bytes:
+        """Read up to ``size`` bytes; ``b""`` once the peer finished the stream."""
+        while not self._chunks:
+            if self._error is not None:
+                self._raise_error()
+            if self._eof:
+                return b""
+            await self._wait()
+        return self._take(size)
+
+    async def read_all(self, max_size: int | None = None) -> bytes:
+        """Read until the peer finishes the stream.
+
+        ``max_size`` bounds the total; exceeding it raises StreamError.
+        """
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            if self._chunks:
+                data = self._take(-1)
+                total += len(data)
+                if max_size is not None and total > max_size:
+                    raise StreamError(
+                        f"stream data exceeds max_size={max_size} bytes", stream_id=self.stream_id
+                    )
+                parts.append(data)
+                continue
+            if self._error is not None:
+                self._raise_error()
+            if self._eof:
+                return b"".join(parts)
+            await self._wait()
+
+    async def readexactly(self, n: int) -> bytes:
+        while self._buffered < n:
+            if self._error is not None:
+                self._raise_error()
+            if self._eof:
+                raise asyncio.IncompleteReadError(self._take(-1), n)
+            await self._wait()
+        return self._take(n)
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        while True:
+            joined = b"".join(self._chunks)
+            idx = joined.find(separator)
+            if idx >= 0:
+                return self._take(idx + len(separator))
+            if self._error is not None:
+                self._raise_error()
+            if self._eof:
+                raise asyncio.IncompleteReadError(self._take(-1), None)
+            await self._wait()
+
+    async def readline(self) -> bytes:
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
+    async def read_iter(self, chunk_size: int = DEFAULT_READ_SIZE) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.read_iter()
+
+    def abort_reading(self, code: int = 0) -> None:
+        """Tell the peer to stop sending (STOP_SENDING with an application code)."""
+        self._quic.stop_sending(webtransport_code_to_http3(code))
+        if self._error is None and not self._eof:
+            self._error = StreamError("stream reading was aborted locally", stream_id=self.stream_id)
+        self._wake()
+
+    def abort(self, code: int = 0) -> None:
+        """Abort the stream in every direction it has."""
+        self.abort_reading(code)
+        self._state = StreamState.RESET_SENT
+
+
+class WebTransportSendStream(_StreamBase):
+    """The writable side of a WebTransport stream."""
+
+    def __init__(
+        self,
+        session: "WebTransportSession",
+        quic: QuicStream,
+        direction: StreamDirection = StreamDirection.SEND_ONLY,
+    ) -> None:
+        super().__init__(session, quic, direction)
+        self._fin = False
+        self._reset = False
+
+    @property
+    def is_writable(self) -> bool:
+        return not self._fin and not self._reset and not self._quic.is_closed
+
+    def _translate(self, exc: QuicError) -> Exception:
+        if isinstance(exc, StreamStopped):
+            from .h3.errors import http3_code_to_webtransport
+
+            code = http3_code_to_webtransport(exc.error_code)
+            self._state = StreamState.RESET_RECEIVED
+            return StreamResetError(
+                reset_code=code if code is not None else 0,
+                remote=True,
+                stream_id=self.stream_id,
+                stream_state=self._state,
+            )
+        return StreamError(str(exc), stream_id=self.stream_id, stream_state=self._state)
+
+    def _check_writable(self) -> None:
+        if self._fin or self._reset:
+            raise StreamError(
+                f"stream {self.stream_id} is closed for writing",
+                stream_id=self.stream_id,
+                stream_state=self._state,
+            )
+        if self._session.is_closed:
+            raise StreamError(
+                f"stream {self.stream_id} belongs to a closed session", stream_id=self.stream_id
+            )
+
+    async def write(self, data: bytes | bytearray | memoryview | str, end_stream: bool = False) -> None:
+        """Write data (str is UTF-8 encoded), waiting when the peer is slow."""
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+        self._check_writable()
+        try:
+            await self._quic.write(data, fin=end_stream)
+        except QuicError as exc:
+            raise self._translate(exc) from None
+        self._session._count_sent(len(data))
+        if end_stream:
+            self._fin = True
+            self._half_close(local=True)
+
+    async def write_all(
+        self, data: bytes | bytearray | memoryview | str, chunk_size: int = 65536
+    ) -> None:
+        """Write everything, then finish the stream (FIN)."""
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            await self.write(data, end_stream=True)
+        except StreamError:
+            self.abort(code=1)
+            raise
+
+    async def flush(self) -> None:
+        try:
+            await self._quic.drain()
+        except QuicError as exc:
+            raise self._translate(exc) from None
+
+    async def close(self) -> None:
+        """Finish the stream (FIN); idempotent."""
+        if self._fin or self._reset:
+            return
+        self._fin = True
+        try:
+            self._quic.finish()
+        except QuicError:
+            pass
+        self._half_close(local=True)
+
+    def abort_writing(self, code: int = 0) -> None:
+        """Reset the sending side with an application error code."""
+        if self._reset:
+            return
+        self._reset = True
+        self._quic.reset(webtransport_code_to_http3(code))
+        self._state = StreamState.RESET_SENT
+
+    def abort(self, code: int = 0) -> None:
+        self.abort_writing(code)
+
+
+class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
+    """A bidirectional WebTransport stream."""
+
+    def __init__(self, session: "WebTransportSession", quic: QuicStream) -> None:
+        WebTransportReceiveStream.__init__(self, session, quic, StreamDirection.BIDIRECTIONAL)
+        self._fin = False
+        self._reset = False
+
+    def abort(self, code: int = 0) -> None:
+        self.abort_writing(code)
+        self.abort_reading(code)
+        self._state = StreamState.RESET_SENT
+
+    def monitor_health(self) -> dict[str, Any]:
+        return {"healthy": not self.is_closed, **self.get_summary()}
+
+    def diagnose_issues(self) -> list[str]:
+        issues = []
+        if self._error is not None:
+            issues.append(f"read error: {self._error}")
+        if self._reset:
+            issues.append("send side was reset")
+        return issues
