@@ -160,6 +160,7 @@ class _Stream:
         "buffered_fin",
         "announced",
         "settings_seen",
+        "recv_done",
     )
 
     def __init__(self, stream_id: int, kind: _Kind = _Kind.UNKNOWN) -> None:
@@ -180,6 +181,7 @@ class _Stream:
         self.buffered_fin = False
         self.announced = False
         self.settings_seen = False
+        self.recv_done = False
 
 
 class _Session:
@@ -279,6 +281,13 @@ def _validate_fields(headers: Sequence[tuple[bytes, bytes]], allowed_pseudo: fro
             seen_regular = True
             if name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
                 raise MessageError(f"connection-specific field {name!r}")
+
+
+def _validate_local_fields(headers: Sequence[tuple[bytes, bytes]], allowed_pseudo: frozenset[bytes]) -> None:
+    try:
+        _validate_fields(headers, allowed_pseudo)
+    except MessageError as exc:
+        raise H3UsageError(exc.message) from None
 
 
 class H3Connection:
@@ -407,7 +416,7 @@ class H3Connection:
         ``end_stream`` is informational: the adapter sends the FIN.
         """
         header_list = list(headers)
-        _validate_fields(header_list, _REQUEST_PSEUDO | _RESPONSE_PSEUDO)
+        _validate_local_fields(header_list, _REQUEST_PSEUDO | _RESPONSE_PSEUDO)
         stream = self._streams.get(stream_id)
         if stream is None:
             if _is_uni(stream_id) or not self._is_local(stream_id) or not self.is_client:
@@ -469,7 +478,7 @@ class H3Connection:
         if protocols:
             header_list.append((b"wt-available-protocols", serialize_string_list(tuple(protocols))))
         header_list.extend(headers)
-        _validate_fields(header_list, _REQUEST_PSEUDO)
+        _validate_local_fields(header_list, _REQUEST_PSEUDO)
         session = self._new_session(stream_id)
         session.offered_protocols = tuple(protocols)
         session.draft02 = protocol == WT_PROTOCOL_DRAFT02
@@ -495,7 +504,7 @@ class H3Connection:
                 raise H3UsageError(f"subprotocol {protocol!r} was not offered")
             header_list.append((b"wt-protocol", serialize_string(protocol)))
         header_list.extend(extra_headers)
-        _validate_fields(header_list, _RESPONSE_PSEUDO)
+        _validate_local_fields(header_list, _RESPONSE_PSEUDO)
         session.machine.process(SessionInput.RESPONSE_2XX)
         self._pending_events.extend(self._release_early(session))
         return encode_frame(FrameType.HEADERS, encode_field_section(header_list))
@@ -506,7 +515,7 @@ class H3Connection:
             raise H3UsageError(f"status {status} cannot reject a session")
         session = self._pending_session(stream_id)
         header_list = [(b":status", str(status).encode()), *extra_headers]
-        _validate_fields(header_list, _RESPONSE_PSEUDO)
+        _validate_local_fields(header_list, _RESPONSE_PSEUDO)
         session.machine.process(SessionInput.RESPONSE_REJECTED)
         self._pending_events.extend(self._reject_early(session.session_id))
         self._forget_session(session)
@@ -759,7 +768,8 @@ class H3Connection:
         if kind is _Kind.WEBTRANSPORT:
             self._wt_data(stream, data, fin, events)
         elif kind is _Kind.REQUEST:
-            self._request_data(stream, data, fin, events)
+            if not stream.recv_done:
+                self._request_data(stream, data, fin, events)
         elif kind is _Kind.UNKNOWN:
             self._unknown_data(stream, data, fin, events)
         elif kind is _Kind.CONTROL:
@@ -1040,10 +1050,10 @@ class H3Connection:
         assert stream.parser is not None
         try:
             for frame in stream.parser.feed(data):
-                if stream.kind is not _Kind.REQUEST:
+                if stream.kind is not _Kind.REQUEST or stream.recv_done:
                     break
                 self._request_frame(stream, frame, events)
-            if fin and stream.kind is _Kind.REQUEST:
+            if fin and stream.kind is _Kind.REQUEST and not stream.recv_done:
                 if not stream.parser.at_frame_boundary:
                     raise FrameError("request stream ended inside a frame")
                 self._request_fin(stream, events)
@@ -1091,7 +1101,7 @@ class H3Connection:
             raise FrameUnexpectedError(f"frame type {frame_type:#x} on a request stream")
 
     def _request_fin(self, stream: _Stream, events: list[H3Event]) -> None:
-        stream.kind = _Kind.IGNORED
+        stream.recv_done = True
         session_id = stream.session_id
         if session_id is None:
             if stream.message_state == 0:

@@ -1,0 +1,267 @@
+"""The documented public API over the real stack (msquic, UDP, TLS) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from certs import CertSet
+from pywebtransport import (
+    ClientConfig,
+    ServerApp,
+    ServerConfig,
+    WebTransportClient,
+    WebTransportReceiveStream,
+    WebTransportSession,
+    WebTransportStream,
+)
+from pywebtransport.exceptions import (
+    ClientError,
+    ConfigurationError,
+    DatagramError,
+    MiddlewareRejected,
+    SessionError,
+    SessionRejectedError,
+    StreamError,
+    StreamResetError,
+    TimeoutError,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Harness:
+    def __init__(self, app: ServerApp, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"https://127.0.0.1:{port}"
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+
+
+@pytest.fixture
+async def harness(certs: CertSet) -> AsyncIterator[Harness]:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    h: Harness
+
+    @app.route("/echo")
+    async def echo(session: WebTransportSession) -> None:
+        async def datagrams() -> None:
+            while True:
+                data = await session.datagrams.receive()
+                await session.datagrams.send(b"ECHO: " + data)
+
+        async def streams() -> None:
+            async for stream in session.incoming_streams():
+                if isinstance(stream, WebTransportStream):
+                    data = await stream.read_all()
+                    await stream.write_all(b"ECHO: " + data)
+                else:
+                    data = await stream.read_all()
+                    out = await session.create_unidirectional_stream()
+                    await out.write_all(b"UNI: " + data)
+
+        tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
+        try:
+            await session.wait_closed()
+            await h.events.put(("closed", session.close_code, session.close_reason, session.closed_by_peer))
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    @app.route("/push")
+    async def push(session: WebTransportSession) -> None:
+        stream = await session.create_bidirectional_stream()
+        await stream.write_all(b"server-initiated")
+        await h.events.put(await stream.read_all())
+        await session.wait_closed()
+
+    @app.route("/bye")
+    async def bye(session: WebTransportSession) -> None:
+        await session.close(4242, "server says bye")
+
+    @app.route("/reset")
+    async def reset(session: WebTransportSession) -> None:
+        async for stream in session.incoming_streams():
+            assert isinstance(stream, WebTransportStream)
+            await stream.read(5)
+            stream.abort(77)
+            break
+        await session.wait_closed()
+
+    @app.middleware
+    async def deny_forbidden(session: WebTransportSession) -> bool:
+        if session.path.startswith("/forbidden"):
+            return False
+        if session.path.startswith("/limited"):
+            raise MiddlewareRejected(429)
+        return True
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        h = Harness(app, app.server.local_address[1])
+        yield h
+
+
+def client_config(certs: CertSet, **kw: Any) -> ClientConfig:
+    return ClientConfig.create(ca_certs=str(certs.ca_cert), **kw)
+
+
+async def test_quickstart_datagram_and_stream_echo(certs: CertSet, harness: Harness) -> None:
+    config = ClientConfig.create(verify_mode=ssl.CERT_NONE)
+    async with WebTransportClient.create(config=config) as client:
+        async with await client.connect(harness.url + "/echo") as session:
+            assert session.is_ready and session.path == "/echo"
+            await session.datagrams.send(b"Hello, Datagram!")
+            assert await session.datagrams.receive(timeout=5) == b"ECHO: Hello, Datagram!"
+            stream = await session.create_bidirectional_stream()
+            await stream.write_all(b"Hello, Stream!")
+            assert await stream.read_all() == b"ECHO: Hello, Stream!"
+        assert client.stats["connections"]["successful"] == 1
+
+
+async def test_verified_client_and_uni_streams(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(f"https://localhost:{harness.port}/echo")
+        out = await session.create_unidirectional_stream()
+        await out.write_all("text is utf-8")
+        incoming = session.incoming_streams()
+        back = await asyncio.wait_for(incoming.__anext__(), 5)
+        assert isinstance(back, WebTransportReceiveStream) and not isinstance(back, WebTransportStream)
+        assert await back.read_all() == b"UNI: text is utf-8"
+        await session.close()
+
+
+async def test_many_streams_and_large_payload(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+
+        async def one(i: int) -> bytes:
+            s = await session.create_bidirectional_stream()
+            await s.write_all(bytes([i % 256]) * (10_000 + i))
+            return await s.read_all()
+
+        results = await asyncio.gather(*(one(i) for i in range(50)))
+        assert [len(r) for r in results] == [6 + 10_000 + i for i in range(50)]
+        s = await session.create_bidirectional_stream()
+        payload = b"abc" * (3 << 20)
+        writer = asyncio.ensure_future(s.write_all(payload))
+        assert await s.read_all() == b"ECHO: " + payload
+        await writer
+        await session.close()
+
+
+async def test_server_initiated_stream(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/push")
+        stream = await asyncio.wait_for(session.incoming_streams().__anext__(), 5)
+        assert isinstance(stream, WebTransportStream)
+        assert await stream.read_all() == b"server-initiated"
+        await stream.write_all(b"client answer")
+        assert await asyncio.wait_for(harness.events.get(), 5) == b"client answer"
+        await session.close()
+
+
+async def test_client_close_code_and_reason_reach_server(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        await session.close(code=7, reason="done here")
+        assert session.is_closed
+        event = await asyncio.wait_for(harness.events.get(), 5)
+        assert event == ("closed", 7, "done here", True)
+
+
+async def test_server_close_code_and_reason_reach_client(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/bye")
+        await asyncio.wait_for(session.wait_closed(), 5)
+        assert (session.close_code, session.close_reason, session.closed_by_peer) == (
+            4242,
+            "server says bye",
+            True,
+        )
+        with pytest.raises(SessionError):
+            await session.create_bidirectional_stream()
+        with pytest.raises(SessionError):
+            session.datagrams
+
+
+@pytest.mark.parametrize("path,status", [("/nowhere", 404), ("/forbidden", 403), ("/limited", 429)])
+async def test_rejections_carry_http_status(
+    certs: CertSet, harness: Harness, path: str, status: int
+) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        with pytest.raises(SessionRejectedError) as info:
+            await client.connect(harness.url + path)
+        assert info.value.status == status
+        assert str(status) in str(info.value)
+
+
+async def test_bad_urls(certs: CertSet) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        for url in ("http://127.0.0.1:4433/", "ftp://x/", "https://", "https://host:99999/", "not a url"):
+            with pytest.raises(ConfigurationError):
+                await client.connect(url)
+
+
+async def test_untrusted_certificate_is_a_client_error(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(ClientConfig.create()) as client:
+        with pytest.raises(ClientError, match="certificate"):
+            await client.connect(harness.url + "/echo", timeout=5)
+
+
+async def test_connect_timeout_is_honoured(certs: CertSet) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))  # a socket that never answers
+    try:
+        port = sock.getsockname()[1]
+        async with WebTransportClient(client_config(certs)) as client:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            with pytest.raises(TimeoutError):
+                await client.connect(f"https://127.0.0.1:{port}/", timeout=0.5)
+            assert loop.time() - start < 2.0
+    finally:
+        sock.close()
+
+
+async def test_oversize_datagram_and_write_after_close(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        limit = session.datagrams.max_datagram_size
+        assert limit > 1000
+        with pytest.raises(DatagramError) as info:
+            await session.datagrams.send(b"x" * 5000)
+        assert info.value.max_size is not None and info.value.max_size < 5000
+        with pytest.raises(TypeError):
+            await session.datagrams.send(12345)  # type: ignore[arg-type]
+        stream = await session.create_bidirectional_stream()
+        await stream.write_all(b"fin")
+        with pytest.raises(StreamError):
+            await stream.write(b"after close")
+        await session.close()
+
+
+async def test_read_after_peer_reset(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/reset")
+        stream = await session.create_bidirectional_stream()
+        await stream.write(b"hello")
+        with pytest.raises(StreamResetError) as info:
+            await asyncio.wait_for(stream.read_all(), 5)
+        assert info.value.reset_code == 77
+        await session.close()
+
+
+async def test_incoming_streams_ends_when_session_closes(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/bye")
+        streams = [s async for s in session.incoming_streams()]
+        assert streams == []
+        assert session.is_closed
