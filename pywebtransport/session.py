@@ -204,13 +204,21 @@ class WebTransportSession:
         else:
             stream = WebTransportReceiveStream(self, quic)
         self._streams[quic.stream_id] = stream
-        quic._closed.add_done_callback(lambda _f, sid=quic.stream_id: self._streams.pop(sid, None))
+        self._forget_on_close(quic)
         self._stats["streams_accepted"] += 1
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
             return
         self._incoming.append(stream)
         self._wake_incoming()
+
+    def _forget_on_close(self, quic: QuicStream) -> None:
+        sid = quic.stream_id
+
+        def forget(_f: object) -> None:
+            self._streams.pop(sid, None)
+
+        quic._closed.add_done_callback(forget)
 
     def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
         stream = self._streams.get(stream_id)
@@ -278,7 +286,7 @@ class WebTransportSession:
 
     def _register_local(self, stream: WebTransportReceiveStream | WebTransportSendStream, quic: QuicStream) -> None:
         self._streams[quic.stream_id] = stream
-        quic._closed.add_done_callback(lambda _f, sid=quic.stream_id: self._streams.pop(sid, None))
+        self._forget_on_close(quic)
         self._stats["streams_created"] += 1
 
     async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections import deque
@@ -482,7 +483,7 @@ class QuicListener:
             conn._native_config = self._native_config
             conn.on_connected = self._on_handshake_done
             self.connections.add(conn)
-            conn._closed.add_done_callback(lambda _f, c=conn: self.connections.discard(c))
+            conn._closed.add_done_callback(functools.partial(self._forget, conn))
         elif ev.type == lib.PWT_EV_LISTENER_STOP_COMPLETE:
             handle = self._handle
             if handle is not None:
@@ -494,6 +495,9 @@ class QuicListener:
             w = self._waiter
             if w is not None and not w.done():
                 w.set_result(None)
+
+    def _forget(self, conn: QuicConnection, _fut: object) -> None:
+        self.connections.discard(conn)
 
     def _on_handshake_done(self, conn: QuicConnection) -> None:
         conn.on_connected = None

@@ -74,7 +74,7 @@ class WebTransportServer:
         try:
             self._listener = await serve(host, port, quic_config_for_server(self._config), self._on_connection)
         except QuicError as exc:
-            raise ServerError(f"cannot listen on {host}:{port}: {exc}", bind_address=f"{host}:{port}") from exc
+            raise ServerError(f"cannot listen on {host}:{port}: {exc}", bind_address=(host, port)) from exc
         self._started = time.monotonic()
 
     async def _on_connection(self, quic: QuicConnection) -> None:

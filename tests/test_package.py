@@ -1,0 +1,73 @@
+"""Package-level promises: typing, the public names, and the layering."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pywebtransport
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "pywebtransport"
+
+
+def test_public_all_is_pinned() -> None:
+    assert sorted(pywebtransport.__all__) == sorted(
+        [
+            "Address", "AuthenticationError", "CertificateError", "ClientConfig", "ClientError",
+            "ConfigurationError", "ConnectionError", "ConnectionState", "DatagramError", "Event",
+            "EventEmitter", "EventType", "FlowControlError", "HandshakeError", "Headers",
+            "ProtocolError", "ServerApp", "ServerConfig", "ServerError", "SessionError",
+            "SessionState", "StreamDirection", "StreamError", "StreamState", "TimeoutError", "URL",
+            "WebTransportClient", "WebTransportDatagramDuplexStream", "WebTransportError",
+            "WebTransportReceiveStream", "WebTransportSendStream", "WebTransportServer",
+            "WebTransportSession", "WebTransportStream", "__version__",
+        ]
+    )
+    for name in pywebtransport.__all__:
+        assert hasattr(pywebtransport, name), name
+
+
+def test_py_typed_marker_ships() -> None:
+    assert (PKG / "py.typed").exists()
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            names.add("." * node.level + base)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((PKG / "h3").glob("*.py")), ids=lambda p: p.name)
+def test_sans_io_core_imports_no_io(path: Path) -> None:
+    for name in _imports(path):
+        assert not name.startswith("asyncio"), name
+        assert "_native" not in name and "quic" not in name.split("."), name
+
+
+@pytest.mark.parametrize("path", sorted((PKG / "quic").glob("*.py")), ids=lambda p: p.name)
+def test_quic_layer_does_not_import_upper_layers(path: Path) -> None:
+    for name in _imports(path):
+        for upper in ("h3", "session", "client", "server", "connection"):
+            assert not name.startswith(".." + upper) and name != f"pywebtransport.{upper}", name
+
+
+@pytest.mark.timeout(300)
+def test_mypy_strict_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "pywebtransport"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
