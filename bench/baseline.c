@@ -62,7 +62,7 @@ static const QUIC_API_TABLE *Q;
 static HQUIC Reg, SrvCfg, CliCfg, Listener;
 static uint16_t Port;
 
-enum { M_UPLOAD = 1, M_DOWNLOAD = 2, M_ECHO = 3 };
+enum { M_UPLOAD = 1, M_DOWNLOAD = 2, M_ECHO = 3, M_ECHO_LOOP = 4 };
 static atomic_int ServerMode; /* what the server does with the next peer stream */
 static uint64_t Bytes;        /* transfer size for upload/download */
 static uint64_t Chunk = 256 * 1024;
@@ -150,12 +150,29 @@ typedef struct bstream {
     QUIC_BUFFER full, tail;
     uint64_t t_end;
     /* echo (client side) */
-    int echo_cb;          /* 1: next send from the RECEIVE callback */
+    int echo_driver;      /* ECHO_CB, ECHO_THREAD or ECHO_LOOP */
     uint64_t rounds, done;
     uint64_t t_last;
     uint64_t *samples;
     counter_t *echo_ctr;  /* thread driver: bumped per completed round */
 } bstream;
+
+enum { ECHO_CB = 0, ECHO_THREAD = 1, ECHO_LOOP = 2 };
+
+/* "loop" echo driver: one application thread serves both sides, like the
+ * Python layer's single asyncio loop.  Server RECEIVE callbacks hand the
+ * bytes to that thread, which sends the echo; client RECEIVE callbacks
+ * report completed rounds to it. */
+typedef struct loop_item {
+    QUIC_BUFFER buf; /* first: SEND_COMPLETE frees the item */
+    struct loop_item *next;
+    HQUIC h;
+    unsigned char data[];
+} loop_item;
+static pthread_mutex_t LoopMu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t LoopCv = PTHREAD_COND_INITIALIZER;
+static loop_item *LoopHead, *LoopTail;
+static uint64_t LoopClientDone;
 
 static counter_t UploadDone, DownloadDone, EchoDone, EchoRound, StreamsClosed;
 static uint64_t UploadEnd;
@@ -204,7 +221,28 @@ static QUIC_STATUS QUIC_API server_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVE
     bstream *s = ctx;
     switch (ev->Type) {
     case QUIC_STREAM_EVENT_RECEIVE:
-        if (s->mode == M_ECHO && ev->RECEIVE.TotalBufferLength > 0) {
+        if (s->mode == M_ECHO_LOOP && ev->RECEIVE.TotalBufferLength > 0) {
+            uint64_t n = ev->RECEIVE.TotalBufferLength;
+            loop_item *it = malloc(sizeof(loop_item) + n);
+            uint64_t off = 0;
+            for (uint32_t i = 0; i < ev->RECEIVE.BufferCount; i++) {
+                memcpy(it->data + off, ev->RECEIVE.Buffers[i].Buffer, ev->RECEIVE.Buffers[i].Length);
+                off += ev->RECEIVE.Buffers[i].Length;
+            }
+            it->buf.Buffer = it->data;
+            it->buf.Length = (uint32_t)n;
+            it->h = h;
+            it->next = NULL;
+            pthread_mutex_lock(&LoopMu);
+            if (LoopTail) {
+                LoopTail->next = it;
+            } else {
+                LoopHead = it;
+            }
+            LoopTail = it;
+            pthread_cond_signal(&LoopCv);
+            pthread_mutex_unlock(&LoopMu);
+        } else if (s->mode == M_ECHO && ev->RECEIVE.TotalBufferLength > 0) {
             uint64_t n = ev->RECEIVE.TotalBufferLength;
             owned_buf *o = malloc(sizeof(owned_buf) + n);
             uint64_t off = 0;
@@ -235,7 +273,7 @@ static QUIC_STATUS QUIC_API server_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVE
         }
         break;
     case QUIC_STREAM_EVENT_SEND_COMPLETE:
-        if (s->mode == M_ECHO) {
+        if (s->mode == M_ECHO || s->mode == M_ECHO_LOOP) {
             free(ev->SEND_COMPLETE.ClientContext);
         } else if (s->mode == M_DOWNLOAD) {
             pthread_mutex_lock(&s->mu);
@@ -264,7 +302,7 @@ static QUIC_STATUS QUIC_API client_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVE
         if (s->mode == M_ECHO) {
             while (s->done < s->rounds && s->received >= (s->done + 1) * MSG) {
                 s->done++;
-                if (s->echo_cb) {
+                if (s->echo_driver == ECHO_CB) {
                     uint64_t t = now_ns();
                     s->samples[s->done - 1] = t - s->t_last;
                     s->t_last = t;
@@ -276,6 +314,11 @@ static QUIC_STATUS QUIC_API client_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVE
                     } else {
                         ctr_add(&EchoDone);
                     }
+                } else if (s->echo_driver == ECHO_LOOP) {
+                    pthread_mutex_lock(&LoopMu);
+                    LoopClientDone++;
+                    pthread_cond_signal(&LoopCv);
+                    pthread_mutex_unlock(&LoopMu);
                 } else {
                     ctr_add(s->echo_ctr);
                 }
@@ -410,7 +453,7 @@ static void client_conn_init(client_conn *c) {
     pthread_cond_init(&c->cv, NULL);
 }
 
-static HQUIC client_connect(client_conn *c) {
+static HQUIC client_connect(client_conn *c, HQUIC cfg) {
     HQUIC conn;
     QUIC_STATUS st = Q->ConnectionOpen(Reg, client_conn_cb, c, &conn);
     if (QUIC_FAILED(st)) {
@@ -425,7 +468,7 @@ static HQUIC client_connect(client_conn *c) {
     if (QUIC_FAILED(st)) {
         die("SetParam(remote)", st);
     }
-    st = Q->ConnectionStart(conn, CliCfg, QUIC_ADDRESS_FAMILY_INET, "127.0.0.1", Port);
+    st = Q->ConnectionStart(conn, cfg, QUIC_ADDRESS_FAMILY_INET, "127.0.0.1", Port);
     if (QUIC_FAILED(st)) {
         die("ConnectionStart", st);
     }
@@ -514,14 +557,44 @@ static double pct(uint64_t *v, uint64_t n, double p) {
 }
 
 /* Runs warmup + rounds round trips on one stream; fills p50/p99 (us). */
-static void echo(HQUIC conn, uint64_t rounds, uint64_t warmup, int cb_mode, double *p50,
+static void echo(HQUIC conn, uint64_t rounds, uint64_t warmup, int driver, double *p50,
                  double *p99) {
-    bstream *s = open_stream(conn, M_ECHO);
+    bstream *s = open_stream(conn, driver == ECHO_LOOP ? M_ECHO_LOOP : M_ECHO);
     uint64_t total = rounds + warmup;
     s->rounds = total;
     s->samples = calloc(total, sizeof(uint64_t));
-    s->echo_cb = cb_mode;
-    if (cb_mode) {
+    s->echo_driver = driver;
+    if (driver == ECHO_LOOP) {
+        LoopClientDone = 0;
+        for (uint64_t i = 0; i < total; i++) {
+            uint64_t t0 = now_ns();
+            QUIC_STATUS st = Q->StreamSend(s->h, &EchoBuf, 1, QUIC_SEND_FLAG_NONE, NULL);
+            if (QUIC_FAILED(st)) {
+                die("StreamSend(echo)", st);
+            }
+            pthread_mutex_lock(&LoopMu);
+            for (;;) {
+                while (LoopHead) {
+                    loop_item *it = LoopHead;
+                    LoopHead = it->next;
+                    if (!LoopHead) {
+                        LoopTail = NULL;
+                    }
+                    pthread_mutex_unlock(&LoopMu);
+                    if (QUIC_FAILED(Q->StreamSend(it->h, &it->buf, 1, QUIC_SEND_FLAG_NONE, it))) {
+                        free(it);
+                    }
+                    pthread_mutex_lock(&LoopMu);
+                }
+                if (LoopClientDone >= i + 1) {
+                    break;
+                }
+                pthread_cond_wait(&LoopCv, &LoopMu);
+            }
+            pthread_mutex_unlock(&LoopMu);
+            s->samples[i] = now_ns() - t0;
+        }
+    } else if (driver == ECHO_CB) {
         uint64_t before = EchoDone.count;
         s->t_last = now_ns();
         QUIC_STATUS st = Q->StreamSend(s->h, &EchoBuf, 1, QUIC_SEND_FLAG_NONE, NULL);
@@ -591,13 +664,21 @@ static double datagrams(HQUIC conn, client_conn *c, uint64_t rounds, uint64_t *l
     return (double)rounds / secs;
 }
 
-static double handshakes(uint64_t n) {
+static HQUIC open_client_config(void);
+
+/* new_cfg: open (and close) a client configuration per connection, as the
+ * Python layer's connect() does, instead of reusing one. */
+static double handshakes(uint64_t n, int new_cfg) {
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
         client_conn c;
         client_conn_init(&c);
-        HQUIC conn = client_connect(&c);
+        HQUIC cfg = new_cfg ? open_client_config() : CliCfg;
+        HQUIC conn = client_connect(&c, cfg);
         client_close(conn, &c);
+        if (new_cfg) {
+            Q->ConfigurationClose(cfg);
+        }
     }
     return (double)n / ((double)(now_ns() - t0) / 1e9);
 }
@@ -640,6 +721,16 @@ static HQUIC open_config(QUIC_BUFFER *alpn, QUIC_CREDENTIAL_CONFIG *cc) {
         die("ConfigurationLoadCredential", st);
     }
     return cfg;
+}
+
+static QUIC_BUFFER Alpn;
+
+static HQUIC open_client_config(void) {
+    QUIC_CREDENTIAL_CONFIG ccc;
+    memset(&ccc, 0, sizeof(ccc));
+    ccc.Type = QUIC_CREDENTIAL_TYPE_NONE;
+    ccc.Flags = QUIC_CREDENTIAL_FLAG_CLIENT | QUIC_CREDENTIAL_FLAG_NO_CERTIFICATE_VALIDATION;
+    return open_config(&Alpn, &ccc);
 }
 
 static void usage(void) {
@@ -701,20 +792,16 @@ int main(int argc, char **argv) {
     if (QUIC_FAILED(st)) {
         die("RegistrationOpen", st);
     }
-    QUIC_BUFFER alpn = {(uint32_t)strlen(alpn_name), (uint8_t *)alpn_name};
+    Alpn.Length = (uint32_t)strlen(alpn_name);
+    Alpn.Buffer = (uint8_t *)alpn_name;
 
     QUIC_CERTIFICATE_FILE cf = {key, cert};
     QUIC_CREDENTIAL_CONFIG scc;
     memset(&scc, 0, sizeof(scc));
     scc.Type = QUIC_CREDENTIAL_TYPE_CERTIFICATE_FILE;
     scc.CertificateFile = &cf;
-    SrvCfg = open_config(&alpn, &scc);
-
-    QUIC_CREDENTIAL_CONFIG ccc;
-    memset(&ccc, 0, sizeof(ccc));
-    ccc.Type = QUIC_CREDENTIAL_TYPE_NONE;
-    ccc.Flags = QUIC_CREDENTIAL_FLAG_CLIENT | QUIC_CREDENTIAL_FLAG_NO_CERTIFICATE_VALIDATION;
-    CliCfg = open_config(&alpn, &ccc);
+    SrvCfg = open_config(&Alpn, &scc);
+    CliCfg = open_client_config();
 
     st = Q->ListenerOpen(Reg, listener_cb, NULL, &Listener);
     if (QUIC_FAILED(st)) {
@@ -724,7 +811,7 @@ int main(int argc, char **argv) {
     memset(&la, 0, sizeof(la));
     la.Ipv4.sin_family = AF_INET;
     inet_pton(AF_INET, "127.0.0.1", &la.Ipv4.sin_addr);
-    st = Q->ListenerStart(Listener, &alpn, 1, &la);
+    st = Q->ListenerStart(Listener, &Alpn, 1, &la);
     if (QUIC_FAILED(st)) {
         die("ListenerStart", st);
     }
@@ -737,7 +824,7 @@ int main(int argc, char **argv) {
 
     client_conn cc;
     client_conn_init(&cc);
-    HQUIC conn = client_connect(&cc);
+    HQUIC conn = client_connect(&cc, CliCfg);
 
     printf("{\"impl\": \"c-msquic\", \"size_mib\": %" PRIu64 ", \"chunk_kib\": %" PRIu64
            ", \"window_kib\": %" PRIu64,
@@ -757,11 +844,13 @@ int main(int argc, char **argv) {
     }
     if (WANT("echo")) {
         double p50, p99;
-        echo(conn, rounds, warmup, 1, &p50, &p99);
+        echo(conn, rounds, warmup, ECHO_CB, &p50, &p99);
         printf(", \"echo_rounds\": %" PRIu64 ", \"echo_cb_p50_us\": %.1f, \"echo_cb_p99_us\": %.1f",
                rounds, p50, p99);
-        echo(conn, rounds, warmup, 0, &p50, &p99);
+        echo(conn, rounds, warmup, ECHO_THREAD, &p50, &p99);
         printf(", \"echo_thread_p50_us\": %.1f, \"echo_thread_p99_us\": %.1f", p50, p99);
+        echo(conn, rounds, warmup, ECHO_LOOP, &p50, &p99);
+        printf(", \"echo_loop_p50_us\": %.1f, \"echo_loop_p99_us\": %.1f", p50, p99);
         fflush(stdout);
     }
     if (WANT("datagram")) {
@@ -773,7 +862,8 @@ int main(int argc, char **argv) {
     }
     client_close(conn, &cc);
     if (WANT("handshake") && n_hs) {
-        printf(", \"handshakes\": %" PRIu64 ", \"handshakes_per_s\": %.1f", n_hs, handshakes(n_hs));
+        printf(", \"handshakes\": %" PRIu64 ", \"handshakes_per_s\": %.1f", n_hs, handshakes(n_hs, 0));
+        printf(", \"handshakes_newcfg_per_s\": %.1f", handshakes(n_hs, 1));
     }
     printf("}\n");
     fflush(stdout);

@@ -84,7 +84,8 @@ class _ConfigMixin:
         if hints is None:
             hints = typing.get_type_hints(cls)
             cls._HINTS = hints
-        return {name: hints[name] for name in cls._field_names()}
+        # Declaration order, so that validation reports the same field on every run.
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
 
     @classmethod
     def _check_keys(cls, keys: Iterable[str]) -> None:

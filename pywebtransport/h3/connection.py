@@ -58,7 +58,6 @@ from .events import (
     DataReceived,
     GoawayReceived,
     H3Event,
-    Headers,
     HeadersReceived,
     SessionAborted,
     SessionCloseReceived,
@@ -76,7 +75,13 @@ from .events import (
     WebTransportStreamOpened,
 )
 from .frames import Frame, FrameParser, FrameType, encode_data_frame_header, encode_frame
-from .qpack import DecoderStreamParser, EncoderStreamParser, decode_field_section, encode_field_section
+from .qpack import (
+    DecoderStreamParser,
+    EncoderStreamParser,
+    decode_field_section,
+    encode_field_section,
+    field_section_size,
+)
 from .session_state import SessionInput, SessionState, SessionStateMachine
 from .settings import PeerSettings, decode_settings, encode_settings, local_settings
 from .structured_fields import parse_string_item, parse_string_list, serialize_string, serialize_string_list
@@ -345,8 +350,8 @@ class H3Connection:
     @property
     def flow_control_enabled(self) -> bool:
         """WebTransport flow control is on: both peers sent a non-zero FC setting."""
-        local = any((self.config.initial_max_data, self.config.initial_max_streams_bidi,
-                     self.config.initial_max_streams_uni))
+        config = self.config
+        local = bool(config.initial_max_data or config.initial_max_streams_bidi or config.initial_max_streams_uni)
         return local and self._peer_settings is not None and self._peer_settings.flow_control
 
     @property
@@ -424,7 +429,7 @@ class H3Connection:
             self._new_request_stream(stream_id)
         elif stream.kind is not _Kind.REQUEST:
             raise H3UsageError(f"stream {stream_id} is not a request stream")
-        return encode_frame(FrameType.HEADERS, encode_field_section(header_list))
+        return self._headers_frame(header_list)
 
     def encode_request(self, stream_id: int, headers: HeaderList) -> bytes:
         """Client: HEADERS frame opening a request on local stream ``stream_id``."""
@@ -476,16 +481,20 @@ class H3Connection:
         if origin is not None:
             header_list.append((b"origin", origin.encode()))
         if protocols:
-            header_list.append((b"wt-available-protocols", serialize_string_list(tuple(protocols))))
+            try:
+                header_list.append((b"wt-available-protocols", serialize_string_list(tuple(protocols))))
+            except ValueError as exc:
+                raise H3UsageError(str(exc)) from None
         header_list.extend(headers)
         _validate_local_fields(header_list, _REQUEST_PSEUDO)
+        frame = self._headers_frame(header_list)
         session = self._new_session(stream_id)
         session.offered_protocols = tuple(protocols)
         session.draft02 = protocol == WT_PROTOCOL_DRAFT02
         session.machine.process(SessionInput.REQUEST_SENT)
         stream = self._new_request_stream(stream_id)
         stream.session_id = stream_id
-        return encode_frame(FrameType.HEADERS, encode_field_section(header_list))
+        return frame
 
     def accept_session(
         self, stream_id: int, protocol: str | None = None, extra_headers: HeaderList = ()
@@ -502,12 +511,16 @@ class H3Connection:
         if protocol is not None:
             if protocol not in session.offered_protocols:
                 raise H3UsageError(f"subprotocol {protocol!r} was not offered")
-            header_list.append((b"wt-protocol", serialize_string(protocol)))
+            try:
+                header_list.append((b"wt-protocol", serialize_string(protocol)))
+            except ValueError as exc:
+                raise H3UsageError(str(exc)) from None
         header_list.extend(extra_headers)
         _validate_local_fields(header_list, _RESPONSE_PSEUDO)
+        frame = self._headers_frame(header_list)
         session.machine.process(SessionInput.RESPONSE_2XX)
         self._pending_events.extend(self._release_early(session))
-        return encode_frame(FrameType.HEADERS, encode_field_section(header_list))
+        return frame
 
     def reject_session(self, stream_id: int, status: int = 404, extra_headers: HeaderList = ()) -> bytes:
         """Server: a non-2xx response refusing a session; the adapter then FINs."""
@@ -516,10 +529,11 @@ class H3Connection:
         session = self._pending_session(stream_id)
         header_list = [(b":status", str(status).encode()), *extra_headers]
         _validate_local_fields(header_list, _RESPONSE_PSEUDO)
+        frame = self._headers_frame(header_list)
         session.machine.process(SessionInput.RESPONSE_REJECTED)
         self._pending_events.extend(self._reject_early(session.session_id))
         self._forget_session(session)
-        return encode_frame(FrameType.HEADERS, encode_field_section(header_list))
+        return frame
 
     @staticmethod
     def webtransport_stream_prefix(session_id: int, bidi: bool) -> bytes:
@@ -698,6 +712,13 @@ class H3Connection:
                 self._early_stream_count -= 1
 
     # ------------------------------------------------------------ internals
+
+    def _headers_frame(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        peer = self._peer_settings
+        limit = peer.max_field_section_size if peer is not None else None
+        if limit is not None and field_section_size(headers) > limit:
+            raise H3UsageError(f"header section exceeds the peer's limit of {limit} bytes")
+        return encode_frame(FrameType.HEADERS, encode_field_section(headers))
 
     def _is_local(self, stream_id: int) -> bool:
         return _is_client_initiated(stream_id) == self.is_client

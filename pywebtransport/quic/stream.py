@@ -330,6 +330,8 @@ class QuicStream:
         buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
         status = lib.pwt_stream_send(self._handle, buf, n, 1 if fin else 0)
         if status != 0:
+            if self._write_error is not None:
+                raise self._write_error
             from .. import _native
 
             raise StreamClosedError(f"send failed: {_native.status_name(status)}")
@@ -339,6 +341,25 @@ class QuicStream:
 
     async def write(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Write data, waiting while too much is in flight; ``fin`` ends the stream."""
+        try:
+            await self._write(data, fin)
+        except StreamClosedError:
+            # msquic aborts the send side as soon as STOP_SENDING arrives, which can be
+            # just before its event reaches us: wait briefly to report the peer's code.
+            if self._write_error is None and not self._fin_sent:
+                await self._settle()
+                if self._write_error is not None:
+                    raise self._write_error from None
+            raise
+
+    async def _settle(self) -> None:
+        for _ in range(20):
+            self._conn._engine._drain()
+            if self._write_error is not None or self._handle is None:
+                return
+            await asyncio.sleep(0.005)
+
+    async def _write(self, data: bytes | bytearray | memoryview, fin: bool) -> None:
         self._check_writable()
         n = len(data)
         if n <= WRITE_CHUNK:

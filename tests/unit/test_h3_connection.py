@@ -197,10 +197,12 @@ def test_client_uses_draft02_toward_chromium_like_server() -> None:
     client.receive_stream_data(3, control_stream(CHROMIUM_SETTINGS))
     server = server_with_client_settings()
     (requested,) = server.receive_stream_data(0, client.connect_session(0, authority="a", path="/"))
+    assert isinstance(requested, WebTransportSessionRequested)
     assert requested.protocol == "webtransport"
     assert (b"sec-webtransport-http3-draft02", b"1") in requested.headers
     response = server.accept_session(0)
     (established,) = client.receive_stream_data(0, response)
+    assert isinstance(established, WebTransportSessionEstablished)
     assert (b"sec-webtransport-http3-draft", b"draft02") in established.headers
 
 
@@ -707,3 +709,13 @@ def test_pair_helper_records_events() -> None:
     pair: Pair = make_pair(chop=True)
     pair.open_session()
     assert any(isinstance(e, WebTransportSessionEstablished) for e in pair.client_events)
+
+
+def test_outgoing_headers_respect_peer_limit_and_sf_strings() -> None:
+    client = H3Connection(True)
+    client.receive_stream_data(3, control_stream({0x06: 300, 0x2B603742: 1, 0x33: 1}))
+    with pytest.raises(H3UsageError):
+        client.connect_session(0, authority="a", path="/" + "x" * 300)
+    with pytest.raises(H3UsageError):
+        client.connect_session(0, authority="a", path="/", protocols=["é"])
+    client.connect_session(0, authority="a", path="/")

@@ -23,11 +23,11 @@ from pywebtransport.h3.errors import (
 
 
 def test_codes() -> None:
-    assert ErrorCode.H3_NO_ERROR == 0x100
-    assert ErrorCode.H3_VERSION_FALLBACK == 0x110
-    assert ErrorCode.QPACK_DECODER_STREAM_ERROR == 0x202
-    assert ErrorCode.WT_BUFFERED_STREAM_REJECTED == 0x3994BD84
-    assert ErrorCode.WT_SESSION_GONE == 0x170D7B68
+    assert int(ErrorCode.H3_NO_ERROR) == 0x100
+    assert int(ErrorCode.H3_VERSION_FALLBACK) == 0x110
+    assert int(ErrorCode.QPACK_DECODER_STREAM_ERROR) == 0x202
+    assert int(ErrorCode.WT_BUFFERED_STREAM_REJECTED) == 0x3994BD84
+    assert int(ErrorCode.WT_SESSION_GONE) == 0x170D7B68
 
 
 def test_exceptions_carry_codes() -> None:
