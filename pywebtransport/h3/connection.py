@@ -48,6 +48,7 @@ from .errors import (
     IdError,
     MessageError,
     MissingSettingsError,
+    RequestIncompleteError,
     SessionStateError,
     StreamCreationError,
     WebTransportFlowControlError,
@@ -1126,7 +1127,7 @@ class H3Connection:
         session_id = stream.session_id
         if session_id is None:
             if stream.message_state == 0:
-                raise MessageError("request stream ended without HEADERS")
+                raise RequestIncompleteError("request stream ended without HEADERS")
             events.append(DataReceived(stream.stream_id, b"", True))
             return
         session = self._sessions.get(session_id)

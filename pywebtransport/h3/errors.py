@@ -29,6 +29,7 @@ __all__ = [
     "QpackDecoderStreamError",
     "QpackDecompressionError",
     "QpackEncoderStreamError",
+    "RequestIncompleteError",
     "SessionStateError",
     "SettingsError",
     "StreamCreationError",
@@ -171,6 +172,10 @@ class MessageError(H3StreamError):
 
 class FieldSectionTooLargeError(H3StreamError):
     default_code = ErrorCode.H3_EXCESSIVE_LOAD
+
+
+class RequestIncompleteError(H3StreamError):
+    default_code = ErrorCode.H3_REQUEST_INCOMPLETE
 
 
 class H3UsageError(ValueError):

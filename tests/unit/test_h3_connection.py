@@ -719,3 +719,68 @@ def test_outgoing_headers_respect_peer_limit_and_sf_strings() -> None:
     with pytest.raises(H3UsageError):
         client.connect_session(0, authority="a", path="/", protocols=["é"])
     client.connect_session(0, authority="a", path="/")
+
+
+def test_malformed_capsule_aborts_session() -> None:
+    pair = make_pair()
+    pair.open_session()
+    pair.to_server(4, pair.client.open_webtransport_stream(0, 4, True))
+    events = pair.to_server(0, data_frame(encode_capsule(0x2843, b"\x00")))
+    assert events == [
+        StreamStopRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+        StreamResetRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+        SessionAborted(0, ErrorCode.H3_MESSAGE_ERROR),
+    ]
+    assert pair.server.session_state(0) is SessionState.CLOSED
+    assert pair.server.session_stream_ids(0) == [4]
+
+
+def test_data_frame_after_close_capsule() -> None:
+    pair = make_pair()
+    pair.open_session()
+    pair.to_server(0, data_frame(encode_close_session(0, "")))
+    events = pair.to_server(0, data_frame(b"\x00"))
+    assert events == [
+        StreamStopRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+        StreamResetRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+    ]
+
+
+def test_trailer_ordering_errors() -> None:
+    get = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")]
+    for tail in (data_frame(b"x"), headers_frame([(b"x", b"y")])):
+        server = server_with_client_settings()
+        with pytest.raises(FrameUnexpectedError):
+            server.receive_stream_data(0, headers_frame(get) + headers_frame([(b"t", b"1")]) + tail)
+    server = server_with_client_settings()
+    events = server.receive_stream_data(0, headers_frame(get) + headers_frame([(b":path", b"/")]))
+    assert StreamResetRequested(0, ErrorCode.H3_MESSAGE_ERROR) in events  # pseudo-header in trailers
+
+
+def test_request_without_headers_then_fin() -> None:
+    server = server_with_client_settings()
+    events = server.receive_stream_data(0, encode_frame(0x21, b"grease"), fin=True)
+    assert events == [
+        StreamStopRequested(0, ErrorCode.H3_REQUEST_INCOMPLETE),
+        StreamResetRequested(0, ErrorCode.H3_REQUEST_INCOMPLETE),
+    ]
+
+
+@pytest.mark.parametrize("status", [b"", b"20", b"abc", b"2000"])
+def test_bad_response_status(status: bytes) -> None:
+    pair = make_pair()
+    pair.to_server(0, pair.client.connect_session(0, authority="a", path="/"))
+    events = pair.to_client(0, headers_frame([(b":status", status)]))
+    assert events == [
+        StreamStopRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+        StreamResetRequested(0, ErrorCode.H3_MESSAGE_ERROR),
+        SessionAborted(0, ErrorCode.H3_MESSAGE_ERROR),
+    ]
+
+
+def test_truncated_wt_prefix_with_fin_is_ignored() -> None:
+    pair = make_pair()
+    pair.open_session()
+    assert pair.to_server(4, b"\x40\x41\x40", fin=True) == []
+    assert pair.to_server(14, b"\x40", fin=True) == []
+    assert pair.server.session_stream_ids(0) == []
