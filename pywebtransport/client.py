@@ -49,6 +49,7 @@ class WebTransportClient:
         self._connections: set[WebTransportConnection] = set()
         self._default_headers: dict[str, str] = dict(self._config.headers or {})
         self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()
         self._created = time.monotonic()
         self._stats = {"attempted": 0, "successful": 0, "failed": 0, "connect_time_total": 0.0}
 
@@ -140,17 +141,26 @@ class WebTransportClient:
         except BaseException:
             conn.close()
             raise
-        session._closed.add_done_callback(lambda _f: conn.close())
+        session._closed.add_done_callback(lambda _f: self._close_later(conn))
         return session
+
+    def _close_later(self, conn: WebTransportConnection) -> None:
+        task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._config.close_timeout))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Close every connection this client opened."""
         self._closed = True
         conns = list(self._connections)
-        for conn in conns:
-            conn.close()
         if conns:
-            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=self._config.close_timeout)
+            await asyncio.wait(
+                [asyncio.ensure_future(c.close_gracefully(self._config.close_timeout)) for c in conns],
+                timeout=self._config.close_timeout + 1,
+            )
+            await asyncio.wait(
+                [asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=self._config.close_timeout
+            )
 
     async def __aenter__(self) -> "WebTransportClient":
         return self

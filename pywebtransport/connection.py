@@ -48,6 +48,7 @@ class WebTransportConnection:
         self.state = ConnectionState.CONNECTING
         self.on_session_request: Callable[["WebTransportSession"], None] | None = None
         self._closing = False
+        self._connect_streams: set[int] = set()
         quic.on_stream = self._on_peer_stream
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
@@ -239,6 +240,7 @@ class WebTransportConnection:
             available_protocols=event.available_protocols,
         )
         self.sessions[event.session_id] = session
+        self._connect_streams.add(event.session_id)
         if self.on_session_request is not None:
             self.on_session_request(session)
         else:
@@ -288,6 +290,7 @@ class WebTransportConnection:
             stream.reset(int(ErrorCode.H3_REQUEST_CANCELLED))
             raise SessionError(str(exc)) from None
         self._streams[stream.stream_id] = stream
+        self._connect_streams.add(stream.stream_id)
         session = WebTransportSession(
             self, stream.stream_id, path=path, headers=dict(headers), available_protocols=tuple(protocols)
         )
@@ -358,6 +361,25 @@ class WebTransportConnection:
         self._closing = True
         self.state = ConnectionState.CLOSING
         self.quic.close(error_code or int(ErrorCode.H3_NO_ERROR))
+
+    async def close_gracefully(self, timeout: float = 2.0) -> None:
+        """Close the connection once every CONNECT stream has ended (bounded).
+
+        Closing QUIC right after a CLOSE_WEBTRANSPORT_SESSION capsule would
+        discard the capsule still in flight; give the peer time to see it and
+        FIN its side first.
+        """
+        pending = [s.wait_closed() for sid, s in self._streams.items() if sid in self.h3_session_ids()]
+        if pending:
+            try:
+                await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
+            except asyncio.TimeoutError:
+                pass
+        self.close()
+
+    def h3_session_ids(self) -> set[int]:
+        """Stream ids of the CONNECT streams of sessions on this connection."""
+        return {sid for sid in self._connect_streams if sid in self._streams}
 
     async def aclose(self, error_code: int = 0) -> None:
         self.close(error_code)

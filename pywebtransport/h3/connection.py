@@ -76,6 +76,14 @@ from .events import (
     WebTransportStreamOpened,
 )
 from .frames import Frame, FrameParser, FrameType, encode_data_frame_header, encode_frame
+from .messages import (
+    REQUEST_PSEUDO_HEADERS,
+    RESPONSE_PSEUDO_HEADERS,
+    header_value,
+    parse_status,
+    validate_fields,
+    validate_request,
+)
 from .qpack import (
     DecoderStreamParser,
     EncoderStreamParser,
@@ -96,9 +104,8 @@ WT_PROTOCOL_DRAFT02 = "webtransport"
 WT_PROTOCOL_H3 = "webtransport-h3"
 _WT_PROTOCOLS = frozenset((WT_PROTOCOL_DRAFT02.encode(), WT_PROTOCOL_H3.encode()))
 
-_CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
-_REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
-_RESPONSE_PSEUDO = frozenset((b":status",))
+_REQUEST_PSEUDO = REQUEST_PSEUDO_HEADERS
+_RESPONSE_PSEUDO = RESPONSE_PSEUDO_HEADERS
 
 
 class UniStreamType:
@@ -259,39 +266,9 @@ def _is_client_initiated(stream_id: int) -> bool:
     return not stream_id & 0x1
 
 
-def _header_value(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-def _validate_fields(headers: Sequence[tuple[bytes, bytes]], allowed_pseudo: frozenset[bytes]) -> None:
-    """RFC 9114 §4.2-4.3 checks common to requests, responses and trailers."""
-    seen_regular = False
-    seen_pseudo: set[bytes] = set()
-    for name, value in headers:
-        if not name:
-            raise MessageError("empty field name")
-        if name.lower() != name:
-            raise MessageError(f"uppercase field name {name!r}")
-        if name[0] == 0x3A:  # ':'
-            if seen_regular:
-                raise MessageError("pseudo-header after regular field")
-            if name not in allowed_pseudo:
-                raise MessageError(f"pseudo-header {name!r} not allowed here")
-            if name in seen_pseudo:
-                raise MessageError(f"duplicate pseudo-header {name!r}")
-            seen_pseudo.add(name)
-        else:
-            seen_regular = True
-            if name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
-                raise MessageError(f"connection-specific field {name!r}")
-
-
 def _validate_local_fields(headers: Sequence[tuple[bytes, bytes]], allowed_pseudo: frozenset[bytes]) -> None:
     try:
-        _validate_fields(headers, allowed_pseudo)
+        validate_fields(headers, allowed_pseudo)
     except MessageError as exc:
         raise H3UsageError(exc.message) from None
 
@@ -369,6 +346,24 @@ class H3Connection:
         ids = set(session.streams) if session else set()
         ids.update(self._early_streams.get(session_id, ()))
         return sorted(ids)
+
+    def reset_session_streams(self, session_id: int, code: int = ErrorCode.WT_SESSION_GONE) -> list[H3Event]:
+        """Reset/stop requests ending every stream of a finished session.
+
+        Bidirectional streams get both, unidirectional ones only the direction
+        that exists locally.  Further data on those streams is discarded.
+        """
+        events: list[H3Event] = []
+        for stream_id in self.session_stream_ids(session_id):
+            stream = self._streams.get(stream_id)
+            if stream is not None:
+                stream.kind = _Kind.IGNORED
+                stream.buffered.clear()
+            if not _is_uni(stream_id) or not self._is_local(stream_id):
+                events.append(StreamStopRequested(stream_id, code))
+            if not _is_uni(stream_id) or self._is_local(stream_id):
+                events.append(StreamResetRequested(stream_id, code))
+        return events
 
     def session_send_credit(self, session_id: int) -> int | None:
         """Bytes the session may still send; ``None`` when flow control is off."""
@@ -975,9 +970,8 @@ class H3Connection:
             stream.announced = True
             events.append(WebTransportStreamOpened(session_id, stream_id, not _is_uni(stream_id)))
             if stream.buffered or stream.buffered_fin:
-                events.append(
-                    WebTransportStreamDataReceived(session_id, stream_id, b"".join(stream.buffered), stream.buffered_fin)
-                )
+                payload = b"".join(stream.buffered)
+                events.append(WebTransportStreamDataReceived(session_id, stream_id, payload, stream.buffered_fin))
             stream.buffered.clear()
         datagrams = self._early_datagrams.pop(session_id, [])
         self._early_datagram_count -= len(datagrams)
@@ -1109,7 +1103,7 @@ class H3Connection:
                 raise FrameUnexpectedError("HEADERS after trailers")
             headers = decode_field_section(frame.payload, self.config.max_field_section_size)
             if stream.message_state == 1:
-                _validate_fields(headers, frozenset())
+                validate_fields(headers, frozenset())
                 stream.message_state = 2
                 if stream.session_id is None:
                     events.append(HeadersReceived(stream.stream_id, tuple(headers), False))
@@ -1140,23 +1134,8 @@ class H3Connection:
             events.extend(self._reject_early(session_id))
 
     def _request_headers(self, stream: _Stream, headers: list[tuple[bytes, bytes]], events: list[H3Event]) -> None:
-        _validate_fields(headers, _REQUEST_PSEUDO)
+        method, protocol = validate_request(headers)
         stream_id = stream.stream_id
-        method = _header_value(headers, b":method")
-        protocol = _header_value(headers, b":protocol")
-        if method is None:
-            raise MessageError("request without :method")
-        if method == b"CONNECT":
-            if protocol is None:
-                if _header_value(headers, b":authority") is None or _header_value(headers, b":scheme") is not None or _header_value(headers, b":path") is not None:
-                    raise MessageError("malformed CONNECT request")
-            elif None in (_header_value(headers, b":scheme"), _header_value(headers, b":path"), _header_value(headers, b":authority")):
-                raise MessageError("extended CONNECT lacks :scheme, :path or :authority")
-        else:
-            if protocol is not None:
-                raise MessageError(":protocol outside CONNECT")
-            if _header_value(headers, b":scheme") is None or _header_value(headers, b":path") is None:
-                raise MessageError("request lacks :scheme or :path")
         stream.message_state = 1
         self._highest_request_id = max(self._highest_request_id, stream_id)
         if self._goaway_sent is not None and stream_id >= self._goaway_sent:
@@ -1171,8 +1150,8 @@ class H3Connection:
             return
         session = self._new_session(stream_id)
         session.machine.process(SessionInput.REQUEST_RECEIVED)
-        session.draft02 = _header_value(headers, b"sec-webtransport-http3-draft02") is not None
-        offered = _header_value(headers, b"wt-available-protocols")
+        session.draft02 = header_value(headers, b"sec-webtransport-http3-draft02") is not None
+        offered = header_value(headers, b"wt-available-protocols")
         if offered is not None:
             session.offered_protocols = tuple(parse_string_list(offered) or ())
         stream.session_id = stream_id
@@ -1181,11 +1160,7 @@ class H3Connection:
         )
 
     def _response_headers(self, stream: _Stream, headers: list[tuple[bytes, bytes]], events: list[H3Event]) -> None:
-        _validate_fields(headers, _RESPONSE_PSEUDO)
-        raw_status = _header_value(headers, b":status")
-        if raw_status is None or len(raw_status) != 3 or not raw_status.isdigit():
-            raise MessageError("response without a valid :status")
-        status = int(raw_status)
+        status = parse_status(headers)
         if status < 200:
             return  # interim response
         stream.message_state = 1
@@ -1202,7 +1177,7 @@ class H3Connection:
             events.extend(self._reject_early(session_id))
             return
         selected: str | None = None
-        raw_protocol = _header_value(headers, b"wt-protocol")
+        raw_protocol = header_value(headers, b"wt-protocol")
         if raw_protocol is not None:
             selected = parse_string_item(raw_protocol)
             if selected is not None and selected not in session.offered_protocols:

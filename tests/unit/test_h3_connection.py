@@ -102,7 +102,9 @@ def test_settings_exchange() -> None:
 def test_full_session(chop: bool) -> None:
     pair = make_pair(chop=chop)
     client, server = pair.client, pair.server
-    request = client.connect_session(0, authority="example.com", path="/wt?a=1", origin="https://o", protocols=["p1", "p2"])
+    request = client.connect_session(
+        0, authority="example.com", path="/wt?a=1", origin="https://o", protocols=["p1", "p2"]
+    )
     (requested,) = pair.to_server(0, request)
     assert isinstance(requested, WebTransportSessionRequested)
     assert requested.session_id == 0 and requested.protocol == "webtransport-h3"
@@ -784,3 +786,68 @@ def test_truncated_wt_prefix_with_fin_is_ignored() -> None:
     assert pair.to_server(4, b"\x40\x41\x40", fin=True) == []
     assert pair.to_server(14, b"\x40", fin=True) == []
     assert pair.server.session_stream_ids(0) == []
+
+
+def test_reset_session_streams() -> None:
+    pair = make_pair()
+    pair.open_session()
+    pair.to_server(4, pair.client.open_webtransport_stream(0, 4, True))
+    pair.to_server(14, pair.client.open_webtransport_stream(0, 14, False))
+    pair.server.open_webtransport_stream(0, 15, False)
+    pair.to_server(0, pair.client.close_session_data(0), fin=True)
+    gone = ErrorCode.WT_SESSION_GONE
+    assert pair.server.reset_session_streams(0) == [
+        StreamStopRequested(4, gone),
+        StreamResetRequested(4, gone),
+        StreamStopRequested(14, gone),
+        StreamResetRequested(15, gone),
+    ]
+    assert pair.server.receive_stream_data(4, b"late") == []
+
+
+def test_chromium_like_client() -> None:
+    """What Chromium 156 puts on the wire, byte for byte in spirit."""
+    pylsqpack = pytest.importorskip("pylsqpack")
+    server = H3Connection(False)
+    settings = dict(CHROMIUM_SETTINGS)
+    control = (
+        control_stream(settings)
+        + encode_frame(0x1F * 1234567 + 0x21, b"\x00" * 9)  # GREASE frame
+        + encode_frame(0xF0700, b"\x00u=1")  # PRIORITY_UPDATE
+    )
+    events = feed(server, 2, control, chop=True)
+    assert [type(e) for e in events] == [SettingsReceived]
+    assert feed(server, 6, b"\x02", chop=True) == []
+    assert feed(server, 10, b"\x03", chop=True) == []
+    encoder = pylsqpack.Encoder()
+    encoder.apply_settings(max_table_capacity=0, blocked_streams=0)
+    _, block = encoder.encode(
+        0,
+        [
+            (b":scheme", b"https"),
+            (b":method", b"CONNECT"),
+            (b":authority", b"127.0.0.1:4433"),
+            (b":path", b"/echo"),
+            (b":protocol", b"webtransport"),
+            (b"sec-webtransport-http3-draft02", b"1"),
+            (b"origin", b"http://127.0.0.1:8000"),
+            (b"wt-available-protocols", b'"chat", "echo"'),
+        ],
+    )
+    request = encode_frame(FrameType.HEADERS, block) + data_frame(encode_capsule(0x29 * 77 + 0x17, b"\x01" * 33))
+    (requested,) = feed(server, 0, request, chop=True)
+    assert isinstance(requested, WebTransportSessionRequested)
+    assert requested.protocol == "webtransport" and requested.available_protocols == ("chat", "echo")
+    response = server.accept_session(0, protocol="echo")
+    decoder = pylsqpack.Decoder(0, 0)
+    _, headers = decoder.feed_header(0, response[2:])
+    assert list(headers) == [
+        (b":status", b"200"),
+        (b"sec-webtransport-http3-draft", b"draft02"),
+        (b"wt-protocol", b'"echo"'),
+    ]
+    # Chromium resets session streams with H3_CONNECT_ERROR when it goes away.
+    feed(server, 4, H3Connection.webtransport_stream_prefix(0, True) + b"hi")
+    assert server.receive_stream_reset(4, ErrorCode.H3_CONNECT_ERROR) == [
+        StreamResetReceived(4, ErrorCode.H3_CONNECT_ERROR, 0, None)
+    ]

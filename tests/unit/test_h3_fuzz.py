@@ -19,7 +19,10 @@ from pywebtransport.h3.varint import Buffer, encode_varint
 chunks = st.lists(st.binary(max_size=64), max_size=8)
 
 
-def feed_all(parser: FrameParser | CapsuleParser | EncoderStreamParser | DecoderStreamParser, data: list[bytes]) -> None:
+Parser = FrameParser | CapsuleParser | EncoderStreamParser | DecoderStreamParser
+
+
+def feed_all(parser: Parser, data: list[bytes]) -> None:
     try:
         for chunk in data:
             parser.feed(chunk)

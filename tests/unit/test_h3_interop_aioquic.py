@@ -72,9 +72,9 @@ def to_aioquic(h3: Any, stream_id: int, data: bytes, fin: bool = False) -> list[
     events: list[Any] = []
     # One byte at a time, to also exercise aioquic's reassembly of our output.
     for i, byte in enumerate(data):
-        events += h3.handle_event(
-            quic_events.StreamDataReceived(data=bytes([byte]), end_stream=fin and i == len(data) - 1, stream_id=stream_id)
-        )
+        last = fin and i == len(data) - 1
+        event = quic_events.StreamDataReceived(data=bytes([byte]), end_stream=last, stream_id=stream_id)
+        events += h3.handle_event(event)
     if not data and fin:
         events += h3.handle_event(quic_events.StreamDataReceived(data=b"", end_stream=True, stream_id=stream_id))
     return events
