@@ -171,6 +171,8 @@ uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
 void pwt_stream_close(pwt_stream *s);
 void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water);
 void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water);
+void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
+void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
 uint64_t pwt_live_objects(void);
 
 /* Version stamp compiled into the extension; checked at import. */

@@ -77,11 +77,17 @@ struct pwt_listener {
     HQUIC h;
     pwt_queue *q;
     HQUIC cfg;
+    int64_t recv_limit;
+    int64_t send_high_water;
 };
 
 struct pwt_conn {
     HQUIC h;
     pwt_queue *q;
+    /* Limits inherited by every stream of the connection at creation, so
+     * they apply before Python has seen the stream. */
+    int64_t recv_limit;
+    int64_t send_high_water;
     atomic_uint dgram_max;
     char alpn[256];
     atomic_uint alpn_len;
@@ -279,6 +285,24 @@ uint32_t pwt_shim_version(void) { return PWT_SHIM_VERSION; }
 int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
 
 uint64_t pwt_live_objects(void) { return atomic_load(&LiveObjects); }
+
+void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water) {
+    if (recv_limit > 0) {
+        c->recv_limit = recv_limit;
+    }
+    if (send_high_water > 0) {
+        c->send_high_water = send_high_water;
+    }
+}
+
+void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water) {
+    if (recv_limit > 0) {
+        l->recv_limit = recv_limit;
+    }
+    if (send_high_water > 0) {
+        l->send_high_water = send_high_water;
+    }
+}
 
 void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water) {
     if (recv_limit > 0) {
@@ -564,14 +588,14 @@ void pwt_config_close(pwt_config *cfg) {
 /* ------------------------------------------------------------------ */
 /* Streams                                                             */
 
-static pwt_stream *stream_new(pwt_queue *q) {
+static pwt_stream *stream_new(pwt_conn *c) {
     pwt_stream *s = (pwt_stream *)calloc(1, sizeof(pwt_stream));
     if (s == NULL) {
         return NULL;
     }
-    s->q = q;
-    s->recv_limit = DefaultRecvLimit;
-    s->send_high_water = DefaultSendHighWater;
+    s->q = c->q;
+    s->recv_limit = c->recv_limit;
+    s->send_high_water = c->send_high_water;
     atomic_fetch_add(&LiveObjects, 1);
     return s;
 }
@@ -680,7 +704,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
 }
 
 uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) {
-    pwt_stream *s = stream_new(c->q);
+    pwt_stream *s = stream_new(c);
     if (s == NULL) {
         return QUIC_STATUS_OUT_OF_MEMORY;
     }
@@ -807,7 +831,7 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
                     ev->SHUTDOWN_COMPLETE.AppCloseInProgress);
         break;
     case QUIC_CONNECTION_EVENT_PEER_STREAM_STARTED: {
-        pwt_stream *s = stream_new(c->q);
+        pwt_stream *s = stream_new(c);
         if (s == NULL) {
             return QUIC_STATUS_OUT_OF_MEMORY;
         }
@@ -867,6 +891,8 @@ static pwt_conn *conn_new(pwt_queue *q) {
         return NULL;
     }
     c->q = q;
+    c->recv_limit = DefaultRecvLimit;
+    c->send_high_water = DefaultSendHighWater;
     atomic_fetch_add(&LiveObjects, 1);
     return c;
 }
@@ -1000,6 +1026,8 @@ static QUIC_STATUS QUIC_API listener_cb(HQUIC h, void *ctx, QUIC_LISTENER_EVENT 
         if (c == NULL) {
             return QUIC_STATUS_OUT_OF_MEMORY;
         }
+        c->recv_limit = l->recv_limit;
+        c->send_high_water = l->send_high_water;
         c->h = ev->NEW_CONNECTION.Connection;
         MsQuic->SetCallbackHandler(c->h, (void *)conn_cb, c);
         QUIC_STATUS st = MsQuic->ConnectionSetConfiguration(c->h, l->cfg);
@@ -1030,6 +1058,8 @@ uint32_t pwt_listener_open(pwt_queue *q, pwt_config *cfg, pwt_listener **out) {
     }
     l->q = q;
     l->cfg = cfg->h;
+    l->recv_limit = DefaultRecvLimit;
+    l->send_high_water = DefaultSendHighWater;
     QUIC_STATUS st = MsQuic->ListenerOpen(Registration, listener_cb, l, &l->h);
     if (QUIC_FAILED(st)) {
         free(l);

@@ -126,7 +126,7 @@ class QuicConnection:
         self._max_datagram = 0
         self._datagrams_enabled = False
         self.on_stream: Callable[[QuicStream], None] | None = None
-        self.on_datagram: Callable[[bytes], None] | None = None
+        self._on_datagram: Callable[[bytes], None] | None = None
         self.on_connected: Callable[["QuicConnection"], None] | None = None
         self.on_closed: Callable[[CloseReason], None] | None = None
         self._native_config: NativeConfig | None = None
@@ -134,6 +134,17 @@ class QuicConnection:
         self.remote_address: Address | None = None
         self.local_address: Address | None = None
         engine.register(handle, self)
+
+    @property
+    def on_datagram(self) -> Callable[[bytes], None] | None:
+        """Callback for incoming datagrams; setting it delivers any queued ones."""
+        return self._on_datagram
+
+    @on_datagram.setter
+    def on_datagram(self, callback: Callable[[bytes], None] | None) -> None:
+        self._on_datagram = callback
+        while callback is not None and self._datagrams:
+            callback(self._datagrams.popleft())
 
     # -- state -------------------------------------------------------------
     @property
@@ -167,8 +178,8 @@ class QuicConnection:
         t = ev.type
         if t == lib.PWT_EV_CONN_DATAGRAM_RECEIVED:
             data = ffi.unpack(ffi.cast("char *", ev.data), ev.len)
-            if self.on_datagram is not None:
-                self.on_datagram(data)
+            if self._on_datagram is not None:
+                self._on_datagram(data)
                 return
             if len(self._datagrams) >= self.config.max_datagram_queue:
                 self._datagrams.popleft()
@@ -225,8 +236,6 @@ class QuicConnection:
         key = ffi.cast("void *", handle)
         self._streams[key] = stream
         self._engine.objects[key] = stream
-        if self._max_stream_buffer != (1 << 20) or self._send_high_water != (1 << 20):
-            lib.pwt_stream_set_limits(handle, self._max_stream_buffer, self._send_high_water)
 
     def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
         key = ffi.cast("void *", handle)
@@ -411,6 +420,7 @@ async def connect(
     status = lib.pwt_conn_open(engine.queue, out)
     if status != 0:
         raise ConnectError(f"cannot open connection: {_native.status_name(status)}")
+    lib.pwt_conn_set_limits(out[0], config.max_stream_buffer, config.send_buffer_high_water)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
     name = server_name if server_name is not None else host
@@ -450,6 +460,7 @@ class QuicListener:
         if status != 0:
             raise QuicError(f"cannot open listener: {_native.status_name(status)}")
         self._handle = out[0]
+        lib.pwt_listener_set_limits(self._handle, config.max_stream_buffer, config.send_buffer_high_water)
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
