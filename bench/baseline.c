@@ -173,6 +173,7 @@ static pthread_mutex_t LoopMu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t LoopCv = PTHREAD_COND_INITIALIZER;
 static loop_item *LoopHead, *LoopTail;
 static uint64_t LoopClientDone;
+static double EchoLoopCpuUs;
 
 static counter_t UploadDone, DownloadDone, EchoDone, EchoRound, StreamsClosed;
 static uint64_t UploadEnd;
@@ -299,7 +300,7 @@ static QUIC_STATUS QUIC_API client_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVE
     switch (ev->Type) {
     case QUIC_STREAM_EVENT_RECEIVE:
         s->received += ev->RECEIVE.TotalBufferLength;
-        if (s->mode == M_ECHO) {
+        if (s->mode == M_ECHO || s->mode == M_ECHO_LOOP) {
             while (s->done < s->rounds && s->received >= (s->done + 1) * MSG) {
                 s->done++;
                 if (s->echo_driver == ECHO_CB) {
@@ -566,6 +567,8 @@ static void echo(HQUIC conn, uint64_t rounds, uint64_t warmup, int driver, doubl
     s->echo_driver = driver;
     if (driver == ECHO_LOOP) {
         LoopClientDone = 0;
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
         for (uint64_t i = 0; i < total; i++) {
             uint64_t t0 = now_ns();
             QUIC_STATUS st = Q->StreamSend(s->h, &EchoBuf, 1, QUIC_SEND_FLAG_NONE, NULL);
@@ -594,6 +597,9 @@ static void echo(HQUIC conn, uint64_t rounds, uint64_t warmup, int driver, doubl
             pthread_mutex_unlock(&LoopMu);
             s->samples[i] = now_ns() - t0;
         }
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        EchoLoopCpuUs = ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) /
+                        1e3 / (double)total;
     } else if (driver == ECHO_CB) {
         uint64_t before = EchoDone.count;
         s->t_last = now_ns();
@@ -665,6 +671,7 @@ static double datagrams(HQUIC conn, client_conn *c, uint64_t rounds, uint64_t *l
 }
 
 static HQUIC open_client_config(void);
+static uint64_t HsConnectNs, HsCloseNs;
 
 /* new_cfg: open (and close) a client configuration per connection, as the
  * Python layer's connect() does, instead of reusing one. */
@@ -674,8 +681,12 @@ static double handshakes(uint64_t n, int new_cfg) {
         client_conn c;
         client_conn_init(&c);
         HQUIC cfg = new_cfg ? open_client_config() : CliCfg;
+        uint64_t ta = now_ns();
         HQUIC conn = client_connect(&c, cfg);
+        uint64_t tb = now_ns();
         client_close(conn, &c);
+        HsConnectNs += tb - ta;
+        HsCloseNs += now_ns() - tb;
         if (new_cfg) {
             Q->ConfigurationClose(cfg);
         }
@@ -851,6 +862,7 @@ int main(int argc, char **argv) {
         printf(", \"echo_thread_p50_us\": %.1f, \"echo_thread_p99_us\": %.1f", p50, p99);
         echo(conn, rounds, warmup, ECHO_LOOP, &p50, &p99);
         printf(", \"echo_loop_p50_us\": %.1f, \"echo_loop_p99_us\": %.1f", p50, p99);
+        printf(", \"echo_loop_cpu_us\": %.1f", EchoLoopCpuUs);
         fflush(stdout);
     }
     if (WANT("datagram")) {
@@ -863,7 +875,12 @@ int main(int argc, char **argv) {
     client_close(conn, &cc);
     if (WANT("handshake") && n_hs) {
         printf(", \"handshakes\": %" PRIu64 ", \"handshakes_per_s\": %.1f", n_hs, handshakes(n_hs, 0));
+        printf(", \"hs_connect_us\": %.0f, \"hs_close_us\": %.0f", HsConnectNs / 1e3 / n_hs,
+               HsCloseNs / 1e3 / n_hs);
+        HsConnectNs = HsCloseNs = 0;
         printf(", \"handshakes_newcfg_per_s\": %.1f", handshakes(n_hs, 1));
+        printf(", \"hs_newcfg_connect_us\": %.0f, \"hs_newcfg_close_us\": %.0f",
+               HsConnectNs / 1e3 / n_hs, HsCloseNs / 1e3 / n_hs);
     }
     printf("}\n");
     fflush(stdout);

@@ -163,9 +163,11 @@ class PyBench:
         self.mode = "upload"
         self.upload_done = asyncio.get_running_loop().create_future()
         s = await conn.open_bidi_stream()
+        c0 = time.thread_time()
         t0 = time.perf_counter_ns()
         await self._send_bulk(s, nbytes)
         t1 = await self.upload_done
+        self.cpu_pct = 100 * (time.thread_time() - c0) / ((time.perf_counter_ns() - t0) / 1e9)
         while await s.read():
             pass
         return nbytes / (1 << 20) / ((t1 - t0) / 1e9)
@@ -174,6 +176,7 @@ class PyBench:
         self.mode = "download"
         self.download_bytes = nbytes
         s = await conn.open_bidi_stream()
+        c0 = time.thread_time()
         t0 = time.perf_counter_ns()
         await s.write(b"D", fin=True)
         got = 0
@@ -183,6 +186,7 @@ class PyBench:
                 break
             got += len(data)
         t1 = time.perf_counter_ns()
+        self.cpu_pct = 100 * (time.thread_time() - c0) / ((t1 - t0) / 1e9)
         if got != nbytes:
             raise RuntimeError(f"download got {got} of {nbytes} bytes")
         return nbytes / (1 << 20) / ((t1 - t0) / 1e9)
@@ -193,11 +197,13 @@ class PyBench:
         msg = b"e" * MSG
         samples = []
         clock = time.perf_counter_ns
+        c0 = time.thread_time()
         for _ in range(rounds + warmup):
             t0 = clock()
             await s.write(msg)
             await s.readexactly(MSG)
             samples.append(clock() - t0)
+        self.cpu_us = 1e6 * (time.thread_time() - c0) / (rounds + warmup)
         s.finish()
         while await s.read():
             pass
@@ -213,6 +219,7 @@ class PyBench:
         pack = struct.Struct("<Q").pack
         unpack = struct.Struct("<Q").unpack_from
         lost = 0
+        c0 = time.thread_time()
         t0 = time.perf_counter_ns()
         for seq in range(rounds):
             conn.send_datagram(pack(seq) + pad)
@@ -223,17 +230,26 @@ class PyBench:
             except TimeoutError:
                 lost += 1
         secs = (time.perf_counter_ns() - t0) / 1e9
+        self.cpu_us = 1e6 * (time.thread_time() - c0) / rounds
         return rounds / secs, lost
 
     async def handshakes(self, n: int, port: int) -> float:
         from pywebtransport.quic import connect
 
         cfg = self.client_config()
-        t0 = time.perf_counter_ns()
+        clock = time.perf_counter_ns
+        t_conn = t_close = 0
+        t0 = clock()
         for _ in range(n):
+            ta = clock()
             c = await connect("127.0.0.1", port, cfg)
+            tb = clock()
             await c.aclose()
-        return n / ((time.perf_counter_ns() - t0) / 1e9)
+            t_conn += tb - ta
+            t_close += clock() - tb
+        rate = n / ((clock() - t0) / 1e9)
+        self.hs_split = (t_conn / n / 1e3, t_close / n / 1e3)
+        return rate
 
     def client_config(self) -> Any:
         from pywebtransport.quic import QuicConfiguration
@@ -264,20 +280,24 @@ class PyBench:
             prof(True)
             out["upload_mib_s"] = round(await self.upload(conn, nbytes), 1)
             prof(False)
+            out["upload_loop_cpu_pct"] = round(self.cpu_pct)
         if "download" in only:
             prof(True)
             out["download_mib_s"] = round(await self.download(conn, nbytes), 1)
             prof(False)
+            out["download_loop_cpu_pct"] = round(self.cpu_pct)
         if "echo" in only:
             prof(True)
             p50, p99 = await self.echo(conn, a.rounds, a.warmup)
             prof(False)
             out.update(echo_rounds=a.rounds, echo_p50_us=round(p50, 1), echo_p99_us=round(p99, 1))
+            out["echo_loop_cpu_us"] = round(self.cpu_us, 1)
         if "datagram" in only:
             prof(True)
             rate, lost = await self.datagrams(conn, a.dgram_rounds)
             prof(False)
             out.update(dgram_rounds=a.dgram_rounds, dgram_rt_per_s=round(rate), dgram_lost=lost)
+            out["dgram_loop_cpu_us"] = round(self.cpu_us, 1)
         await conn.aclose()
         if "handshake" in only and a.handshakes:
             prof(True)
@@ -285,6 +305,7 @@ class PyBench:
                 handshakes=a.handshakes,
                 handshakes_per_s=round(await self.handshakes(a.handshakes, listener.port), 1),
             )
+            out["hs_connect_us"], out["hs_close_us"] = (round(x) for x in self.hs_split)
             prof(False)
         await listener.aclose()
         return out
@@ -360,8 +381,11 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
     add("echo 64B p99 vs C-callback", "echo_p99_us", "echo_cb_p99_us", "us", "lower", None)
     add("echo 64B p50 vs C-app-thread", "echo_p50_us", "echo_thread_p50_us", "us", "lower", 1.5)
     add("echo 64B p99 vs C-app-thread", "echo_p99_us", "echo_thread_p99_us", "us", "lower", None)
+    add("echo 64B p50 vs C-one-loop", "echo_p50_us", "echo_loop_p50_us", "us", "lower", 1.5)
+    add("echo 64B p99 vs C-one-loop", "echo_p99_us", "echo_loop_p99_us", "us", "lower", None)
     add("datagram ping-pong", "dgram_rt_per_s", "dgram_rt_per_s", "rt/s", "higher", None)
     add("handshakes (sequential)", "handshakes_per_s", "handshakes_per_s", "/s", "higher", None)
+    add("handshakes vs C new-config/conn", "handshakes_per_s", "handshakes_newcfg_per_s", "/s", "higher", None)
 
     head = ("scenario", "python", "C baseline", "ratio", "target")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
@@ -376,6 +400,27 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
     out.append(
         f"runs: python={len(py)} C={len(c)} (median shown); datagrams lost: python={lost_py} C={lost_c}"
     )
+    diag = []
+    for key, label in (
+        ("upload_loop_cpu_pct", "python loop-thread CPU during upload: {:.0f}%"),
+        ("download_loop_cpu_pct", "python loop-thread CPU during download: {:.0f}%"),
+        ("echo_loop_cpu_us", "python loop-thread CPU per echo round trip: {:.1f} us"),
+        ("dgram_loop_cpu_us", "python loop-thread CPU per datagram round trip: {:.1f} us"),
+        ("hs_connect_us", "python connect(): {:.0f} us"),
+        ("hs_close_us", "python aclose(): {:.0f} us"),
+    ):
+        v = _median(py, key)
+        if v is not None:
+            diag.append(label.format(v))
+    for key, label in (
+        ("hs_connect_us", "C connect (shared config): {:.0f} us"),
+        ("hs_close_us", "C close: {:.0f} us"),
+    ):
+        v = _median(c, key)
+        if v is not None:
+            diag.append(label.format(v))
+    if diag:
+        out.append("diagnostics (medians): " + "; ".join(diag))
     return "\n".join(out)
 
 
@@ -385,27 +430,6 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
 
 def profile_python(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str]) -> None:
     """Run the Python scenarios with the profiler enabled only while measuring."""
-    if args.profile == "pyinstrument":
-        from pyinstrument import Profiler
-
-        class _P:
-            def __init__(self) -> None:
-                self.p = Profiler(interval=0.0005, async_mode="disabled")
-                self.running = False
-
-            def enable(self) -> None:
-                self.p.start() if not self.running else None
-                self.running = True
-
-            def disable(self) -> None:
-                pass
-
-        prof = _P()
-        res = asyncio.run(PyBench(args, certfile, keyfile).run(only, prof))
-        prof.p.stop()
-        print(json.dumps(res))
-        print(prof.p.output_text(unicode=False, color=False, show_all=False))
-        return
     import cProfile
     import pstats
 
@@ -435,7 +459,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of " + ",".join(SCENARIOS))
     ap.add_argument("--skip-c", action="store_true", help="run only the Python side")
     ap.add_argument("--json", action="store_true", help="also print the raw results as JSON")
-    ap.add_argument("--profile", choices=("cprofile", "pyinstrument"), help="profile the Python side only (no table)")
+    ap.add_argument("--profile", choices=("cprofile",), help="profile the Python side only (no table)")
     ap.add_argument("--profile-top", type=int, default=30)
     args = ap.parse_args()
 
