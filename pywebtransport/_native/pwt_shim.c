@@ -91,6 +91,11 @@ struct pwt_conn {
     atomic_uint dgram_max;
     char alpn[256];
     atomic_uint alpn_len;
+    /* Captured on the worker thread at CONNECTED: reading them later from
+     * Python would be a blocking cross-thread GetParam. */
+    pwt_addr local_addr;
+    pwt_addr remote_addr;
+    atomic_int addrs_known;
 };
 
 struct pwt_stream {
@@ -141,9 +146,15 @@ static void signal_fd(pwt_queue *q) {
 }
 
 static void drain_fd(pwt_queue *q) {
+#ifdef __linux__
+    uint64_t value; /* one read resets an eventfd counter */
+    ssize_t r = read(q->rfd, &value, sizeof(value));
+    (void)r;
+#else
     char buf[64];
     while (read(q->rfd, buf, sizeof(buf)) > 0) {
     }
+#endif
 }
 
 static void queue_push(pwt_queue *q, pwt_node *n) {
@@ -812,6 +823,19 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         memcpy(c->alpn, ev->CONNECTED.NegotiatedAlpn, n);
         atomic_store(&c->alpn_len, n);
+        QUIC_ADDR qa;
+        uint32_t sz = sizeof(qa);
+        int known = 0;
+        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_LOCAL_ADDRESS, &sz, &qa))) {
+            addr_from_quic(&qa, &c->local_addr);
+            known |= 1;
+        }
+        sz = sizeof(qa);
+        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_REMOTE_ADDRESS, &sz, &qa))) {
+            addr_from_quic(&qa, &c->remote_addr);
+            known |= 2;
+        }
+        atomic_store(&c->addrs_known, known);
         push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
         break;
     }
@@ -977,6 +1001,11 @@ uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {
 }
 
 uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out) {
+    int known = atomic_load(&c->addrs_known);
+    if (known & (remote ? 2 : 1)) {
+        *out = remote ? c->remote_addr : c->local_addr;
+        return QUIC_STATUS_SUCCESS;
+    }
     QUIC_ADDR qa;
     uint32_t sz = sizeof(qa);
     QUIC_STATUS st = MsQuic->GetParam(

@@ -92,6 +92,20 @@ class QuicConfiguration:
         if self.max_stream_buffer <= 0 or self.send_buffer_high_water <= 0:
             raise ConfigError("max_stream_buffer and send_buffer_high_water must be > 0")
 
+    def cache_key(self) -> tuple[Any, ...]:
+        """A snapshot identifying the native configuration this produces.
+
+        Includes the credential files' modification times, so a rotated
+        certificate yields a new key.
+        """
+        values: list[Any] = []
+        for name in self.__slots__:
+            value = getattr(self, name)
+            values.append(tuple(value) if isinstance(value, list) else value)
+        for path in (self.certfile, self.keyfile, self.cafile):
+            values.append(os.stat(path).st_mtime_ns if path and os.path.exists(path) else None)
+        return tuple(values)
+
     def native_settings(self) -> dict[str, Any]:
         """Field values for the shim's ``pwt_settings`` struct."""
         return {

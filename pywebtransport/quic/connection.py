@@ -414,7 +414,7 @@ async def connect(
     if not config.is_client:
         raise ConfigError("connect() needs a client configuration (is_client=True)")
     engine = Engine.current()
-    native_config = NativeConfig(config)
+    native_config = NativeConfig.shared(config)
     ip = await _resolve(host, port)
     out = ffi.new("pwt_conn **")
     status = lib.pwt_conn_open(engine.queue, out)
@@ -454,7 +454,7 @@ class QuicListener:
         self._loop = engine.loop
         self.config = config
         self._handler = handler
-        self._native_config = NativeConfig(config)
+        self._native_config = NativeConfig.shared(config)
         out = ffi.new("pwt_listener **")
         status = lib.pwt_listener_open(engine.queue, self._native_config.handle, out)
         if status != 0:

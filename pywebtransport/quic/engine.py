@@ -13,6 +13,7 @@ import atexit
 import select
 import time
 import weakref
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from .. import _native
@@ -31,6 +32,23 @@ class NativeConfig:
     """An msquic configuration handle built from a QuicConfiguration."""
 
     live: "weakref.WeakSet[NativeConfig]" = weakref.WeakSet()
+    # Opening a configuration builds a TLS context (~10 ms); connections and
+    # listeners with equal settings share one.
+    _shared: "OrderedDict[tuple[Any, ...], NativeConfig]" = OrderedDict()
+    _SHARED_MAX = 16
+
+    @classmethod
+    def shared(cls, config: QuicConfiguration) -> "NativeConfig":
+        key = config.cache_key()
+        native = cls._shared.get(key)
+        if native is None or native.handle is None:
+            native = cls(config)
+            cls._shared[key] = native
+            while len(cls._shared) > cls._SHARED_MAX:
+                cls._shared.popitem(last=False)
+        else:
+            cls._shared.move_to_end(key)
+        return native
 
     def __init__(self, config: QuicConfiguration) -> None:
         _native.ensure_initialized()
