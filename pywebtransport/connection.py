@@ -349,6 +349,15 @@ class WebTransportConnection:
             except QuicError:
                 pass
 
+    def send_goaway(self) -> None:
+        """Tell the peer no new sessions will be accepted (GOAWAY on the control stream)."""
+        if self._control is None or self._control.is_closed or self.quic.is_closed:
+            return
+        try:
+            self._control.write_nowait(self.h3.send_goaway())
+        except (H3UsageError, QuicError):
+            pass
+
     def drain_session(self, session_id: int) -> None:
         stream = self._streams.get(session_id)
         if stream is not None:

@@ -121,10 +121,22 @@ class ServerApp:
                 await result
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        """Graceful stop: GOAWAY + DRAIN every session, give handlers until the
+        deadline to finish, then close what is left and stop listening."""
+        connections = list(self._server.connections)
+        for conn in connections:
+            conn.send_goaway()
+            for session in list(conn.sessions.values()):
+                session.drain()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for conn in connections:
+            for session in list(conn.sessions.values()):
+                await session.close(0, "server shutting down")
         await self._server.close(timeout)
         for hook in self._shutdown:
             result = hook()

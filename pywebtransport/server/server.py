@@ -105,7 +105,13 @@ class WebTransportServer:
         await self._serving
 
     async def close(self, timeout: float = 5.0) -> None:
+        """Stop listening; connections close once their CONNECT streams ended (bounded)."""
         listener, self._listener = self._listener, None
+        if self.connections:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.close_gracefully(min(timeout, 2.0))) for c in self.connections],
+                timeout=timeout,
+            )
         if listener is not None:
             listener.close(0x100)  # H3_NO_ERROR
             try:

@@ -265,3 +265,37 @@ async def test_incoming_streams_ends_when_session_closes(certs: CertSet, harness
         streams = [s async for s in session.incoming_streams()]
         assert streams == []
         assert session.is_closed
+
+
+async def test_graceful_shutdown_drains_then_closes_by_deadline(certs: CertSet) -> None:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    finished: list[str] = []
+
+    @app.route("/polite")
+    async def polite(session: WebTransportSession) -> None:
+        while session.state.value != "draining":  # leaves as soon as it is asked to
+            await asyncio.sleep(0.01)
+        finished.append("polite")
+
+    @app.route("/stubborn")
+    async def stubborn(session: WebTransportSession) -> None:
+        await session.wait_closed()
+        finished.append("stubborn")
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        url = f"https://127.0.0.1:{app.server.local_address[1]}"
+        async with WebTransportClient(client_config(certs)) as client:
+            polite_session = await client.connect(url + "/polite")
+            stubborn_session = await client.connect(url + "/stubborn")
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await app.shutdown(timeout=0.5)
+            elapsed = loop.time() - start
+            assert 0.4 < elapsed < 4.0
+            assert finished == ["polite"]
+            await asyncio.wait_for(stubborn_session.wait_closed(), 5)
+            await asyncio.wait_for(polite_session.wait_closed(), 5)
+            assert stubborn_session.close_reason == "server shutting down"
+            assert not app.server.is_serving
