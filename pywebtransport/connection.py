@@ -330,6 +330,14 @@ class WebTransportConnection:
         self._streams[stream.stream_id] = stream
         if bidi:
             self._attach(stream)
+        else:
+            sid = stream.stream_id
+
+            def forget(_fut: object) -> None:
+                self._streams.pop(sid, None)
+                self.h3.stream_closed(sid)
+
+            stream._closed.add_done_callback(forget)
         stream.write_nowait(prefix)
         return stream
 

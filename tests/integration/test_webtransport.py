@@ -299,3 +299,22 @@ async def test_graceful_shutdown_drains_then_closes_by_deadline(certs: CertSet) 
             await asyncio.wait_for(polite_session.wait_closed(), 5)
             assert stubborn_session.close_reason == "server shutting down"
             assert not app.server.is_serving
+
+
+async def test_many_uni_streams_do_not_accumulate_state(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        incoming = session.incoming_streams()
+        for i in range(200):
+            out = await session.create_unidirectional_stream()
+            await out.write_all(b"%d" % i)
+            back = await asyncio.wait_for(incoming.__anext__(), 5)
+            assert await back.read_all() == b"UNI: %d" % i
+        await asyncio.sleep(0.2)
+        conn = session.connection
+        # control + QPACK streams (ours and the peer's) and the CONNECT stream remain
+        assert len(conn._streams) <= 8, sorted(conn._streams)
+        assert len(session._streams) <= 2
+        (server_conn,) = harness.app.server.connections
+        assert len(server_conn._streams) <= 8, sorted(server_conn._streams)
+        await session.close()
