@@ -49,6 +49,7 @@ class WebTransportConnection:
         self.on_session_request: Callable[["WebTransportSession"], None] | None = None
         self._closing = False
         self._connect_streams: set[int] = set()
+        self._answered: set[int] = set()
         quic.on_stream = self._on_peer_stream
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
@@ -227,6 +228,22 @@ class WebTransportConnection:
         elif isinstance(event, ev.GoawayReceived):
             for session in self.sessions.values():
                 session._on_drain()
+        elif isinstance(event, ev.HeadersReceived) and not self.is_client:
+            self._answer_plain_request(event.stream_id)
+
+    def _answer_plain_request(self, stream_id: int) -> None:
+        """A server speaks only WebTransport: other HTTP/3 requests get 404."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream_id in self._answered or stream_id in self.sessions:
+            return
+        self._answered.add(stream_id)
+        try:
+            data = self.h3.send_headers(stream_id, [(b":status", b"404")], end_stream=True)
+        except (H3UsageError, H3Error):
+            stream.reset(int(ErrorCode.H3_REQUEST_REJECTED))
+            return
+        stream.write_nowait(data, fin=True)
+        stream._closed.add_done_callback(lambda _f: self._answered.discard(stream_id))
 
     def _on_session_requested(self, event: ev.WebTransportSessionRequested) -> None:
         from .session import WebTransportSession

@@ -360,6 +360,36 @@ async def test_aioquic_client_unknown_path_gets_404(certs: CertSet, our_server: 
     await asyncio.wait_for(body(), 25)
 
 
+async def test_aioquic_plain_get_is_answered_404(certs: CertSet, our_server: OurServer) -> None:
+    async def body() -> None:
+        async with connect(
+            "127.0.0.1",
+            our_server.port,
+            configuration=aioquic_client_config(certs),
+            create_protocol=AioquicWTClient,
+        ) as client:
+            assert isinstance(client, AioquicWTClient)
+            stream_id = client._quic.get_next_available_stream_id()
+            client.h3.send_headers(
+                stream_id,
+                [(b":method", b"GET"), (b":scheme", b"https"),
+                 (b":authority", f"localhost:{our_server.port}".encode()), (b":path", b"/index.html")],
+                end_stream=True,
+            )
+            client.transmit()
+
+            def response() -> list[tuple[bytes, bytes]] | None:
+                for ev in client.events:
+                    if isinstance(ev, HeadersReceived) and ev.stream_id == stream_id:
+                        return list(ev.headers)
+                return None
+
+            headers = await client.until(response)
+            assert status_of(headers) == b"404", headers
+
+    await asyncio.wait_for(body(), 25)
+
+
 # --------------------------------------------------------------------------------------------
 # 2. aioquic as the WebTransport SERVER, our WebTransportClient as the client
 # --------------------------------------------------------------------------------------------
