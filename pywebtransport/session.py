@@ -174,6 +174,8 @@ class WebTransportSession:
             self._state = SessionState.DRAINING
 
     def _on_connection_lost(self, reason: CloseReason) -> None:
+        if self._state != SessionState.CLOSED and reason.initiator == "peer":
+            self.closed_by_peer = True
         self._finish(
             SessionState.CLOSED,
             ConnectionError(f"connection {reason.describe()}"),

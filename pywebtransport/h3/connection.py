@@ -1265,8 +1265,12 @@ class H3Connection:
         session_id = stream.session_id
         if session_id is not None and stream_id == session_id:
             session = self._sessions.get(session_id)
-            if not stop_sending:
-                stream.kind = _Kind.IGNORED
+            if stop_sending:
+                # STOP_SENDING only ends our send direction; a closing peer may send it
+                # right before its CLOSE capsule and FIN, which must still be read.
+                events.append(StopSendingReceived(stream_id, error_code, session_id, None))
+                return
+            stream.kind = _Kind.IGNORED
             if session is not None and session.live:
                 session.machine.process(SessionInput.RESET)
                 events.append(SessionAborted(session_id, error_code))

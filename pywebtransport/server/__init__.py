@@ -14,9 +14,17 @@ from pywebtransport.server.middleware import (
 from pywebtransport.server.router import RequestRouter
 from pywebtransport.server.server import WebTransportServer
 from pywebtransport.server.app import ServerApp
+from pywebtransport.monitor import ServerMonitor
+from pywebtransport.server.dev import (
+    create_development_server,
+    create_echo_server_app,
+    echo_handler,
+    health_check_handler,
+)
 
 __all__ = [
     "ServerApp",
+    "ServerMonitor",
     "WebTransportServer",
     "Middleware",
     "MiddlewareManager",
@@ -28,4 +36,8 @@ __all__ = [
     "create_cors_middleware",
     "create_logging_middleware",
     "create_rate_limit_middleware",
+    "create_development_server",
+    "create_echo_server_app",
+    "echo_handler",
+    "health_check_handler",
 ]

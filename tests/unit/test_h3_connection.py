@@ -377,11 +377,19 @@ def test_connect_stream_reset_aborts_session() -> None:
         SessionAborted(0, ErrorCode.WT_SESSION_GONE)
     ]
     assert pair.client.session_state(0) is SessionState.CLOSED
+
+
+def test_stop_sending_on_connect_stream_does_not_hide_the_close_capsule() -> None:
+    # webtransport-go v0.11 sends STOP_SENDING(WT_SESSION_GONE) on the CONNECT stream
+    # right before its CLOSE capsule and FIN; the capsule must still be delivered.
     pair = make_pair()
     pair.open_session()
-    assert pair.server.receive_stop_sending(0, 0x10C) == [SessionAborted(0, 0x10C)]
-    pair.server.stream_closed(0)
-    assert pair.server.session_state(0) is None
+    assert pair.server.receive_stop_sending(0, ErrorCode.WT_SESSION_GONE) == [
+        StopSendingReceived(0, ErrorCode.WT_SESSION_GONE, 0, None)
+    ]
+    assert pair.server.session_state(0) is SessionState.OPEN
+    events = pair.to_server(0, pair.client.close_session_data(0, 4711, "go client done"), fin=True)
+    assert SessionCloseReceived(0, 4711, "go client done") in events
 
 
 def test_reset_of_buffered_stream_forgets_it() -> None:
