@@ -4,6 +4,7 @@ from ._version import __version__
 from .client import WebTransportClient
 from .config import ClientConfig, ServerConfig
 from .datagram import WebTransportDatagramDuplexStream
+from .datagram_extras import DatagramReliabilityLayer
 from .events import Event, EventEmitter
 from .exceptions import (
     AuthenticationError,
@@ -22,6 +23,7 @@ from .exceptions import (
     WebTransportError,
 )
 from .server import ServerApp, WebTransportServer
+from .server.dev import create_development_server
 from .session import WebTransportSession
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .types import (
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectionError",
     "ConnectionState",
     "DatagramError",
+    "DatagramReliabilityLayer",
     "Event",
     "EventEmitter",
     "EventType",
@@ -71,4 +74,5 @@ __all__ = [
     "WebTransportSession",
     "WebTransportStream",
     "__version__",
+    "create_development_server",
 ]

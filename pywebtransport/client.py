@@ -109,6 +109,9 @@ class WebTransportClient:
             raise TimeoutError(
                 f"connecting to {url} timed out after {timeout}s", timeout_duration=timeout, operation="connect"
             ) from None
+        except ConnectionError as exc:
+            self._stats["failed"] += 1
+            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
         except WebTransportError:
             self._stats["failed"] += 1
             raise
@@ -153,6 +156,9 @@ class WebTransportClient:
         """Close every connection this client opened."""
         self._closed = True
         conns = list(self._connections)
+        for conn in conns:
+            for session in list(conn.sessions.values()):
+                await session.close()
         if conns:
             await asyncio.wait(
                 [asyncio.ensure_future(c.close_gracefully(self._config.close_timeout)) for c in conns],
@@ -167,3 +173,21 @@ class WebTransportClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+# 0.1.x exposed these from pywebtransport.client; they live in app-level modules that import this one.
+_LAZY = {
+    "ClientPool": ".pool",
+    "PooledClient": ".pool",
+    "ReconnectingClient": ".reconnect",
+    "ClientMonitor": ".monitor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), name)

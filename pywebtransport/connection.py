@@ -421,3 +421,18 @@ class WebTransportConnection:
 
     async def wait_closed(self) -> None:
         await self.quic.wait_closed()
+
+
+# 0.1.x exposed the load balancer from pywebtransport.connection.
+_LAZY = {
+    "ConnectionLoadBalancer": ".balancer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), name)

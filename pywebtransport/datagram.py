@@ -168,3 +168,20 @@ class WebTransportDatagramDuplexStream:
 
     async def close(self) -> None:
         self._close(SessionError("datagram stream closed"))
+
+
+# 0.1.x exposed these from pywebtransport.datagram.
+_LAZY = {
+    "DatagramBroadcaster": ".datagram_extras",
+    "DatagramReliabilityLayer": ".datagram_extras",
+    "DatagramMonitor": ".monitor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), name)

@@ -383,3 +383,18 @@ class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
         if self._reset:
             issues.append("send side was reset")
         return issues
+
+
+# 0.1.x exposed StreamPool from pywebtransport.stream.
+_LAZY = {
+    "StreamPool": ".pool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), name)

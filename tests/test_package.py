@@ -26,6 +26,7 @@ def test_public_all_is_pinned() -> None:
             "WebTransportClient", "WebTransportDatagramDuplexStream", "WebTransportError",
             "WebTransportReceiveStream", "WebTransportSendStream", "WebTransportServer",
             "WebTransportSession", "WebTransportStream", "__version__",
+            "DatagramReliabilityLayer", "create_development_server",
         ]
     )
     for name in pywebtransport.__all__:
@@ -83,3 +84,23 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_0_1_x_submodule_names_resolve() -> None:
+    import importlib
+
+    expected = {
+        "pywebtransport.client": ["WebTransportClient", "ClientPool", "PooledClient", "ReconnectingClient", "ClientMonitor"],
+        "pywebtransport.connection": ["WebTransportConnection", "ConnectionLoadBalancer"],
+        "pywebtransport.datagram": [
+            "WebTransportDatagramDuplexStream", "DatagramBroadcaster", "DatagramReliabilityLayer", "DatagramMonitor",
+        ],
+        "pywebtransport.stream": ["WebTransportStream", "StreamPool"],
+        "pywebtransport.server": ["ServerApp", "WebTransportServer", "create_development_server"],
+    }
+    for module, names in expected.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            assert getattr(mod, name) is not None, (module, name)
+    with pytest.raises(AttributeError):
+        importlib.import_module("pywebtransport.client").NoSuchThing
