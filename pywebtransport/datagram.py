@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import DatagramError, SessionError, TimeoutError
 from .quic import DatagramTooLarge, QuicError
+from .quic.waiters import Waiters
 
 if TYPE_CHECKING:
     from .session import WebTransportSession
@@ -31,7 +32,7 @@ class WebTransportDatagramDuplexStream:
     def __init__(self, session: "WebTransportSession", high_water_mark: int = 100) -> None:
         self._session = session
         self._queue: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters = Waiters()
         self._error: Exception | None = None
         self.high_water_mark = high_water_mark
         self.datagrams_sent = 0
@@ -57,18 +58,12 @@ class WebTransportDatagramDuplexStream:
         self._queue.append(data)
         self.datagrams_received += 1
         self.bytes_received += len(data)
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._waiters.wake_all()
 
     def _close(self, error: Exception) -> None:
         if self._error is None:
             self._error = error
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._waiters.wake_all()
 
     def _check(self) -> None:
         if self._error is not None:
@@ -118,13 +113,11 @@ class WebTransportDatagramDuplexStream:
         while not self._queue:
             if self._error is not None:
                 raise self._error
-            fut = loop.create_future()
-            self._waiter = fut
             try:
                 if deadline is None:
-                    await fut
+                    await self._waiters.wait()
                 else:
-                    await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
+                    await asyncio.wait_for(self._waiters.wait(), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
                 raise TimeoutError(
                     f"no datagram within {timeout}s", timeout_duration=timeout, operation="receive_datagram"

@@ -18,6 +18,7 @@ from .exceptions import (
     TimeoutError,
 )
 from .quic import CloseReason, QuicError, QuicStream
+from .quic.waiters import Waiters
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .types import SessionState
 
@@ -59,7 +60,7 @@ class WebTransportSession:
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
         self._incoming: deque[IncomingStream] = deque()
-        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._incoming_waiters = Waiters()
         self._max_incoming = max_incoming_streams
         self._datagrams: WebTransportDatagramDuplexStream | None = None
         self.close_code: int | None = None
@@ -240,11 +241,7 @@ class WebTransportSession:
         self._stats["bytes_sent"] += n
 
     def _wake_incoming(self) -> None:
-        w = self._incoming_waiter
-        if w is not None:
-            self._incoming_waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._incoming_waiters.wake_all()
 
     def _check_usable(self) -> None:
         if self._state == SessionState.CLOSED:
@@ -308,9 +305,7 @@ class WebTransportSession:
                 yield self._incoming.popleft()
             if self._state == SessionState.CLOSED:
                 return
-            fut = self._loop.create_future()
-            self._incoming_waiter = fut
-            await fut
+            await self._incoming_waiters.wait()
 
     async def close(self, code: int = 0, reason: str = "") -> None:
         """Close the session with an application code and reason (≤ 1024 bytes)."""

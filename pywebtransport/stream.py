@@ -18,6 +18,7 @@ from .exceptions import StreamError, StreamResetError
 from .h3.errors import webtransport_code_to_http3
 from .quic import QuicError, StreamStopped
 from .quic.stream import QuicStream
+from .quic.waiters import Waiters
 from .types import StreamDirection, StreamState
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class WebTransportReceiveStream(_StreamBase):
         self._buffered = 0
         self._eof = False
         self._error: Exception | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters = Waiters()
 
     # -- fed by the connection layer ---------------------------------------
     def _feed_data(self, data: bytes, fin: bool) -> None:
@@ -136,16 +137,10 @@ class WebTransportReceiveStream(_StreamBase):
         self._wake()
 
     def _wake(self) -> None:
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._waiters.wake_all()
 
     async def _wait(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self._waiter = fut
-        await fut
+        await self._waiters.wait()
 
     def _take(self, n: int) -> bytes:
         if n < 0 or n >= self._buffered:

@@ -25,6 +25,7 @@ from .errors import (
     QuicError,
 )
 from .stream import QuicStream
+from .waiters import Waiters
 
 _CERT_STATUSES = {
     "BAD_CERTIFICATE",
@@ -116,9 +117,9 @@ class QuicConnection:
         self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
         self._streams: dict[Any, QuicStream] = {}
         self._incoming: deque[QuicStream] = deque()
-        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._incoming_waiters = Waiters()
         self._datagrams: deque[bytes] = deque()
-        self._datagram_waiter: asyncio.Future[None] | None = None
+        self._datagram_waiters = Waiters()
         self.datagrams_dropped = 0
         self.datagrams_lost = 0
         self.close_reason: CloseReason | None = None
@@ -185,11 +186,7 @@ class QuicConnection:
                 self._datagrams.popleft()
                 self.datagrams_dropped += 1
             self._datagrams.append(data)
-            w = self._datagram_waiter
-            if w is not None:
-                self._datagram_waiter = None
-                if not w.done():
-                    w.set_result(None)
+            self._datagram_waiters.wake_all()
         elif t == lib.PWT_EV_CONN_PEER_STREAM_STARTED:
             flags = int(ev.u1)
             stream = QuicStream(self, ev.obj2, unidirectional=bool(flags & 1), local=False)
@@ -264,18 +261,12 @@ class QuicConnection:
         if not self._closed.done():
             self._closed.set_result(reason)
         self._wake_incoming()
-        w = self._datagram_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._datagram_waiters.wake_all()
         if self.on_closed is not None:
             self.on_closed(reason)
 
     def _wake_incoming(self) -> None:
-        w = self._incoming_waiter
-        if w is not None:
-            self._incoming_waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._incoming_waiters.wake_all()
 
     def _check_open(self) -> Any:
         if self._handle is None or self.close_reason is not None:
@@ -306,9 +297,7 @@ class QuicConnection:
         while not self._incoming:
             if self._closed.done() or self.close_reason is not None:
                 raise ConnectionClosed(self.close_reason or CloseReason("local"))
-            fut = self._loop.create_future()
-            self._incoming_waiter = fut
-            await fut
+            await self._incoming_waiters.wait()
         return self._incoming.popleft()
 
     # -- datagrams ---------------------------------------------------------
@@ -329,9 +318,7 @@ class QuicConnection:
         while not self._datagrams:
             if self._closed.done() or self.close_reason is not None:
                 raise ConnectionClosed(self.close_reason or CloseReason("local"))
-            fut = self._loop.create_future()
-            self._datagram_waiter = fut
-            await fut
+            await self._datagram_waiters.wait()
         return self._datagrams.popleft()
 
     # -- closing -----------------------------------------------------------
@@ -464,7 +451,7 @@ class QuicListener:
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters = Waiters()
         self.connections: set[QuicConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.address: Address = ("", 0)
@@ -503,9 +490,7 @@ class QuicListener:
                 lib.pwt_listener_close(handle)
             if not self._stopped.done():
                 self._stopped.set_result(None)
-            w = self._waiter
-            if w is not None and not w.done():
-                w.set_result(None)
+            self._waiters.wake_all()
 
     def _forget(self, conn: QuicConnection, _fut: object) -> None:
         self.connections.discard(conn)
@@ -514,11 +499,7 @@ class QuicListener:
         conn.on_connected = None
         if self._handler is None:
             self._pending.append(conn)
-            w = self._waiter
-            if w is not None:
-                self._waiter = None
-                if not w.done():
-                    w.set_result(None)
+            self._waiters.wake_all()
             return
         result = self._handler(conn)
         if asyncio.iscoroutine(result):
@@ -530,9 +511,7 @@ class QuicListener:
         while not self._pending:
             if self._stopped.done():
                 raise QuicError("listener is closed")
-            fut = self._loop.create_future()
-            self._waiter = fut
-            await fut
+            await self._waiters.wait()
         return self._pending.popleft()
 
     def close(self, error_code: int = 0) -> None:

@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._native import ffi, lib
+from .waiters import Waiters
 from .errors import (
     CloseReason,
     ConnectionClosed,
@@ -63,8 +64,8 @@ class QuicStream:
         self._fin_sent = False
         self._send_aborted = False
         self._recv_aborted = False
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._write_waiter: asyncio.Future[None] | None = None
+        self._readers = Waiters()
+        self._writers = Waiters()
         self._started: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._receiver: DataReceiver | None = None
@@ -224,18 +225,10 @@ class QuicStream:
             self._on_closed()
 
     def _wake_reader(self) -> None:
-        w = self._read_waiter
-        if w is not None:
-            self._read_waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._readers.wake_all()
 
     def _wake_writer(self) -> None:
-        w = self._write_waiter
-        if w is not None:
-            self._write_waiter = None
-            if not w.done():
-                w.set_result(None)
+        self._writers.wake_all()
 
     # -- reading -----------------------------------------------------------
     def _check_readable(self) -> None:
@@ -243,9 +236,7 @@ class QuicStream:
             raise StreamClosedError("cannot read from a local unidirectional stream")
 
     async def _wait_readable(self) -> None:
-        fut = self._loop.create_future()
-        self._read_waiter = fut
-        await fut
+        await self._readers.wait()
 
     def _take(self, n: int) -> bytes:
         if n < 0 or n >= self._buffered:
@@ -378,9 +369,7 @@ class QuicStream:
         ) > self._conn._send_high_water:
             if lib.pwt_stream_want_writable(self._handle):
                 return
-            fut = self._loop.create_future()
-            self._write_waiter = fut
-            await fut
+            await self._writers.wait()
             if self._write_error is not None and not self._fin_sent:
                 raise self._write_error
 

@@ -406,3 +406,26 @@ async def test_connect_close_cycles_do_not_leak(certs: CertSet, echo_server: Qui
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/task")) <= native_threads + 1
     assert lib.pwt_live_objects() <= objects
+
+
+async def test_all_blocked_writers_fail_when_the_connection_closes(certs: CertSet) -> None:
+    accepted: asyncio.Future[QuicStream] = asyncio.get_running_loop().create_future()
+
+    async def handler(conn: QuicConnection) -> None:
+        accepted.set_result(await conn.accept_stream())  # never read: the writers block
+        await conn.wait_closed()
+
+    listener = await serve("127.0.0.1", 0, server_config(certs, max_stream_buffer=65536), handler)
+    try:
+        conn = await connect("127.0.0.1", listener.port, client_config(certs, send_buffer_high_water=65536))
+        stream = await conn.open_bidi_stream()
+        writers = [asyncio.ensure_future(stream.write(b"w" * (4 << 20))) for _ in range(2)]
+        await asyncio.wait_for(accepted, 5)
+        await asyncio.sleep(0.2)
+        assert not any(w.done() for w in writers)
+        conn.close(0x9)
+        done, pending = await asyncio.wait(writers, timeout=5)
+        assert not pending
+        assert all(w.exception() is not None for w in writers)
+    finally:
+        await listener.aclose()

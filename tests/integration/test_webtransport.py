@@ -318,3 +318,22 @@ async def test_many_uni_streams_do_not_accumulate_state(certs: CertSet, harness:
         (server_conn,) = harness.app.server.connections
         assert len(server_conn._streams) <= 8, sorted(server_conn._streams)
         await session.close()
+
+
+async def test_every_waiter_is_woken_when_the_session_closes(certs: CertSet, harness: Harness) -> None:
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        receivers = [asyncio.ensure_future(session.datagrams.receive()) for _ in range(3)]
+        acceptors = [asyncio.ensure_future(session.incoming_streams().__anext__()) for _ in range(2)]
+        stream = await session.create_bidirectional_stream()
+        readers = [asyncio.ensure_future(stream.read()) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        await session.close(3, "bye")
+        done, pending = await asyncio.wait([*receivers, *acceptors, *readers], timeout=5)
+        assert not pending
+        for task in receivers:
+            assert isinstance(task.exception(), SessionError)
+        for task in acceptors:
+            assert isinstance(task.exception(), StopAsyncIteration)
+        for task in readers:
+            assert isinstance(task.exception(), StreamError)
