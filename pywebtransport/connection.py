@@ -50,6 +50,8 @@ class WebTransportConnection:
         self._closing = False
         self._connect_streams: set[int] = set()
         self._answered: set[int] = set()
+        self._current_stream: int | None = None
+        self._retired: dict[int, QuicStream] = {}
         quic.on_stream = self._on_peer_stream
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
@@ -129,12 +131,22 @@ class WebTransportConnection:
 
         def on_closed() -> None:
             self._streams.pop(sid, None)
-            self.h3.stream_closed(sid)
+            self._connect_streams.discard(sid)
+            if self.h3.holds_early(sid):
+                # QUIC is done but the core still holds its bytes for a session that
+                # is not accepted yet: keep it until that is decided.
+                self._retired[sid] = stream
+            else:
+                self.h3.stream_closed(sid)
 
         stream.set_receiver(on_data, on_reset, on_stop, on_closed)
 
     def _on_stream_data(self, stream: QuicStream, data: bytes, fin: bool) -> None:
-        events = self._run(lambda: self.h3.receive_stream_data(stream.stream_id, data, fin))
+        self._current_stream = stream.stream_id
+        try:
+            events = self._run(lambda: self.h3.receive_stream_data(stream.stream_id, data, fin))
+        finally:
+            self._current_stream = None
         payload = 0
         for event in events:
             if isinstance(event, ev.WebTransportStreamDataReceived) and event.stream_id == stream.stream_id:
@@ -154,25 +166,42 @@ class WebTransportConnection:
             self.close(int(exc.code), str(exc))
             return []
         events = events + self.h3.pop_events()
+        self._dispatch_all(events)
+        return events
+
+    def _dispatch_all(self, events: list[ev.H3Event]) -> None:
         for event in events:
             try:
                 self._dispatch(event)
             except Exception:  # one bad handler must not break the connection
                 log.exception("error while handling %r", event)
-        return events
+        if self._retired:
+            for sid in [s for s in self._retired if not self.h3.holds_early(s)]:
+                del self._retired[sid]
+                self.h3.stream_closed(sid)
 
     def _dispatch(self, event: ev.H3Event) -> None:
         if isinstance(event, ev.WebTransportStreamDataReceived):
+            # Bytes not from the stream being processed were held back by the core
+            # (early arrivals) and already counted as consumed when they came in.
+            preconsumed = event.stream_id != self._current_stream
             session = self.sessions.get(event.session_id)
             if session is not None:
-                session._on_stream_data(event.stream_id, event.data, event.stream_ended)
+                session._on_stream_data(event.stream_id, event.data, event.stream_ended, preconsumed)
+            else:
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    if not preconsumed:
+                        stream.consumed(len(event.data))
+                    stream.stop_sending(int(ErrorCode.WT_SESSION_GONE))
+                    stream.reset(int(ErrorCode.WT_SESSION_GONE))
         elif isinstance(event, ev.DatagramReceived):
             session = self.sessions.get(event.session_id)
             if session is not None:
                 session._on_datagram(event.data)
         elif isinstance(event, ev.WebTransportStreamOpened):
             session = self.sessions.get(event.session_id)
-            quic = self._streams.get(event.stream_id)
+            quic = self._streams.get(event.stream_id) or self._retired.get(event.stream_id)
             if session is not None and quic is not None:
                 session._on_peer_stream(quic, event.bidi)
         elif isinstance(event, ev.SettingsReceived):
@@ -201,6 +230,10 @@ class WebTransportConnection:
             if session is not None:
                 session._on_aborted(event.error_code)
             self._end_session_streams(event.session_id)
+            connect = self._streams.get(event.session_id)
+            if connect is not None:
+                connect.reset(int(ErrorCode.WT_SESSION_GONE))
+                connect.stop_sending(int(ErrorCode.WT_SESSION_GONE))
         elif isinstance(event, ev.SessionDrainReceived):
             session = self.sessions.get(event.session_id)
             if session is not None:
@@ -320,8 +353,7 @@ class WebTransportConnection:
         stream = self._streams[session_id]
         data = self.h3.accept_session(session_id, protocol)
         stream.write_nowait(data)
-        for event in self.h3.pop_events():
-            self._dispatch(event)
+        self._dispatch_all(self.h3.pop_events())
 
     def reject_session(self, session_id: int, status: int) -> None:
         stream = self._streams.get(session_id)
@@ -330,8 +362,7 @@ class WebTransportConnection:
             data = self.h3.reject_session(session_id, status)
         except H3UsageError:
             return
-        for event in self.h3.pop_events():
-            self._dispatch(event)
+        self._dispatch_all(self.h3.pop_events())
         if stream is not None and not stream.is_closed:
             stream.write_nowait(data, fin=True)
         if session is not None:
@@ -342,7 +373,7 @@ class WebTransportConnection:
         try:
             prefix = self.h3.open_webtransport_stream(session_id, stream.stream_id, bidi)
         except H3UsageError as exc:
-            stream.reset(int(ErrorCode.WT_SESSION_GONE))
+            stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
             raise SessionError(str(exc)) from None
         self._streams[stream.stream_id] = stream
         if bidi:
@@ -357,6 +388,15 @@ class WebTransportConnection:
             stream._closed.add_done_callback(forget)
         stream.write_nowait(prefix)
         return stream
+
+    def cancel_session(self, session_id: int) -> None:
+        """Abandon a session that is not established yet."""
+        if self.is_client:
+            stream = self._streams.get(session_id)
+            if stream is not None:
+                stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
+        else:
+            self.reject_session(session_id, 503)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
         self.quic.send_datagram(self.h3.encode_datagram(session_id, data))

@@ -223,10 +223,10 @@ class WebTransportSession:
 
         quic._closed.add_done_callback(forget)
 
-    def _on_stream_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+    def _on_stream_data(self, stream_id: int, data: bytes, fin: bool, preconsumed: bool = False) -> None:
         stream = self._streams.get(stream_id)
         if isinstance(stream, WebTransportReceiveStream):
-            stream._feed_data(data, fin)
+            stream._feed_data(data, fin, preconsumed)
 
     def _on_stream_error(self, stream_id: int, error: Exception) -> None:
         stream = self._streams.get(stream_id)
@@ -316,7 +316,9 @@ class WebTransportSession:
             reason = encoded[:1024].decode(errors="ignore")
         self.close_code = code
         self.close_reason = reason
-        if self._state != SessionState.CONNECTING:
+        if self._state == SessionState.CONNECTING:
+            self._connection.cancel_session(self._id)
+        else:
             self._connection.close_session(self._id, code, reason)
         self._finish(
             SessionState.CLOSED,

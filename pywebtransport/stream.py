@@ -118,12 +118,16 @@ class WebTransportReceiveStream(_StreamBase):
         self._eof = False
         self._error: Exception | None = None
         self._waiters = Waiters()
+        # Bytes the transport already counted as consumed (released early arrivals).
+        self._preconsumed = 0
 
     # -- fed by the connection layer ---------------------------------------
-    def _feed_data(self, data: bytes, fin: bool) -> None:
+    def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
         if data:
             self._chunks.append(data)
             self._buffered += len(data)
+            if preconsumed:
+                self._preconsumed += len(data)
         if fin:
             self._eof = True
             self._half_close(local=False)
@@ -160,7 +164,9 @@ class WebTransportReceiveStream(_StreamBase):
                     need = 0
             data = b"".join(parts)
         self._buffered -= len(data)
-        self._quic.consumed(len(data))
+        credit = min(self._preconsumed, len(data))
+        self._preconsumed -= credit
+        self._quic.consumed(len(data) - credit)
         return data
 
     def _raise_error(self) -> None:

@@ -691,6 +691,17 @@ class H3Connection:
             raise
         return events
 
+    def holds_early(self, stream_id: int) -> bool:
+        """Whether ``stream_id`` waits (with its bytes) for its session to open.
+
+        The adapter must keep such a stream's transport object until the
+        session is accepted or rejected, even if QUIC is done with it.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.session_id is None:
+            return False
+        return stream_id in self._early_streams.get(stream.session_id, ())
+
     def stream_closed(self, stream_id: int) -> None:
         """Both directions of ``stream_id`` are finished; drop its state."""
         stream = self._streams.pop(stream_id, None)

@@ -18,17 +18,17 @@ class Waiters:
     def __init__(self) -> None:
         self._futures: list[asyncio.Future[None]] = []
 
-    async def wait(self) -> None:
+    def wait(self) -> "asyncio.Future[None]":
+        """A future resolved by the next :meth:`wake_all`.
+
+        It is registered before this returns, so a wake-up between the
+        caller's condition check and its ``await`` cannot be missed.
+        """
+        if len(self._futures) > 16:  # drop futures of waits that were cancelled
+            self._futures = [f for f in self._futures if not f.done()]
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._futures.append(fut)
-        try:
-            await fut
-        finally:
-            if not fut.done():
-                try:
-                    self._futures.remove(fut)
-                except ValueError:
-                    pass
+        return fut
 
     def wake_all(self) -> None:
         futures, self._futures = self._futures, []
@@ -37,4 +37,4 @@ class Waiters:
                 fut.set_result(None)
 
     def __bool__(self) -> bool:
-        return bool(self._futures)
+        return any(not f.done() for f in self._futures)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +16,9 @@ from certs import CertSet
 from pywebtransport import ServerApp, ServerConfig, WebTransportSession
 from pywebtransport.h3.errors import ErrorCode
 from pywebtransport.quic import QuicConfiguration, QuicConnection, connect
+
+if TYPE_CHECKING:
+    from pywebtransport.h3.connection import H3Connection
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -138,3 +142,101 @@ async def test_server_survives_abuse_and_still_serves(server: int, certs: CertSe
         session = await client.connect(f"https://localhost:{server}/")
         assert session.is_ready
         await session.close()
+
+
+async def _h3_client(port: int, certs: CertSet) -> tuple[QuicConnection, "H3Connection", list[Any]]:
+    """A raw QUIC connection driving our own sans-IO client core by hand."""
+    from pywebtransport.h3.connection import H3Connection
+
+    conn = await raw_h3(port, certs)
+    h3 = H3Connection(is_client=True)
+    events: list[Any] = []
+
+    def on_stream(stream: Any) -> None:
+        sid = stream.stream_id
+
+        def on_data(data: bytes, fin: bool) -> None:
+            stream.consumed(len(data))
+            events.extend(h3.receive_stream_data(sid, data, fin))
+
+        stream.set_receiver(on_data)
+
+    conn.on_stream = on_stream
+    while conn._incoming:
+        on_stream(conn._incoming.popleft())
+    control = await conn.open_uni_stream()
+    control.write_nowait(h3.local_control_stream_data(control.stream_id))
+    for _ in range(200):
+        if h3.peer_settings is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert h3.peer_settings is not None
+    return conn, h3, events
+
+
+async def test_early_stream_bytes_are_accounted_once(certs: CertSet) -> None:
+    from pywebtransport.h3.connection import H3Connection
+
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    got: asyncio.Future[tuple[bytes, int]] = asyncio.get_running_loop().create_future()
+
+    @app.middleware
+    async def slow(session: WebTransportSession) -> bool:
+        await asyncio.sleep(0.3)  # the stream below arrives before the session is accepted
+        return True
+
+    @app.route("/")
+    async def handler(session: WebTransportSession) -> None:
+        async for stream in session.incoming_streams():
+            data = await stream.read_all()
+            got.set_result((data, stream._quic.native_buffered()))
+            break
+        await session.wait_closed()
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        conn, h3, _ = await _h3_client(app.server.local_address[1], certs)
+        request = await conn.open_bidi_stream()
+        request.write_nowait(
+            h3.connect_session(request.stream_id, authority="localhost", path="/")
+        )
+        uni = await conn.open_uni_stream()
+        payload = b"e" * 10_000
+        await uni.write(H3Connection.webtransport_stream_prefix(request.stream_id, False) + payload, fin=True)
+        data, native_buffered = await asyncio.wait_for(got, 10)
+        assert data == payload
+        assert native_buffered == 0  # neither leaked nor consumed twice
+        await conn.aclose()
+
+
+async def test_peer_reset_of_connect_stream_releases_it(certs: CertSet) -> None:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @app.route("/")
+    async def handler(session: WebTransportSession) -> None:
+        await session.wait_closed()
+        ended.set_result(None)
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        conn, h3, events = await _h3_client(app.server.local_address[1], certs)
+        request = await conn.open_bidi_stream()
+        request.set_receiver(lambda data, fin: events.extend(h3.receive_stream_data(request.stream_id, data, fin)))
+        request.write_nowait(h3.connect_session(request.stream_id, authority="localhost", path="/"))
+        for _ in range(200):
+            if any(type(e).__name__ == "WebTransportSessionEstablished" for e in events):
+                break
+            await asyncio.sleep(0.01)
+        request.reset(ErrorCode.H3_REQUEST_CANCELLED)
+        await asyncio.wait_for(ended, 5)
+        (server_conn,) = app.server.connections
+        await asyncio.wait_for(request.wait_closed(), 5)  # the server answered with its own reset
+        for _ in range(100):
+            if request.stream_id not in server_conn._streams:
+                break
+            await asyncio.sleep(0.02)
+        assert request.stream_id not in server_conn._streams
+        await conn.aclose()
