@@ -310,6 +310,8 @@ class WebTransportSendStream(_StreamBase):
             data = data.encode()
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+        if isinstance(data, memoryview):
+            data = data.cast("B")
         self._check_writable()
         try:
             await self._quic.write(data, fin=end_stream)

@@ -87,17 +87,29 @@ def _addr_from_native(a: Any) -> Address:
     return (str(ip), int(a.port))
 
 
-async def _resolve(host: str, port: int) -> str:
+async def _resolve_all(host: str, port: int) -> list[str]:
     try:
         ipaddress.ip_address(host)
-        return host
+        return [host]
     except ValueError:
         pass
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot resolve {host!r}: {exc}") from None
+    addresses: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
         raise ConnectError(f"cannot resolve {host!r}")
-    return str(infos[0][4][0])
+    return addresses
+
+
+async def _resolve(host: str, port: int) -> str:
+    return (await _resolve_all(host, port))[0]
 
 
 class QuicConnection:
@@ -304,6 +316,8 @@ class QuicConnection:
     def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         handle = self._check_open()
         limit = int(lib.pwt_conn_datagram_max(handle))
+        if not isinstance(data, bytes):
+            data = memoryview(data).cast("B")
         n = len(data)
         if limit == 0:
             raise DatagramError("datagrams are not enabled on this connection")
@@ -396,13 +410,43 @@ async def connect(
     server_name: str | None = None,
     timeout: float | None = None,
 ) -> QuicConnection:
-    """Connect to ``host:port``; returns once the handshake completed."""
+    """Connect to ``host:port``; returns once the handshake completed.
+
+    Every address ``host`` resolves to is tried in turn (``localhost`` often
+    resolves to ``::1`` first while servers listen on ``127.0.0.1``);
+    ``timeout`` bounds the whole attempt.
+    """
     config = config or QuicConfiguration(is_client=True)
     if not config.is_client:
         raise ConfigError("connect() needs a client configuration (is_client=True)")
     engine = Engine.current()
     native_config = NativeConfig.shared(config)
-    ip = await _resolve(host, port)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    name = server_name if server_name is not None else host
+    addresses = await _resolve_all(host, port)
+    for index, ip in enumerate(addresses):
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return await _connect_one(engine, config, native_config, ip, port, name, remaining, host)
+        except CertificateVerifyError:
+            raise
+        except ConnectError:
+            if index == len(addresses) - 1:
+                raise
+    raise ConnectError(f"cannot resolve {host!r}")
+
+
+async def _connect_one(
+    engine: Engine,
+    config: QuicConfiguration,
+    native_config: NativeConfig,
+    ip: str,
+    port: int,
+    server_name: str,
+    timeout: float | None,
+    host: str,
+) -> QuicConnection:
     out = ffi.new("pwt_conn **")
     status = lib.pwt_conn_open(engine.queue, out)
     if status != 0:
@@ -410,9 +454,8 @@ async def connect(
     lib.pwt_conn_set_limits(out[0], config.max_stream_buffer, config.send_buffer_high_water)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
-    name = server_name if server_name is not None else host
     status = lib.pwt_conn_start(
-        out[0], native_config.handle, _addr_to_native(ip, port), name.encode()
+        out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
     )
     if status != 0:
         conn.close()
@@ -420,10 +463,13 @@ async def connect(
     try:
         await asyncio.wait_for(asyncio.shield(conn._connected), timeout)
     except asyncio.TimeoutError:
-        conn.close(silent=True)
+        conn.close()
         raise ConnectError(f"connecting to {host}:{port} timed out after {timeout}s") from None
     except ConnectionClosed as exc:
         raise _connect_error(exc.reason, host, port) from None
+    except BaseException:  # cancelled: do not leave a handshake running unowned
+        conn.close()
+        raise
     return conn
 
 

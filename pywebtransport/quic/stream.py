@@ -317,6 +317,8 @@ class QuicStream:
     def write_nowait(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Queue data without waiting for backpressure (for small protocol writes)."""
         self._check_writable()
+        if not isinstance(data, bytes):
+            data = memoryview(data).cast("B")  # len() must count bytes, not items
         n = len(data)
         buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
         status = lib.pwt_stream_send(self._handle, buf, n, 1 if fin else 0)
@@ -352,6 +354,8 @@ class QuicStream:
 
     async def _write(self, data: bytes | bytearray | memoryview, fin: bool) -> None:
         self._check_writable()
+        if not isinstance(data, bytes):
+            data = memoryview(data).cast("B")
         n = len(data)
         if n <= WRITE_CHUNK:
             self.write_nowait(data, fin)

@@ -429,3 +429,43 @@ async def test_all_blocked_writers_fail_when_the_connection_closes(certs: CertSe
         assert all(w.exception() is not None for w in writers)
     finally:
         await listener.aclose()
+
+
+async def test_connect_tries_every_resolved_address(
+    certs: CertSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name resolving to both loopback addresses, in either order, while the server
+    # listens on only one of them (as "localhost" does on many systems).
+    import pywebtransport.quic.connection as quic_connection
+
+    for order in (["::1", "127.0.0.1"], ["127.0.0.1", "::1"]):
+        async def fake_resolve(host: str, port: int, order: list[str] = order) -> list[str]:
+            return order
+
+        monkeypatch.setattr(quic_connection, "_resolve_all", fake_resolve)
+        listener = await serve(order[1], 0, server_config(certs), echo_handler)
+        try:
+            async with await connect("localhost", listener.port, client_config(certs), timeout=10) as conn:
+                stream = await conn.open_bidi_stream()
+                await stream.write(b"either address", fin=True)
+                assert await stream.read_all() == b"either address"
+        finally:
+            await listener.aclose()
+
+
+async def test_cancelled_connect_leaves_nothing_behind(certs: CertSet, echo_server: QuicListener) -> None:
+    cfg = client_config(certs)
+    async with await connect("127.0.0.1", echo_server.port, cfg):
+        pass  # warms the shared native configuration
+    await asyncio.sleep(0.1)
+    before = lib.pwt_live_objects()
+    task = asyncio.ensure_future(connect("127.0.0.1", echo_server.port, cfg))
+    await asyncio.sleep(0)  # started, handshake in flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if lib.pwt_live_objects() <= before:
+            break
+        await asyncio.sleep(0.02)
+    assert lib.pwt_live_objects() <= before
