@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import ClientConfig
 from .connection import WebTransportConnection
-from .exceptions import ClientError, ConnectionError, SessionError, TimeoutError, WebTransportError
+from .exceptions import ClientError, ConfigurationError, TimeoutError, WebTransportError
 from .h3.connection import H3Config
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
@@ -109,12 +109,12 @@ class WebTransportClient:
             raise TimeoutError(
                 f"connecting to {url} timed out after {timeout}s", timeout_duration=timeout, operation="connect"
             ) from None
-        except ConnectionError as exc:
-            self._stats["failed"] += 1
-            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
-        except WebTransportError:
+        except (ClientError, ConfigurationError, TimeoutError):
             self._stats["failed"] += 1
             raise
+        except WebTransportError as exc:  # 0.1.x: every other failure is a ClientError
+            self._stats["failed"] += 1
+            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
         except (QuicError, OSError) as exc:
             self._stats["failed"] += 1
             if isinstance(exc, CertificateVerifyError):

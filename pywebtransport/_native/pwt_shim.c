@@ -599,6 +599,23 @@ void pwt_config_close(pwt_config *cfg) {
 /* ------------------------------------------------------------------ */
 /* Streams                                                             */
 
+/* Handlers for handles whose shim object is gone (error paths): msquic may
+ * still deliver events while it tears them down, and those must not touch
+ * freed memory. */
+static QUIC_STATUS QUIC_API orphan_stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev) {
+    (void)h;
+    (void)ctx;
+    (void)ev;
+    return QUIC_STATUS_SUCCESS;
+}
+
+static QUIC_STATUS QUIC_API orphan_conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *ev) {
+    (void)h;
+    (void)ctx;
+    (void)ev;
+    return QUIC_STATUS_SUCCESS;
+}
+
 static pwt_stream *stream_new(pwt_conn *c) {
     pwt_stream *s = (pwt_stream *)calloc(1, sizeof(pwt_stream));
     if (s == NULL) {
@@ -731,6 +748,9 @@ uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) 
      * fails, so Python's single close path stays valid. */
     st = MsQuic->StreamStart(s->h, QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL);
     if (QUIC_FAILED(st)) {
+        /* StreamClose of a never-started stream can still indicate shutdown
+         * events inline; route them away from `s`, which is freed next. */
+        MsQuic->SetCallbackHandler(s->h, (void *)orphan_stream_cb, NULL);
         MsQuic->StreamClose(s->h);
         free(s);
         atomic_fetch_sub(&LiveObjects, 1);
@@ -1062,6 +1082,7 @@ static QUIC_STATUS QUIC_API listener_cb(HQUIC h, void *ctx, QUIC_LISTENER_EVENT 
         QUIC_STATUS st = MsQuic->ConnectionSetConfiguration(c->h, l->cfg);
         if (QUIC_FAILED(st)) {
             /* Rejecting: msquic frees the connection; never close it here. */
+            MsQuic->SetCallbackHandler(c->h, (void *)orphan_conn_cb, NULL);
             conn_free(c);
             return st;
         }

@@ -498,6 +498,7 @@ class QuicListener:
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
         self._waiters = Waiters()
+        self._closing = False
         self.connections: set[QuicConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.address: Address = ("", 0)
@@ -524,6 +525,9 @@ class QuicListener:
     def _on_event(self, ev: Any) -> None:
         if ev.type == lib.PWT_EV_LISTENER_NEW_CONNECTION:
             conn = QuicConnection(self._engine, ev.obj2, is_client=False, config=self.config)
+            if self._closing:  # accepted by msquic before our stop took effect
+                conn.close(0)
+                return
             conn._native_config = self._native_config
             conn.on_connected = self._on_handshake_done
             self.connections.add(conn)
@@ -562,6 +566,7 @@ class QuicListener:
 
     def close(self, error_code: int = 0) -> None:
         """Stop accepting and close every live connection."""
+        self._closing = True
         if self._handle is not None:
             lib.pwt_listener_stop(self._handle)
         for conn in list(self.connections):

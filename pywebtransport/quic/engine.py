@@ -130,9 +130,26 @@ class Engine:
         loop = asyncio.get_running_loop()
         engine = cls._engines.get(loop)
         if engine is None:
+            cls._reap_closed_loops()
             engine = cls(loop)
             cls._engines[loop] = engine
         return engine
+
+    @classmethod
+    def _reap_closed_loops(cls) -> None:
+        """Release engines whose loop is closed (each ``asyncio.run`` makes one).
+
+        Objects left behind by such a loop are shut down and drained here, so
+        their native handles and queued events do not outlive it.
+        """
+        for engine in list(cls._all):
+            if not engine.loop.is_closed():
+                continue
+            engine.close_all(time.monotonic() + 1.0)
+            if not engine.objects:
+                lib.pwt_queue_free(engine.queue)
+                engine.queue = ffi.NULL
+                cls._all.remove(engine)
 
     def _attach(self) -> None:
         self.loop.add_reader(self.fd, self._drain)
@@ -149,6 +166,7 @@ class Engine:
         objects = self.objects
         while True:
             n = lib.pwt_queue_poll(self.queue, events, _BATCH)
+            pending: BaseException | None = None
             for i in range(n):
                 ev = events[i]
                 obj = objects.get(ev.obj)
@@ -161,6 +179,10 @@ class Engine:
                         self.loop.call_exception_handler(
                             {"message": "error while handling a QUIC event", "exception": exc}
                         )
+                    except BaseException as exc:  # finish the batch: its records die at the next poll
+                        pending = pending or exc
+            if pending is not None:
+                raise pending
             if n < _BATCH:
                 return
 
@@ -170,6 +192,17 @@ class Engine:
             ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
             if ready:
                 self._drain()
+
+    def close_all(self, deadline: float) -> None:
+        """Abort every object and process events until all are closed (no running loop)."""
+        if self._reader_loop is not None and not self._reader_loop.is_closed():
+            try:
+                self._reader_loop.remove_reader(self.fd)
+            except Exception:
+                pass
+        while self.objects and time.monotonic() < deadline:
+            self.shutdown_all()  # again: connections accepted meanwhile must go too
+            self.drain_blocking(min(deadline, time.monotonic() + 0.25))
 
     def shutdown_all(self) -> None:
         for obj in list(self.objects.values()):
@@ -185,13 +218,7 @@ def _atexit() -> None:
     deadline = time.monotonic() + 3.0
     for engine in Engine._all:
         if engine.objects:
-            try:
-                if engine._reader_loop is not None and not engine._reader_loop.is_closed():
-                    engine._reader_loop.remove_reader(engine.fd)
-            except Exception:
-                pass
-            engine.shutdown_all()
-            engine.drain_blocking(deadline)
+            engine.close_all(deadline)
     if all(not e.objects for e in Engine._all):
         for cfg in list(NativeConfig.live):
             cfg.close()

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import ServerConfig
-from ..exceptions import MiddlewareRejected
+from ..exceptions import MiddlewareRejected, WebTransportError
+from ..quic import QuicError
 from ..session import WebTransportSession
 from ..types import SessionHandler
 from .middleware import MiddlewareManager
@@ -88,16 +89,17 @@ class ServerApp:
         try:
             await self._middleware.check(session)
         except MiddlewareRejected as rejection:
-            session.reject(rejection.status)
+            self._answer(session, rejection.status)
             return
         found = self._router.lookup(session.path)
         if found is None:
-            session.reject(404)
+            self._answer(session, 404)
             return
         handler, params = found
         session.path_params = params
         protocol = session.available_protocols[0] if session.available_protocols else None
-        session.accept(protocol)
+        if not self._answer(session, 200, protocol):
+            return
         try:
             await handler(session)
         except asyncio.CancelledError:
@@ -109,6 +111,21 @@ class ServerApp:
         finally:
             if not session.is_closed and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 await session.close()
+
+    @staticmethod
+    def _answer(session: WebTransportSession, status: int, protocol: str | None = None) -> bool:
+        """Accept (2xx) or reject a request; False if the client is already gone."""
+        if session.is_closed:
+            return False
+        try:
+            if 200 <= status < 300:
+                session.accept(protocol)
+            else:
+                session.reject(status)
+        except (KeyError, ValueError, QuicError, WebTransportError) as exc:
+            log.debug("could not answer the session request for %s: %s", session.path, exc)
+            return False
+        return True
 
     # -- lifecycle ---------------------------------------------------------------
     async def startup(self) -> None:

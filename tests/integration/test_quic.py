@@ -469,3 +469,22 @@ async def test_cancelled_connect_leaves_nothing_behind(certs: CertSet, echo_serv
             break
         await asyncio.sleep(0.02)
     assert lib.pwt_live_objects() <= before
+
+
+def test_engines_of_finished_event_loops_are_released(certs: CertSet) -> None:
+    from pywebtransport.quic.engine import Engine
+
+    async def once(leave_open: bool) -> None:
+        listener = await serve("127.0.0.1", 0, server_config(certs), echo_handler)
+        conn = await connect("127.0.0.1", listener.port, client_config(certs))
+        if not leave_open:  # otherwise the loop closes with both still open
+            await conn.aclose()
+            await listener.aclose()
+
+    asyncio.run(once(False))
+    fds = _fd_count()
+    for i in range(10):
+        asyncio.run(once(leave_open=i % 2 == 0))
+    asyncio.run(asyncio.sleep(0))  # creating one more engine reaps the previous ones
+    assert len(Engine._all) <= 2
+    assert _fd_count() <= fds + 4
