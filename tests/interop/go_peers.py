@@ -42,12 +42,7 @@ class GoPeer:
     build_seconds: float
 
 
-def cache_root() -> Path:
-    explicit = os.environ.get("PYWEBTRANSPORT_PEER_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pywebtransport" / "peers"
+from peer_cache import cache_root  # noqa: E402
 
 
 def _go() -> str:

@@ -6,7 +6,7 @@ reused by later runs without invoking cargo at all.  A missing cargo is a test *
 these interop tests are part of the suite and must not silently stop running.
 
 Environment knobs:
-  PWT_PEER_CACHE   cache root (default ~/.cache/pywebtransport/peers)
+  PYWEBTRANSPORT_PEER_CACHE   cache root (see peer_cache.py)
   CARGO            cargo executable (default: ``cargo`` on PATH, then ~/.cargo/bin/cargo)
 """
 
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peer_cache import cache_root
+
 import pytest
 
 CRATE_DIR = Path(__file__).resolve().parent / "rust"
@@ -35,8 +37,7 @@ STEP = 15.0  # per-await bound for peer I/O
 
 
 def _cache_root() -> Path:
-    env = os.environ.get("PWT_PEER_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "pywebtransport" / "peers"
+    return cache_root()
 
 
 def source_hash() -> str:
