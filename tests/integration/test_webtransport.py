@@ -337,3 +337,28 @@ async def test_every_waiter_is_woken_when_the_session_closes(certs: CertSet, har
             assert isinstance(task.exception(), StopAsyncIteration)
         for task in readers:
             assert isinstance(task.exception(), StreamError)
+
+
+async def test_subprotocol_negotiation_and_path_params(certs: CertSet) -> None:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    seen: asyncio.Queue[tuple[str | None, dict[str, str], tuple[str, ...]]] = asyncio.Queue()
+
+    @app.pattern_route(r"/rooms/(?P<room>[a-z]+)")
+    async def room(session: WebTransportSession) -> None:
+        await seen.put((session.protocol, session.path_params, session.available_protocols))
+        await session.wait_closed()
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        url = f"https://127.0.0.1:{app.server.local_address[1]}/rooms/lobby"
+        async with WebTransportClient(client_config(certs)) as client:
+            session = await client.connect(url, subprotocols=["chat-v2", "chat-v1"])
+            protocol, params, offered = await asyncio.wait_for(seen.get(), 5)
+            assert offered == ("chat-v2", "chat-v1")
+            assert protocol == "chat-v2" and session.protocol == "chat-v2"
+            assert params == {"room": "lobby"}
+            await session.close()
+            with pytest.raises(SessionRejectedError) as info:
+                await client.connect(url.replace("lobby", "L0BBY"))
+            assert info.value.status == 404
