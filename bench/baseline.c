@@ -42,6 +42,7 @@
  * Output: one JSON object on stdout.
  */
 #define _GNU_SOURCE
+#define QUIC_API_ENABLE_PREVIEW_FEATURES 1 /* QUIC_GLOBAL_EXECUTION_CONFIG */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -797,6 +798,18 @@ int main(int argc, char **argv) {
     QUIC_STATUS st = MsQuicOpenVersion(QUIC_API_VERSION_2, (const void **)&Q);
     if (QUIC_FAILED(st)) {
         die("MsQuicOpenVersion(2)", st);
+    }
+    /* Same worker polling as the Python layer (PYWEBTRANSPORT_MSQUIC_POLL_US), so both
+     * sides of the comparison run msquic identically. */
+    const char *poll = getenv("PWT_BASELINE_POLL_US");
+    if (poll != NULL && atoi(poll) >= 0) {
+        QUIC_GLOBAL_EXECUTION_CONFIG ec;
+        memset(&ec, 0, sizeof(ec));
+        ec.PollingIdleTimeoutUs = (uint32_t)atoi(poll);
+        st = Q->SetParam(NULL, QUIC_PARAM_GLOBAL_EXECUTION_CONFIG, QUIC_GLOBAL_EXECUTION_CONFIG_MIN_SIZE, &ec);
+        if (QUIC_FAILED(st)) {
+            die("SetParam(GLOBAL_EXECUTION_CONFIG)", st);
+        }
     }
     QUIC_REGISTRATION_CONFIG rc = {"pwt-baseline", QUIC_EXECUTION_PROFILE_LOW_LATENCY};
     st = Q->RegistrationOpen(&rc, &Reg);

@@ -339,7 +339,10 @@ def run_c(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str])
         "--window-kib", str(args.window_kib),
         "--only", ",".join(sorted(only)),
     ]  # fmt: skip
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    from pywebtransport import _native
+
+    env = {**os.environ, "PWT_BASELINE_POLL_US": str(_native.polling_idle_us())}
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600, env=env)
     return json.loads(res.stdout)
 
 

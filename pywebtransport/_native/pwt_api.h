@@ -120,7 +120,8 @@ typedef struct pwt_addr {
 } pwt_addr;
 
 /* Library. Returns a QUIC_STATUS (0 = success). */
-uint32_t pwt_init(const char *lib_path, int32_t execution_profile, char *err, uint32_t errlen);
+uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polling_idle_us,
+                  char *err, uint32_t errlen);
 void pwt_cleanup(void);
 int32_t pwt_is_initialized(void);
 const char *pwt_status_name(uint32_t status);

@@ -17,6 +17,9 @@
  *    of another object.
  */
 #define _GNU_SOURCE
+/* Preview declarations (QUIC_GLOBAL_EXECUTION_CONFIG); the library always
+ * implements them, the macro only gates the header. */
+#define QUIC_API_ENABLE_PREVIEW_FEATURES 1
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,7 +327,8 @@ void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water) {
     }
 }
 
-uint32_t pwt_init(const char *lib_path, int32_t execution_profile, char *err, uint32_t errlen) {
+uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polling_idle_us,
+                  char *err, uint32_t errlen) {
     if (MsQuic != NULL) {
         return QUIC_STATUS_SUCCESS;
     }
@@ -351,6 +355,22 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, char *err, ui
         return st;
     }
     MsQuic = (const QUIC_API_TABLE *)api;
+    if (polling_idle_us >= 0) {
+        /* Workers busy-poll this long after their last work before sleeping:
+         * trades CPU for wake-up latency. Only settable before the first
+         * registration. */
+        QUIC_GLOBAL_EXECUTION_CONFIG ec;
+        memset(&ec, 0, sizeof(ec));
+        ec.PollingIdleTimeoutUs = (uint32_t)polling_idle_us;
+        st = MsQuic->SetParam(NULL, QUIC_PARAM_GLOBAL_EXECUTION_CONFIG,
+                              QUIC_GLOBAL_EXECUTION_CONFIG_MIN_SIZE, &ec);
+        if (QUIC_FAILED(st)) {
+            snprintf(err, errlen, "setting the msquic polling idle timeout failed: 0x%x", (unsigned)st);
+            CloseFn(MsQuic);
+            MsQuic = NULL;
+            return st;
+        }
+    }
     QUIC_REGISTRATION_CONFIG rc = {"pywebtransport",
                                    (QUIC_EXECUTION_PROFILE)execution_profile};
     st = MsQuic->RegistrationOpen(&rc, &Registration);

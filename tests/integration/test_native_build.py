@@ -64,3 +64,13 @@ def test_library_path_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     fake = tmp_path / "libmsquic.so.2"
     monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_LIB", str(fake))
     assert _native.library_path() == str(fake)
+
+
+def test_worker_polling_window_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYWEBTRANSPORT_MSQUIC_POLL_US", raising=False)
+    assert _native.polling_idle_us() == _native.DEFAULT_POLLING_IDLE_US
+    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_POLL_US", "-1")
+    assert _native.polling_idle_us() == -1
+    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_POLL_US", "soon")
+    with pytest.raises(_native.NativeError, match="must be an integer"):
+        _native.polling_idle_us()
