@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._native import ffi, lib
+from .buffer import ChunkBuffer
 from .waiters import Waiters
 from .errors import (
     CloseReason,
@@ -56,8 +56,7 @@ class QuicStream:
         self.stream_id: int = -1
         self.is_unidirectional = unidirectional
         self.is_local = local
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
+        self._buffer = ChunkBuffer()
         self._eof = False
         self._read_error: QuicError | None = None
         self._write_error: QuicError | None = None
@@ -92,12 +91,12 @@ class QuicStream:
 
     @property
     def at_eof(self) -> bool:
-        return self._eof and not self._chunks
+        return self._eof and not self._buffer
 
     @property
     def buffered_bytes(self) -> int:
         """Received bytes not yet consumed by the application."""
-        return self._buffered
+        return self._buffer.size
 
     def native_buffered(self) -> int:
         """Bytes the shim has handed over and not yet seen consumed."""
@@ -122,10 +121,8 @@ class QuicStream:
         self._on_reset = on_reset
         self._on_stop = on_stop
         self._on_closed = on_closed
-        if self._chunks or self._eof:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
-            self._buffered = 0
+        if self._buffer or self._eof:
+            data = self._buffer.take()
             if data or self._eof:
                 on_data(data, self._eof)
         if self._read_error is not None and isinstance(self._read_error, StreamReset) and on_reset:
@@ -149,9 +146,7 @@ class QuicStream:
             if self._receiver is not None:
                 self._receiver(data, fin)
             else:
-                if n:
-                    self._chunks.append(data)
-                    self._buffered += n
+                self._buffer.append(data)
                 self._wake_reader()
         elif t == _EV_WRITABLE:
             self._wake_writer()
@@ -239,23 +234,7 @@ class QuicStream:
         await self._readers.wait()
 
     def _take(self, n: int) -> bytes:
-        if n < 0 or n >= self._buffered:
-            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-            self._chunks.clear()
-        else:
-            parts = []
-            need = n
-            while need:
-                chunk = self._chunks[0]
-                if len(chunk) <= need:
-                    parts.append(self._chunks.popleft())
-                    need -= len(chunk)
-                else:
-                    parts.append(chunk[:need])
-                    self._chunks[0] = chunk[need:]
-                    need = 0
-            data = b"".join(parts)
-        self._buffered -= len(data)
+        data = self._buffer.take(n)
         if self._handle is not None and data:
             lib.pwt_stream_consumed(self._handle, len(data))
         return data
@@ -263,7 +242,7 @@ class QuicStream:
     async def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes (all buffered if ``n < 0``); ``b""`` at FIN."""
         self._check_readable()
-        while not self._chunks:
+        while not self._buffer:
             if self._read_error is not None:
                 raise self._read_error
             if self._eof:
@@ -277,7 +256,7 @@ class QuicStream:
         parts: list[bytes] = []
         total = 0
         while True:
-            if self._chunks:
+            if self._buffer:
                 data = self._take(-1)
                 total += len(data)
                 if limit is not None and total > limit:
@@ -292,7 +271,7 @@ class QuicStream:
 
     async def readexactly(self, n: int) -> bytes:
         self._check_readable()
-        while self._buffered < n:
+        while self._buffer.size < n:
             if self._read_error is not None:
                 raise self._read_error
             if self._eof:
