@@ -11,7 +11,6 @@ from typing import Any
 from .config import ClientConfig
 from .connection import WebTransportConnection
 from .exceptions import ClientError, ConfigurationError, TimeoutError, WebTransportError
-from .h3.connection import H3Config
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
 from .utils import parse_webtransport_url
@@ -41,12 +40,15 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
 
 
 class WebTransportClient:
-    """Client that opens sessions; one QUIC connection per session."""
+    """Client that opens sessions; one QUIC connection per session unless
+    ``reuse_connections`` lets several sessions share one."""
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         self._config = config or ClientConfig.create()
         self._quic_config: QuicConfiguration | None = None
         self._connections: set[WebTransportConnection] = set()
+        self._targets: dict[WebTransportConnection, tuple[str, int]] = {}
+        self._retiring: set[WebTransportConnection] = set()
         self._default_headers: dict[str, str] = dict(self._config.headers or {})
         self._closed = False
         self._closing: set[asyncio.Task[None]] = set()
@@ -127,16 +129,35 @@ class WebTransportClient:
     async def _connect(
         self, host: str, port: int, path: str, headers: Mapping[str, str], protocols: Sequence[str]
     ) -> WebTransportSession:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reused = self._reusable(host, port)
+        if reused is not None:
+            session = await reused.open_session(
+                path, authority=authority, headers=list(headers.items()), protocols=protocols
+            )
+            try:
+                await session.ready(timeout=None)
+            except BaseException:
+                await session.close()
+                raise
+            session._closed.add_done_callback(lambda _f: self._close_later(reused))
+            return session
         if self._quic_config is None:
             self._quic_config = quic_config_for_client(self._config)
         quic = await connect(host, port, self._quic_config)
-        conn = WebTransportConnection(quic, h3_config=H3Config())
+        conn = WebTransportConnection(quic, config=self._config)
         self._connections.add(conn)
-        quic.closed.add_done_callback(lambda _f: self._connections.discard(conn))
+        self._targets[conn] = (host, port)
+
+        def forget(_f: object) -> None:
+            self._connections.discard(conn)
+            self._targets.pop(conn, None)
+            self._retiring.discard(conn)
+
+        quic.closed.add_done_callback(forget)
         try:
             await conn.start()
             await conn.wait_settings()
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             session = await conn.open_session(
                 path, authority=authority, headers=list(headers.items()), protocols=protocols
             )
@@ -147,7 +168,19 @@ class WebTransportClient:
         session._closed.add_done_callback(lambda _f: self._close_later(conn))
         return session
 
+    def _reusable(self, host: str, port: int) -> WebTransportConnection | None:
+        """An open connection to host:port whose SETTINGS allow one more session."""
+        if not self._config.reuse_connections:
+            return None
+        for conn, target in self._targets.items():
+            if target == (host, port) and conn not in self._retiring and conn.can_open_session():
+                return conn
+        return None
+
     def _close_later(self, conn: WebTransportConnection) -> None:
+        if conn.sessions or conn in self._retiring:
+            return  # another session still uses it
+        self._retiring.add(conn)
         task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._config.close_timeout))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -334,6 +334,15 @@ class ClientConfig(_ConfigMixin):
     """Bidirectional stream credit granted at a time."""
     stream_flow_control_increment_uni: int = Defaults.STREAM_FLOW_CONTROL_INCREMENT
     """Unidirectional stream credit granted at a time."""
+    webtransport_flow_control: bool = False
+    """Offer WebTransport session flow control (``initial_max_data``/``initial_max_streams_*``
+    as WT settings, credit from ``flow_control_window_size``); it is used only if the server
+    offers it too. Off by default so the SETTINGS sent to browsers and other peers stay as before."""
+    max_sessions: int = 1
+    """Sessions allowed on one connection; above 1 only with `webtransport_flow_control`."""
+    reuse_connections: bool = False
+    """Open new sessions on an existing connection to the same host and port when its
+    negotiated settings allow another session."""
 
     _POSITIVE: ClassVar[tuple[str, ...]] = (
         "connect_timeout",
@@ -355,6 +364,7 @@ class ClientConfig(_ConfigMixin):
         "pending_event_ttl",
         "stream_flow_control_increment_bidi",
         "stream_flow_control_increment_uni",
+        "max_sessions",
     )
     _NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
         "initial_max_data",
@@ -500,7 +510,8 @@ class ServerConfig(_ConfigMixin):
     flow_control_window_auto_scale: bool = True
     """Let the flow-control window grow with the observed throughput."""
     max_sessions: int = Defaults.SERVER_MAX_SESSIONS
-    """Maximum number of simultaneous sessions across all connections."""
+    """Maximum number of simultaneous sessions across all connections; with
+    `webtransport_flow_control` also the per-connection limit advertised to clients."""
     max_incoming_streams: int = Defaults.MAX_INCOMING_STREAMS
     """Maximum number of peer-initiated streams per session."""
     max_pending_events_per_session: int = Defaults.MAX_PENDING_EVENTS_PER_SESSION
@@ -513,6 +524,9 @@ class ServerConfig(_ConfigMixin):
     """Bidirectional stream credit granted at a time."""
     stream_flow_control_increment_uni: int = Defaults.STREAM_FLOW_CONTROL_INCREMENT
     """Unidirectional stream credit granted at a time."""
+    webtransport_flow_control: bool = False
+    """Offer WebTransport session flow control (see `ClientConfig.webtransport_flow_control`);
+    when both sides use it, a connection may also carry up to `max_sessions` sessions."""
 
     _POSITIVE: ClassVar[tuple[str, ...]] = (
         "max_connections",

@@ -13,32 +13,95 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .constants import Defaults
 from .exceptions import ConnectionError, SessionError, StreamResetError
 from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
+from .h3.session_state import SessionState as H3SessionState
 from .quic import CloseReason, QuicConnection, QuicError, QuicStream
+from .quic.waiters import Waiters
 from .types import ConnectionState
 
 if TYPE_CHECKING:
+    from .config import ClientConfig, ServerConfig
     from .session import WebTransportSession
 
-__all__ = ["WebTransportConnection", "ConnectionInfo"]
+__all__ = ["WebTransportConnection", "ConnectionInfo", "h3_config_for"]
 
 log = logging.getLogger("pywebtransport.connection")
+
+_USABLE = (H3SessionState.OPEN, H3SessionState.DRAINING)
+# Upper bound of an auto-scaled receive window, as a multiple of the configured one.
+_MAX_WINDOW_SCALE = 16
 
 
 class ConnectionInfo(dict[str, Any]):
     """Transport counters of a connection (dict for 0.1.x compatibility)."""
 
 
+def h3_config_for(config: "ClientConfig | ServerConfig") -> H3Config:
+    """The HTTP/3 core knobs a client or server configuration asks for.
+
+    WebTransport flow control (and with it several sessions per connection) is
+    offered only with ``webtransport_flow_control``; otherwise the SETTINGS are
+    the browser-compatible defaults.
+    """
+    if not config.webtransport_flow_control:
+        return H3Config()
+    return H3Config(
+        max_sessions=config.max_sessions,
+        initial_max_data=config.initial_max_data,
+        initial_max_streams_bidi=config.initial_max_streams_bidi,
+        initial_max_streams_uni=config.initial_max_streams_uni,
+    )
+
+
+class _Credit:
+    """Receive-side WebTransport credit we granted for one session."""
+
+    __slots__ = ("consumed", "max_data", "window", "granted_at", "closed", "max_streams")
+
+    def __init__(self, config: H3Config, window: int) -> None:
+        self.consumed = 0
+        self.max_data = config.initial_max_data
+        self.window = window
+        self.granted_at = time.monotonic()
+        # Peer-opened streams that finished, and the limit we announced: [bidi, uni].
+        self.closed = [0, 0]
+        self.max_streams = [config.initial_max_streams_bidi, config.initial_max_streams_uni]
+
+
 class WebTransportConnection:
     """HTTP/3 + WebTransport over one QUIC connection."""
 
-    def __init__(self, quic: QuicConnection, *, h3_config: H3Config | None = None) -> None:
+    def __init__(
+        self,
+        quic: QuicConnection,
+        *,
+        h3_config: H3Config | None = None,
+        config: "ClientConfig | ServerConfig | None" = None,
+    ) -> None:
         self.quic = quic
         self.is_client = quic.is_client
+        if h3_config is None and config is not None:
+            h3_config = h3_config_for(config)
         self.h3 = H3Connection(quic.is_client, h3_config)
+        # Session flow control (used only when negotiated).
+        self._window = config.flow_control_window_size if config else Defaults.FLOW_CONTROL_WINDOW_SIZE
+        self._auto_scale = config.flow_control_window_auto_scale if config else True
+        self._stream_increment = (
+            (config.stream_flow_control_increment_bidi, config.stream_flow_control_increment_uni)
+            if config
+            else (Defaults.STREAM_FLOW_CONTROL_INCREMENT, Defaults.STREAM_FLOW_CONTROL_INCREMENT)
+        )
+        self.stream_creation_timeout: float = getattr(
+            config, "stream_creation_timeout", Defaults.STREAM_CREATION_TIMEOUT
+        )
+        self._credit: dict[int, _Credit] = {}
+        self._credit_waiters = Waiters()
+        self.credit_updates_sent = 0
+        self.credit_updates_received = 0
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStream] = {}
         self.sessions: dict[int, "WebTransportSession"] = {}
@@ -109,6 +172,11 @@ class WebTransportConnection:
                 packets_sent=stats.packets_sent,
                 packets_received=stats.packets_received,
                 packets_lost=stats.packets_lost,
+            )
+        if self.h3.flow_control_enabled:
+            data.update(
+                credit_updates_sent=self.credit_updates_sent,
+                credit_updates_received=self.credit_updates_received,
             )
         return ConnectionInfo(data)
 
@@ -258,6 +326,9 @@ class WebTransportConnection:
             stream = self._streams.get(event.stream_id)
             if stream is not None:
                 stream.reset(event.error_code)
+        elif isinstance(event, ev.SessionFlowControlUpdated):
+            self.credit_updates_received += 1
+            self._credit_waiters.wake_all()
         elif isinstance(event, ev.GoawayReceived):
             for session in self.sessions.values():
                 session._on_drain()
@@ -291,6 +362,7 @@ class WebTransportConnection:
         )
         self.sessions[event.session_id] = session
         self._connect_streams.add(event.session_id)
+        self._track_credit(event.session_id)
         if self.on_session_request is not None:
             self.on_session_request(session)
         else:
@@ -309,6 +381,7 @@ class WebTransportConnection:
         self.h3.connection_lost()
         for session in list(self.sessions.values()):
             session._on_connection_lost(reason)
+        self._credit_waiters.wake_all()
         if not self._settings.done():
             self._settings.set_exception(ConnectionError(f"connection {reason.describe()}"))
             self._settings.exception()
@@ -345,9 +418,18 @@ class WebTransportConnection:
             self, stream.stream_id, path=path, headers=dict(headers), available_protocols=tuple(protocols)
         )
         self.sessions[stream.stream_id] = session
+        self._track_credit(stream.stream_id)
         self._attach(stream)
         stream.write_nowait(data)
         return session
+
+    def can_open_session(self) -> bool:
+        """Client: whether another session fits on this connection (SETTINGS of both sides)."""
+        peer = self.h3.peer_settings
+        if peer is None or self.is_closed or self.h3.goaway_received is not None:
+            return False
+        limit = min(self.h3._session_limit(), peer.max_sessions)
+        return len(self.sessions) < limit
 
     def accept_session(self, session_id: int, protocol: str | None = None) -> None:
         stream = self._streams[session_id]
@@ -371,10 +453,16 @@ class WebTransportConnection:
     async def open_stream(self, session_id: int, *, bidi: bool) -> QuicStream:
         stream = await self.quic.open_stream(unidirectional=not bidi)
         try:
+            # The peer's WT_MAX_STREAMS may hold us back; wait for its credit.
+            while not self.h3.can_open_stream(session_id, bidi) and self._usable(session_id):
+                await self._credit_waiters.wait()
             prefix = self.h3.open_webtransport_stream(session_id, stream.stream_id, bidi)
         except H3UsageError as exc:
             stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
             raise SessionError(str(exc)) from None
+        except BaseException:
+            stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
+            raise
         self._streams[stream.stream_id] = stream
         if bidi:
             self._attach(stream)
@@ -388,6 +476,101 @@ class WebTransportConnection:
             stream._closed.add_done_callback(forget)
         stream.write_nowait(prefix)
         return stream
+
+    async def send_stream_data(
+        self, session_id: int, stream: QuicStream, data: bytes | bytearray | memoryview, fin: bool
+    ) -> None:
+        """Write stream payload, within the peer's WT_MAX_DATA when flow control is on."""
+        credit = self._send_credit(session_id)
+        if credit is None:
+            await stream.write(data, fin=fin)
+            return
+        rest = memoryview(data)
+        while True:
+            if credit is None:
+                await stream.write(rest, fin=fin)
+                return
+            if credit == 0 and rest:
+                await self._credit_waiters.wait()
+                credit = self._send_credit(session_id)
+                continue
+            chunk, rest = rest[:credit], rest[credit:]
+            self.h3.record_sent_data(session_id, len(chunk))
+            await stream.write(chunk, fin=fin and not rest)
+            if not rest:
+                return
+            credit = self._send_credit(session_id)
+
+    def _usable(self, session_id: int) -> bool:
+        return not self.quic.is_closed and self.h3.session_state(session_id) in _USABLE
+
+    def _send_credit(self, session_id: int) -> int | None:
+        """Bytes the session may send now; None without flow control (or once it is over)."""
+        if not self._usable(session_id):
+            return None
+        return self.h3.session_send_credit(session_id)
+
+    # -- session flow control: credit we grant -------------------------------
+    def _track_credit(self, session_id: int) -> None:
+        if self.h3.flow_control_enabled:
+            self._credit[session_id] = _Credit(self.h3.config, self._window)
+
+    def session_finished(self, session_id: int) -> None:
+        """A session object is done: forget it and wake tasks waiting for credit."""
+        self.sessions.pop(session_id, None)
+        self._credit.pop(session_id, None)
+        self._credit_waiters.wake_all()
+
+    def payload_consumed(self, session_id: int, n: int) -> None:
+        """The application consumed ``n`` payload bytes: extend WT_MAX_DATA when half used."""
+        credit = self._credit.get(session_id)
+        if credit is None or n <= 0:
+            return
+        credit.consumed += n
+        if credit.max_data - credit.consumed >= credit.window // 2:
+            return
+        now = time.monotonic()
+        if self._auto_scale and now - credit.granted_at < 4 * self._rtt():
+            # Credit runs out within a few round trips: the window limits throughput.
+            credit.window = min(credit.window * 2, self._window * _MAX_WINDOW_SCALE)
+        credit.granted_at = now
+        credit.max_data = credit.consumed + credit.window
+        self._grant(session_id, max_data=credit.max_data)
+
+    def peer_stream_finished(self, session_id: int, bidi: bool) -> None:
+        """A peer-opened stream is done: extend WT_MAX_STREAMS once enough have finished."""
+        credit = self._credit.get(session_id)
+        if credit is None:
+            return
+        i = 0 if bidi else 1
+        initial = self.h3.config.initial_max_streams_bidi if bidi else self.h3.config.initial_max_streams_uni
+        credit.closed[i] += 1
+        target = credit.closed[i] + initial
+        if target - credit.max_streams[i] < max(1, min(self._stream_increment[i], initial // 2)):
+            return
+        credit.max_streams[i] = target
+        if bidi:
+            self._grant(session_id, max_streams_bidi=target)
+        else:
+            self._grant(session_id, max_streams_uni=target)
+
+    def _grant(self, session_id: int, **limits: int) -> None:
+        stream = self._streams.get(session_id)
+        if stream is None or stream.is_closed or not self._usable(session_id):
+            return
+        try:
+            data = self.h3.grant_session_credit(session_id, **limits)
+            if data:
+                stream.write_nowait(data)
+                self.credit_updates_sent += 1
+        except (H3UsageError, QuicError) as exc:
+            log.debug("cannot grant WebTransport credit on session %d: %s", session_id, exc)
+
+    def _rtt(self) -> float:
+        try:
+            return max(0.001, self.quic.stats().rtt)
+        except Exception:
+            return 0.1
 
     def cancel_session(self, session_id: int) -> None:
         """Abandon a session that is not established yet."""

@@ -198,7 +198,7 @@ class WebTransportSession:
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_incoming()
-        self._connection.sessions.pop(self._id, None)
+        self._connection.session_finished(self._id)
 
     def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
         stream: IncomingStream
@@ -208,6 +208,7 @@ class WebTransportSession:
             stream = WebTransportReceiveStream(self, quic)
         self._streams[quic.stream_id] = stream
         self._forget_on_close(quic)
+        quic._closed.add_done_callback(lambda _f: self._connection.peer_stream_finished(self._id, bidi))
         self._stats["streams_accepted"] += 1
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
@@ -236,6 +237,12 @@ class WebTransportSession:
     def _on_datagram(self, data: bytes) -> None:
         self._stats["datagrams_received"] += 1
         self.datagrams._feed(data)
+
+    async def _send(self, quic: QuicStream, data: bytes | bytearray | memoryview, fin: bool) -> None:
+        await self._connection.send_stream_data(self._id, quic, data, fin)
+
+    def _on_consumed(self, n: int) -> None:
+        self._connection.payload_consumed(self._id, n)
 
     def _count_sent(self, n: int) -> None:
         self._stats["bytes_sent"] += n
@@ -289,6 +296,9 @@ class WebTransportSession:
         self._stats["streams_created"] += 1
 
     async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:
+        if timeout is None and self._connection.h3.flow_control_enabled:
+            # May wait for the peer's WT_MAX_STREAMS credit.
+            timeout = self._connection.stream_creation_timeout
         try:
             return await asyncio.wait_for(self._connection.open_stream(self._id, bidi=bidi), timeout)
         except asyncio.TimeoutError:

@@ -167,6 +167,7 @@ class WebTransportReceiveStream(_StreamBase):
         credit = min(self._preconsumed, len(data))
         self._preconsumed -= credit
         self._quic.consumed(len(data) - credit)
+        self._session._on_consumed(len(data))
         return data
 
     def _raise_error(self) -> None:
@@ -251,6 +252,12 @@ class WebTransportReceiveStream(_StreamBase):
     def abort_reading(self, code: int = 0) -> None:
         """Tell the peer to stop sending (STOP_SENDING with an application code)."""
         self._quic.stop_sending(webtransport_code_to_http3(code))
+        if self._buffered:
+            # Unread bytes are dropped; they still count as consumed for session credit.
+            self._quic.consumed(self._buffered - self._preconsumed)
+            self._session._on_consumed(self._buffered)
+            self._chunks.clear()
+            self._buffered = self._preconsumed = 0
         if self._error is None and not self._eof:
             self._error = StreamError("stream reading was aborted locally", stream_id=self.stream_id)
         self._wake()
@@ -314,7 +321,7 @@ class WebTransportSendStream(_StreamBase):
             data = data.cast("B")
         self._check_writable()
         try:
-            await self._quic.write(data, fin=end_stream)
+            await self._session._send(self._quic, data, end_stream)
         except QuicError as exc:
             raise self._translate(exc) from None
         self._session._count_sent(len(data))

@@ -11,7 +11,6 @@ from typing import Any
 from ..config import ServerConfig
 from ..connection import WebTransportConnection
 from ..exceptions import ServerError
-from ..h3.connection import H3Config
 from ..quic import QuicConfiguration, QuicConnection, QuicError, QuicListener, serve
 from ..session import WebTransportSession
 
@@ -82,7 +81,7 @@ class WebTransportServer:
             self._stats["connections_rejected"] += 1
             quic.close(0x107)  # H3_EXCESSIVE_LOAD
             return
-        conn = WebTransportConnection(quic, h3_config=H3Config())
+        conn = WebTransportConnection(quic, config=self._config)
         conn.on_session_request = self._on_session_request
         self.connections.add(conn)
         self._stats["connections_accepted"] += 1
