@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import StreamError, StreamResetError
 from .h3.errors import webtransport_code_to_http3
 from .quic import QuicError, StreamStopped
+from .quic.buffer import ChunkBuffer
 from .quic.stream import QuicStream
 from .quic.waiters import Waiters
 from .types import StreamDirection, StreamState
@@ -113,8 +113,7 @@ class WebTransportReceiveStream(_StreamBase):
         direction: StreamDirection = StreamDirection.RECEIVE_ONLY,
     ) -> None:
         super().__init__(session, quic, direction)
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
+        self._buffer = ChunkBuffer()
         self._eof = False
         self._error: Exception | None = None
         self._waiters = Waiters()
@@ -124,8 +123,7 @@ class WebTransportReceiveStream(_StreamBase):
     # -- fed by the connection layer ---------------------------------------
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
         if data:
-            self._chunks.append(data)
-            self._buffered += len(data)
+            self._buffer.append(data)
             if preconsumed:
                 self._preconsumed += len(data)
         if fin:
@@ -147,23 +145,7 @@ class WebTransportReceiveStream(_StreamBase):
         await self._waiters.wait()
 
     def _take(self, n: int) -> bytes:
-        if n < 0 or n >= self._buffered:
-            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-            self._chunks.clear()
-        else:
-            parts: list[bytes] = []
-            need = n
-            while need:
-                chunk = self._chunks[0]
-                if len(chunk) <= need:
-                    parts.append(self._chunks.popleft())
-                    need -= len(chunk)
-                else:
-                    parts.append(chunk[:need])
-                    self._chunks[0] = chunk[need:]
-                    need = 0
-            data = b"".join(parts)
-        self._buffered -= len(data)
+        data = self._buffer.take(n)
         credit = min(self._preconsumed, len(data))
         self._preconsumed -= credit
         self._quic.consumed(len(data) - credit)
@@ -181,7 +163,7 @@ class WebTransportReceiveStream(_StreamBase):
 
     async def read(self, size: int = DEFAULT_READ_SIZE) -> bytes:
         """Read up to ``size`` bytes; ``b""`` once the peer finished the stream."""
-        while not self._chunks:
+        while not self._buffer:
             if self._error is not None:
                 self._raise_error()
             if self._eof:
@@ -197,7 +179,7 @@ class WebTransportReceiveStream(_StreamBase):
         parts: list[bytes] = []
         total = 0
         while True:
-            if self._chunks:
+            if self._buffer:
                 data = self._take(-1)
                 total += len(data)
                 if max_size is not None and total > max_size:
@@ -213,7 +195,7 @@ class WebTransportReceiveStream(_StreamBase):
             await self._wait()
 
     async def readexactly(self, n: int) -> bytes:
-        while self._buffered < n:
+        while self._buffer.size < n:
             if self._error is not None:
                 self._raise_error()
             if self._eof:
@@ -223,10 +205,9 @@ class WebTransportReceiveStream(_StreamBase):
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         while True:
-            joined = b"".join(self._chunks)
-            idx = joined.find(separator)
-            if idx >= 0:
-                return self._take(idx + len(separator))
+            end = self._buffer.find(separator)
+            if end >= 0:
+                return self._take(end)
             if self._error is not None:
                 self._raise_error()
             if self._eof:
@@ -252,12 +233,12 @@ class WebTransportReceiveStream(_StreamBase):
     def abort_reading(self, code: int = 0) -> None:
         """Tell the peer to stop sending (STOP_SENDING with an application code)."""
         self._quic.stop_sending(webtransport_code_to_http3(code))
-        if self._buffered:
+        if self._buffer:
             # Unread bytes are dropped; they still count as consumed for session credit.
-            self._quic.consumed(self._buffered - self._preconsumed)
-            self._session._on_consumed(self._buffered)
-            self._chunks.clear()
-            self._buffered = self._preconsumed = 0
+            unread = self._buffer.take()
+            self._quic.consumed(len(unread) - self._preconsumed)
+            self._session._on_consumed(len(unread))
+            self._preconsumed = 0
         if self._error is None and not self._eof:
             self._error = StreamError("stream reading was aborted locally", stream_id=self.stream_id)
         self._wake()
