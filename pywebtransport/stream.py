@@ -383,9 +383,6 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+    from ._lazy import resolve
 
-    return getattr(importlib.import_module(module, __package__), name)
+    return resolve(__name__, __package__, _LAZY, name)
