@@ -96,9 +96,10 @@ struct pwt_conn {
     atomic_uint alpn_len;
     /* Captured on the worker thread at CONNECTED: reading them later from
      * Python would be a blocking cross-thread GetParam. */
+    pthread_mutex_t addr_mu; /* written by callbacks, read by Python */
     pwt_addr local_addr;
     pwt_addr remote_addr;
-    atomic_int addrs_known;
+    int addrs_known;
 };
 
 struct pwt_stream {
@@ -863,20 +864,37 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         memcpy(c->alpn, ev->CONNECTED.NegotiatedAlpn, n);
         atomic_store(&c->alpn_len, n);
-        QUIC_ADDR qa;
-        uint32_t sz = sizeof(qa);
+        QUIC_ADDR local, remote;
+        uint32_t sz = sizeof(local);
         int known = 0;
-        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_LOCAL_ADDRESS, &sz, &qa))) {
-            addr_from_quic(&qa, &c->local_addr);
+        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_LOCAL_ADDRESS, &sz, &local))) {
             known |= 1;
         }
-        sz = sizeof(qa);
-        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_REMOTE_ADDRESS, &sz, &qa))) {
-            addr_from_quic(&qa, &c->remote_addr);
+        sz = sizeof(remote);
+        if (QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_REMOTE_ADDRESS, &sz, &remote))) {
             known |= 2;
         }
-        atomic_store(&c->addrs_known, known);
+        pthread_mutex_lock(&c->addr_mu);
+        if (known & 1) {
+            addr_from_quic(&local, &c->local_addr);
+        }
+        if (known & 2) {
+            addr_from_quic(&remote, &c->remote_addr);
+        }
+        c->addrs_known |= known;
+        pthread_mutex_unlock(&c->addr_mu);
         push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
+        break;
+    }
+    case QUIC_CONNECTION_EVENT_LOCAL_ADDRESS_CHANGED:
+    case QUIC_CONNECTION_EVENT_PEER_ADDRESS_CHANGED: {
+        int local = ev->Type == QUIC_CONNECTION_EVENT_LOCAL_ADDRESS_CHANGED;
+        const QUIC_ADDR *qa = local ? ev->LOCAL_ADDRESS_CHANGED.Address
+                                    : ev->PEER_ADDRESS_CHANGED.Address;
+        pthread_mutex_lock(&c->addr_mu);
+        addr_from_quic(qa, local ? &c->local_addr : &c->remote_addr);
+        c->addrs_known |= local ? 1 : 2;
+        pthread_mutex_unlock(&c->addr_mu);
         break;
     }
     case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_TRANSPORT:
@@ -955,6 +973,7 @@ static pwt_conn *conn_new(pwt_queue *q) {
         return NULL;
     }
     c->q = q;
+    pthread_mutex_init(&c->addr_mu, NULL);
     c->recv_limit = DefaultRecvLimit;
     c->send_high_water = DefaultSendHighWater;
     atomic_fetch_add(&LiveObjects, 1);
@@ -962,6 +981,7 @@ static pwt_conn *conn_new(pwt_queue *q) {
 }
 
 static void conn_free(pwt_conn *c) {
+    pthread_mutex_destroy(&c->addr_mu);
     free(c);
     atomic_fetch_sub(&LiveObjects, 1);
 }
@@ -1015,7 +1035,9 @@ uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {
     QUIC_STATISTICS_V2 st;
     memset(&st, 0, sizeof(st));
     uint32_t sz = sizeof(st);
-    QUIC_STATUS r = MsQuic->GetParam(c->h, QUIC_PARAM_CONN_STATISTICS_V2, &sz, &st);
+    /* HIGH_PRIORITY: jump the worker's queue; this call blocks the caller. */
+    QUIC_STATUS r = MsQuic->GetParam(c->h, QUIC_PARAM_CONN_STATISTICS_V2 | QUIC_PARAM_HIGH_PRIORITY,
+                                     &sz, &st);
     if (QUIC_FAILED(r)) {
         return r;
     }
@@ -1041,9 +1063,13 @@ uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {
 }
 
 uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out) {
-    int known = atomic_load(&c->addrs_known);
-    if (known & (remote ? 2 : 1)) {
+    pthread_mutex_lock(&c->addr_mu);
+    int known = c->addrs_known & (remote ? 2 : 1);
+    if (known) {
         *out = remote ? c->remote_addr : c->local_addr;
+    }
+    pthread_mutex_unlock(&c->addr_mu);
+    if (known) {
         return QUIC_STATUS_SUCCESS;
     }
     QUIC_ADDR qa;

@@ -144,8 +144,8 @@ class QuicConnection:
         self.on_closed: Callable[[CloseReason], None] | None = None
         self._native_config: NativeConfig | None = None
         self.alpn: str | None = None
-        self.remote_address: Address | None = None
-        self.local_address: Address | None = None
+        self._remote_address: Address | None = None
+        self._local_address: Address | None = None
         engine.register(handle, self)
 
     @property
@@ -227,15 +227,33 @@ class QuicConnection:
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
 
+    def _refresh_addresses(self) -> None:
+        if self._handle is None:
+            return
+        addr = ffi.new("pwt_addr *")
+        if lib.pwt_conn_addr(self._handle, 1, addr) == 0:
+            self._remote_address = _addr_from_native(addr)
+        if lib.pwt_conn_addr(self._handle, 0, addr) == 0:
+            self._local_address = _addr_from_native(addr)
+
+    @property
+    def remote_address(self) -> Address | None:
+        """The peer's address (follows migration while the connection is open)."""
+        if self._connected.done():
+            self._refresh_addresses()
+        return self._remote_address
+
+    @property
+    def local_address(self) -> Address | None:
+        if self._connected.done():
+            self._refresh_addresses()
+        return self._local_address
+
     def _on_connected(self) -> None:
         buf = ffi.new("char[256]")
         n = lib.pwt_conn_alpn(self._handle, buf, 256)
         self.alpn = ffi.unpack(buf, n).decode(errors="replace")
-        addr = ffi.new("pwt_addr *")
-        if lib.pwt_conn_addr(self._handle, 1, addr) == 0:
-            self.remote_address = _addr_from_native(addr)
-        if lib.pwt_conn_addr(self._handle, 0, addr) == 0:
-            self.local_address = _addr_from_native(addr)
+        self._refresh_addresses()
         if not self._connected.done():
             self._connected.set_result(None)
         if self.on_connected is not None:
