@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import ClientConfig
 from .connection import WebTransportConnection
-from .exceptions import ClientError, ConfigurationError, TimeoutError, WebTransportError
+from .exceptions import ClientError, ConfigurationError, SessionError, TimeoutError, WebTransportError
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
 from .utils import parse_webtransport_url
@@ -132,16 +132,10 @@ class WebTransportClient:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         reused = self._reusable(host, port)
         if reused is not None:
-            session = await reused.open_session(
-                path, authority=authority, headers=list(headers.items()), protocols=protocols
-            )
-            try:
-                await session.ready(timeout=None)
-            except BaseException:
-                await session.close()
-                raise
-            session._closed.add_done_callback(lambda _f: self._close_later(reused))
-            return session
+            session = await self._open_on(reused, path, authority, headers, protocols)
+            if session is not None:
+                return session
+            # Lost a race for the last session slot: use a connection of our own.
         if self._quic_config is None:
             self._quic_config = quic_config_for_client(self._config)
         quic = await connect(host, port, self._quic_config)
@@ -168,6 +162,34 @@ class WebTransportClient:
         session._closed.add_done_callback(lambda _f: self._close_later(conn))
         return session
 
+    async def _open_on(
+        self,
+        conn: WebTransportConnection,
+        path: str,
+        authority: str,
+        headers: Mapping[str, str],
+        protocols: Sequence[str],
+    ) -> WebTransportSession | None:
+        """Open a session on an existing connection; None if it has no room after all."""
+        conn.pending_opens += 1  # keeps _close_later from retiring the connection meanwhile
+        try:
+            try:
+                session = await conn.open_session(
+                    path, authority=authority, headers=list(headers.items()), protocols=protocols
+                )
+            except SessionError:
+                return None
+            try:
+                await session.ready(timeout=None)
+            except BaseException:
+                await session.close()
+                raise
+        finally:
+            conn.pending_opens -= 1
+            self._close_later(conn)
+        session._closed.add_done_callback(lambda _f: self._close_later(conn))
+        return session
+
     def _reusable(self, host: str, port: int) -> WebTransportConnection | None:
         """An open connection to host:port whose SETTINGS allow one more session."""
         if not self._config.reuse_connections:
@@ -178,8 +200,8 @@ class WebTransportClient:
         return None
 
     def _close_later(self, conn: WebTransportConnection) -> None:
-        if conn.sessions or conn in self._retiring:
-            return  # another session still uses it
+        if conn.sessions or conn.pending_opens or conn in self._retiring:
+            return  # another session still uses it, or is being opened on it
         self._retiring.add(conn)
         task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._config.close_timeout))
         self._closing.add(task)

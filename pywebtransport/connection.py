@@ -115,6 +115,9 @@ class WebTransportConnection:
         self._answered: set[int] = set()
         self._current_stream: int | None = None
         self._retired: dict[int, QuicStream] = {}
+        self.pending_opens = 0  # client: sessions being opened on this connection
+        self._rtt_value = 0.1
+        self._rtt_at = 0.0
         quic.on_stream = self._on_peer_stream
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
@@ -318,6 +321,8 @@ class WebTransportConnection:
                             stream_id=event.stream_id,
                         ),
                     )
+        elif isinstance(event, ev.StopSendingReceived):
+            self._credit_waiters.wake_all()  # a writer waiting for credit must see its stream stop
         elif isinstance(event, ev.StreamStopRequested):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
@@ -429,7 +434,9 @@ class WebTransportConnection:
         if peer is None or self.is_closed or self.h3.goaway_received is not None:
             return False
         limit = min(self.h3._session_limit(), peer.max_sessions)
-        return len(self.sessions) < limit
+        # Count CONNECT streams still open (the peer counts a session until its
+        # CONNECT stream ends) plus opens in progress.
+        return len(self._connect_streams) + self.pending_opens < limit
 
     def accept_session(self, session_id: int, protocol: str | None = None) -> None:
         stream = self._streams[session_id]
@@ -481,6 +488,9 @@ class WebTransportConnection:
         self, session_id: int, stream: QuicStream, data: bytes | bytearray | memoryview, fin: bool
     ) -> None:
         """Write stream payload, within the peer's WT_MAX_DATA when flow control is on."""
+        if not self.h3.flow_control_enabled:
+            await stream.write(data, fin=fin)
+            return
         credit = self._send_credit(session_id)
         if credit is None:
             await stream.write(data, fin=fin)
@@ -491,6 +501,9 @@ class WebTransportConnection:
                 await stream.write(rest, fin=fin)
                 return
             if credit == 0 and rest:
+                if stream._write_error is not None or stream.is_closed:
+                    await stream.write(rest, fin=fin)  # raises the stream's own error
+                    return
                 await self._credit_waiters.wait()
                 credit = self._send_credit(session_id)
                 continue
@@ -567,10 +580,15 @@ class WebTransportConnection:
             log.debug("cannot grant WebTransport credit on session %d: %s", session_id, exc)
 
     def _rtt(self) -> float:
-        try:
-            return max(0.001, self.quic.stats().rtt)
-        except Exception:
-            return 0.1
+        """Smoothed RTT, refreshed at most every 100 ms (a stats query blocks the loop briefly)."""
+        now = time.monotonic()
+        if now - self._rtt_at > 0.1:
+            self._rtt_at = now
+            try:
+                self._rtt_value = max(0.001, self.quic.stats().rtt)
+            except QuicError:
+                pass
+        return self._rtt_value
 
     def cancel_session(self, session_id: int) -> None:
         """Abandon a session that is not established yet."""

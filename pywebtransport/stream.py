@@ -119,9 +119,15 @@ class WebTransportReceiveStream(_StreamBase):
         self._waiters = Waiters()
         # Bytes the transport already counted as consumed (released early arrivals).
         self._preconsumed = 0
+        self._discarding = False
 
     # -- fed by the connection layer ---------------------------------------
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
+        if data and self._discarding:
+            # Bytes still in flight after abort_reading(): nobody will read them.
+            self._quic.consumed(0 if preconsumed else len(data))
+            self._session._on_consumed(len(data))
+            data = b""
         if data:
             self._buffer.append(data)
             if preconsumed:
@@ -233,6 +239,7 @@ class WebTransportReceiveStream(_StreamBase):
     def abort_reading(self, code: int = 0) -> None:
         """Tell the peer to stop sending (STOP_SENDING with an application code)."""
         self._quic.stop_sending(webtransport_code_to_http3(code))
+        self._discarding = True
         if self._buffer:
             # Unread bytes are dropped; they still count as consumed for session credit.
             unread = self._buffer.take()

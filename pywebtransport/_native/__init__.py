@@ -93,9 +93,14 @@ def polling_idle_us() -> int:
     if value is None or value.strip() == "":
         return DEFAULT_POLLING_IDLE_US
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise NativeError(f"PYWEBTRANSPORT_MSQUIC_POLL_US must be an integer, got {value!r}") from None
+        number = None
+    if number is None or not -1 <= number <= 10_000_000:
+        raise NativeError(
+            f"PYWEBTRANSPORT_MSQUIC_POLL_US must be an integer from -1 to 10000000, got {value!r}"
+        )
+    return number
 
 
 def ensure_initialized() -> None:

@@ -251,3 +251,20 @@ async def test_no_reuse_without_negotiated_flow_control(
         await first.close()
         assert await _echo(second, b"ok") == b"ok"
         await second.close()
+
+
+async def test_reused_connection_survives_its_last_session_closing_mid_open(certs: CertSet) -> None:
+    options = {**SMALL_LIMITS, "max_sessions": 4}
+    async for app, base in _serve(certs, **options):
+        config = client_config(certs, reuse_connections=True, **options)
+        async with WebTransportClient(config) as client:
+            for spins in range(5):
+                first = await client.connect(base + "/echo")
+                opening = asyncio.ensure_future(client.connect(base + "/echo"))
+                for _ in range(spins):
+                    await asyncio.sleep(0)
+                await first.close()
+                second = await asyncio.wait_for(opening, 10)
+                assert second.is_ready
+                assert await asyncio.wait_for(_echo(second, b"still here"), 5) == b"still here"
+                await second.close()
