@@ -143,6 +143,12 @@ class _ConfigMixin:
             value = getattr(self, name)
             if not _matches(value, hint):
                 raise invalid_config(name, value, f"expected {_describe(hint)}")
+        if getattr(self, "webtransport_flow_control", False):
+            for name in ("initial_max_data", "initial_max_streams_bidi", "initial_max_streams_uni"):
+                if getattr(self, name) <= 0:
+                    # A zero initial limit would leave the peer unable to send the
+                    # first byte or stream that could earn it more credit.
+                    raise invalid_config(name, getattr(self, name), "must be > 0 with webtransport_flow_control")
         for name in self._POSITIVE:
             if getattr(self, name) <= 0:
                 raise invalid_config(name, getattr(self, name), "must be positive")

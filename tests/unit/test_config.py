@@ -353,3 +353,15 @@ def test_builder_errors() -> None:
         ConfigBuilder("client").set(bogus=1)
     with pytest.raises(ConfigurationError):
         ConfigBuilder("client").performance(max_streams=0).build()
+
+
+def test_flow_control_needs_nonzero_initial_limits() -> None:
+    from pywebtransport import ClientConfig, ServerConfig
+    from pywebtransport.exceptions import ConfigurationError
+
+    for field in ("initial_max_data", "initial_max_streams_bidi", "initial_max_streams_uni"):
+        with pytest.raises(ConfigurationError, match=field):
+            ClientConfig.create(webtransport_flow_control=True, **{field: 0})
+        with pytest.raises(ConfigurationError, match=field):
+            ServerConfig.create(webtransport_flow_control=True, **{field: 0})
+    ClientConfig.create(initial_max_data=0)  # without flow control zero means "not sent"
