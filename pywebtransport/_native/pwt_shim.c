@@ -16,6 +16,9 @@
  *    SHUTDOWN_COMPLETE (STOP_COMPLETE for listeners), never from a callback
  *    of another object.
  */
+#ifdef _WIN32
+#error "the pywebtransport shim does not support Windows yet (it needs a socket-pair wake-up and LoadLibrary); see README, Platform status"
+#endif
 #define _GNU_SOURCE
 /* Preview declarations (QUIC_GLOBAL_EXECUTION_CONFIG); the library always
  * implements them, the macro only gates the header. */
