@@ -14,7 +14,6 @@ import ctypes.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 from .._version import __version__
 
@@ -121,6 +120,3 @@ def ensure_initialized() -> None:
             raise NativeError(ffi.string(err).decode() or status_name(status), status)
         _initialized = True
 
-
-def new(ctype: str, init: Any = None) -> Any:
-    return ffi.new(ctype, init)

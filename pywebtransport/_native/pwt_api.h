@@ -125,14 +125,12 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polli
 void pwt_cleanup(void);
 int32_t pwt_is_initialized(void);
 const char *pwt_status_name(uint32_t status);
-uint32_t pwt_shim_version(void);
 
 /* Event queues (one per asyncio loop). */
 pwt_queue *pwt_queue_new(void);
 int32_t pwt_queue_fd(pwt_queue *q);
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap);
 void pwt_queue_free(pwt_queue *q);
-uint64_t pwt_queue_pending(pwt_queue *q);
 
 /* Configurations. */
 uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
@@ -170,8 +168,6 @@ int64_t pwt_stream_buffered(pwt_stream *s);
 void pwt_stream_resume(pwt_stream *s);
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
 void pwt_stream_close(pwt_stream *s);
-void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water);
-void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water);
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
 uint64_t pwt_live_objects(void);

@@ -41,7 +41,6 @@
 #include "msquic.h"
 #include "pwt_api.h"
 
-#define PWT_SHIM_VERSION 1u
 
 /* msquic reports queued calls as PENDING; Python only needs ok/not ok. */
 static uint32_t norm(QUIC_STATUS st) { return QUIC_SUCCEEDED(st) ? 0 : (uint32_t)st; }
@@ -54,8 +53,8 @@ static HQUIC Registration;
 static void *LibHandle;
 static void (*CloseFn)(const void *);
 static atomic_uint_fast64_t LiveObjects;
-static int64_t DefaultRecvLimit = 1 << 20;
-static int64_t DefaultSendHighWater = 1 << 20;
+static const int64_t DefaultRecvLimit = 1 << 20;
+static const int64_t DefaultSendHighWater = 1 << 20;
 
 struct pwt_node {
     struct pwt_node *next;
@@ -238,13 +237,6 @@ pwt_queue *pwt_queue_new(void) {
 
 int32_t pwt_queue_fd(pwt_queue *q) { return q->rfd; }
 
-uint64_t pwt_queue_pending(pwt_queue *q) {
-    pthread_mutex_lock(&q->mu);
-    uint64_t c = q->count;
-    pthread_mutex_unlock(&q->mu);
-    return c;
-}
-
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     free_list(q->batch);
     q->batch = NULL;
@@ -298,8 +290,6 @@ void pwt_queue_free(pwt_queue *q) {
 /* ------------------------------------------------------------------ */
 /* Library                                                             */
 
-uint32_t pwt_shim_version(void) { return PWT_SHIM_VERSION; }
-
 int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
 
 uint64_t pwt_live_objects(void) { return atomic_load(&LiveObjects); }
@@ -319,15 +309,6 @@ void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_h
     }
     if (send_high_water > 0) {
         l->send_high_water = send_high_water;
-    }
-}
-
-void pwt_set_default_limits(int64_t recv_limit, int64_t send_high_water) {
-    if (recv_limit > 0) {
-        DefaultRecvLimit = recv_limit;
-    }
-    if (send_high_water > 0) {
-        DefaultSendHighWater = send_high_water;
     }
 }
 
@@ -828,15 +809,6 @@ void pwt_stream_consumed(pwt_stream *s, uint64_t n) {
 void pwt_stream_resume(pwt_stream *s) { MsQuic->StreamReceiveSetEnabled(s->h, TRUE); }
 
 int64_t pwt_stream_buffered(pwt_stream *s) { return atomic_load(&s->buffered); }
-
-void pwt_stream_set_limits(pwt_stream *s, int64_t recv_limit, int64_t send_high_water) {
-    if (recv_limit > 0) {
-        s->recv_limit = recv_limit;
-    }
-    if (send_high_water > 0) {
-        s->send_high_water = send_high_water;
-    }
-}
 
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code) {
     return norm(MsQuic->StreamShutdown(s->h, (QUIC_STREAM_SHUTDOWN_FLAGS)mode, error_code));
