@@ -42,7 +42,6 @@ import gc
 import json
 import os
 import shlex
-import statistics
 import struct
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from bench_common import fmt, median, pct, run_profiled  # noqa: E402
 
 SCENARIOS = ("upload", "download", "echo", "datagram", "handshake")
 ALPN = "bench"
@@ -98,11 +99,6 @@ def make_cert(directory: Path) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------------
 # Python side
-
-
-def _pct(sorted_values: list[int], p: float) -> float:
-    i = int(p * (len(sorted_values) - 1) + 0.5)
-    return sorted_values[i] / 1000.0
 
 
 class PyBench:
@@ -208,7 +204,7 @@ class PyBench:
         while await s.read():
             pass
         v = sorted(samples[warmup:])
-        return _pct(v, 0.50), _pct(v, 0.99)
+        return pct(v, 0.50), pct(v, 0.99)
 
     async def datagrams(self, conn: Any, rounds: int) -> tuple[float, int]:
         for _ in range(1000):
@@ -350,22 +346,11 @@ def run_c(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str])
 # report
 
 
-def _median(results: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in results if key in r]
-    return statistics.median(vals) if vals else None
-
-
-def _fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.1f} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
-
-
 def report(py: list[dict], c: list[dict], repro: str) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
 
     def add(label: str, pk: str, ck: str, unit: str, better: str, target: float | None) -> None:
-        p, cv = _median(py, pk), _median(c, ck)
+        p, cv = median(py, pk), median(c, ck)
         if p is None or cv is None:
             return
         if better == "higher":
@@ -376,7 +361,7 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
             ratio = p / cv
             rtxt = f"{ratio:.2f}x (py/C, lower=better)"
             verdict = "" if target is None else ("PASS" if ratio <= target else "MISS") + f" (<= {target:.2f}x)"
-        rows.append((label, _fmt(p, unit), _fmt(cv, unit), rtxt, verdict))
+        rows.append((label, fmt(p, unit), fmt(cv, unit), rtxt, verdict))
 
     add("upload (1 stream)", "upload_mib_s", "upload_mib_s", "MiB/s", "higher", 0.70)
     add("download (1 stream)", "download_mib_s", "download_mib_s", "MiB/s", "higher", 0.70)
@@ -412,14 +397,14 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
         ("hs_connect_us", "python connect(): {:.0f} us"),
         ("hs_close_us", "python aclose(): {:.0f} us"),
     ):
-        v = _median(py, key)
+        v = median(py, key)
         if v is not None:
             diag.append(label.format(v))
     for key, label in (
         ("hs_connect_us", "C connect (shared config): {:.0f} us"),
         ("hs_close_us", "C close: {:.0f} us"),
     ):
-        v = _median(c, key)
+        v = median(c, key)
         if v is not None:
             diag.append(label.format(v))
     if diag:
@@ -433,15 +418,7 @@ def report(py: list[dict], c: list[dict], repro: str) -> str:
 
 def profile_python(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str]) -> None:
     """Run the Python scenarios with the profiler enabled only while measuring."""
-    import cProfile
-    import pstats
-
-    prof = cProfile.Profile()
-    res = asyncio.run(PyBench(args, certfile, keyfile).run(only, prof))
-    print(json.dumps(res))
-    st = pstats.Stats(prof)
-    st.sort_stats("tottime").print_stats(args.profile_top)
-    st.sort_stats("cumulative").print_stats(args.profile_top)
+    run_profiled(lambda prof: PyBench(args, certfile, keyfile).run(only, prof), args.profile_top)
 
 
 # ---------------------------------------------------------------------------

@@ -47,7 +47,6 @@ import json
 import os
 import shlex
 import ssl
-import statistics
 import struct
 import sys
 import tempfile
@@ -58,17 +57,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # certs.py (read-only use)
+sys.path.insert(0, str(HERE))
+
+from bench_common import fmt, median, pct, run_profiled  # noqa: E402
 
 SCENARIOS = ("upload", "echo", "datagram", "setup")
 MSG = 64
 DGRAM_TIMEOUT = 0.2
 CLOSE_WEBTRANSPORT_SESSION = 0x2843
 PACK = struct.Struct("<Q")
-
-
-def _pct(sorted_ns: list[int], p: float) -> float:
-    i = int(p * (len(sorted_ns) - 1) + 0.5)
-    return sorted_ns[i] / 1000.0
 
 
 def _prof(profiler: Any, on: bool) -> None:
@@ -216,7 +213,7 @@ class PwtBench:
         await s.close()
         await s.read_all()
         v = sorted(samples[warmup:])
-        return _pct(v, 0.50), _pct(v, 0.99)
+        return pct(v, 0.50), pct(v, 0.99)
 
     async def datagrams(self, session: Any, rounds: int) -> tuple[float, int]:
         dg = session.datagrams
@@ -542,7 +539,7 @@ class AioquicBench:
         c.transmit()
         await c.read_all(sid)
         v = sorted(samples[warmup:])
-        return _pct(v, 0.50), _pct(v, 0.99)
+        return pct(v, 0.50), pct(v, 0.99)
 
     async def datagrams(self, c: Any, session: int, rounds: int) -> tuple[float, int]:
         pad = b"x" * (MSG - 8)
@@ -594,22 +591,11 @@ class AioquicBench:
 IMPLS = {"pywebtransport": PwtBench, "aioquic": AioquicBench}
 
 
-def _median(results: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in results if key in r]
-    return statistics.median(vals) if vals else None
-
-
-def _fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.1f} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
-
-
 def report(pw: list[dict], aq: list[dict], repro: str) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
 
     def add(label: str, key: str, unit: str, better: str) -> None:
-        p, q = _median(pw, key), _median(aq, key)
+        p, q = median(pw, key), median(aq, key)
         if p is None or q is None:
             return
         ratio = p / q
@@ -619,7 +605,7 @@ def report(pw: list[dict], aq: list[dict], repro: str) -> str:
         else:
             rtxt = f"{ratio:.2f}x (pwt/aioquic, lower = pwt better)"
             win = "pywebtransport" if ratio < 1 else "aioquic"
-        rows.append((label, _fmt(p, unit), _fmt(q, unit), rtxt, win))
+        rows.append((label, fmt(p, unit), fmt(q, unit), rtxt, win))
 
     add("1. bulk upload, 1 WT bidi stream", "upload_mib_s", "MiB/s", "higher")
     add("2. echo 64 B, 1 stream, p50", "echo_p50_us", "us", "lower")
@@ -651,7 +637,7 @@ def report(pw: list[dict], aq: list[dict], repro: str) -> str:
             ("setup_open_us", "setup open {:.0f} us"),
             ("setup_close_us", "setup close {:.0f} us"),
         ):
-            v = _median(res, key)
+            v = median(res, key)
             if v is not None:
                 diag.append(label.format(v))
         if diag:
@@ -664,15 +650,7 @@ def report(pw: list[dict], aq: list[dict], repro: str) -> str:
 
 def profile(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str]) -> None:
     """Profile one implementation; the profiler is enabled only while measuring."""
-    import cProfile
-    import pstats
-
-    prof = cProfile.Profile()
-    res = asyncio.run(IMPLS[args.profile](args, certfile, keyfile).run(only, prof))
-    print(json.dumps(res))
-    st = pstats.Stats(prof)
-    st.sort_stats("tottime").print_stats(args.profile_top)
-    st.sort_stats("cumulative").print_stats(args.profile_top)
+    run_profiled(lambda prof: IMPLS[args.profile](args, certfile, keyfile).run(only, prof), args.profile_top)
 
 
 def main() -> int:
