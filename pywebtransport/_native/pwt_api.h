@@ -23,6 +23,9 @@
 #define PWT_EV_CONN_DATAGRAM_RECEIVED 16
 #define PWT_EV_CONN_DATAGRAM_LOST 17
 #define PWT_EV_CONN_STREAMS_AVAILABLE 18
+/* Client: a TLS resumption ticket for the next connection to this server
+ * (data = the ticket). */
+#define PWT_EV_CONN_RESUMPTION_TICKET 22
 #define PWT_EV_STREAM_START_COMPLETE 30
 #define PWT_EV_STREAM_RECEIVE 31
 #define PWT_EV_STREAM_WRITABLE 32
@@ -58,7 +61,7 @@ typedef struct pwt_event {
     uint64_t u0;
     uint64_t u1;
     uint64_t u2;
-    const unsigned char *data;
+    const char *data; /* char, so that ffi.unpack returns bytes */
 } pwt_event;
 
 /* Flat, cffi-friendly mirror of the QUIC_SETTINGS fields we expose.
@@ -112,6 +115,15 @@ typedef struct pwt_stats {
     uint64_t recv_dropped_packets;
     uint64_t key_update_count;
 } pwt_stats;
+
+/* Per-connection counters kept by the shim (pwt_conn_counters). */
+typedef struct pwt_conn_counters {
+    uint64_t queued_events;      /* events of this connection waiting for Python */
+    uint64_t peak_queued_events; /* highest value queued_events reached */
+    uint64_t datagrams_dropped;  /* received datagrams dropped: event queue full */
+    uint64_t live_streams;       /* native streams not yet closed by Python */
+    uint64_t peak_live_streams;
+} pwt_conn_counters;
 
 typedef struct pwt_addr {
     int32_t family;     /* 4 or 6 */
@@ -170,6 +182,20 @@ uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
 void pwt_stream_close(pwt_stream *s);
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
+/* Bound on a connection's queued events: received datagrams beyond it are
+ * dropped and counted (other events are bounded by stream limits). */
+void pwt_conn_set_event_limit(pwt_conn *c, int64_t max_events);
+void pwt_listener_set_event_limit(pwt_listener *l, int64_t max_events);
+void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out);
+/* Client, before pwt_conn_start: share one UDP socket between connections
+ * to the same server (`local` = the local address of a live connection to
+ * share with, or NULL for a new shareable socket). */
+uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local);
+/* Client, before pwt_conn_start: resume TLS with a ticket from
+ * PWT_EV_CONN_RESUMPTION_TICKET. */
+uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len);
+/* Sends may use 0-RTT keys when available (client with a ticket). */
+void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
 uint64_t pwt_live_objects(void);
 
 /* Version stamp compiled into the extension; checked at import. */

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import ipaddress
 import socket
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -41,6 +41,8 @@ _CERT_STATUSES = {
 
 Address = tuple[str, int]
 
+_EV_DATAGRAM = lib.PWT_EV_CONN_DATAGRAM_RECEIVED
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStats:
@@ -60,6 +62,31 @@ class ConnectionStats:
     stream_bytes_sent: int
     stream_bytes_received: int
     congestion_events: int
+    #: Received datagrams the shim dropped because the connection's event
+    #: queue was full (``QuicConfiguration.max_queued_events``).
+    native_datagrams_dropped: int = 0
+    #: Events of this connection waiting for the event loop now, and the most ever.
+    queued_events: int = 0
+    peak_queued_events: int = 0
+    #: Native streams not yet released by Python, and the most ever.
+    live_streams: int = 0
+    peak_live_streams: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCounters:
+    """The shim's per-connection counters (cheap: no round trip to msquic)."""
+
+    native_datagrams_dropped: int
+    queued_events: int
+    peak_queued_events: int
+    live_streams: int
+    peak_live_streams: int
+
+
+# Client TLS resumption tickets: (configuration key, server name, address, port) -> ticket.
+_TICKETS: "OrderedDict[tuple[Any, ...], bytes]" = OrderedDict()
+_TICKETS_MAX = 1024
 
 
 def _addr_to_native(host: str, port: int) -> Any:
@@ -146,6 +173,10 @@ class QuicConnection:
         self.alpn: str | None = None
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
+        self._held_streams: set[QuicStream] = set()
+        self._ticket_key: tuple[Any, ...] | None = None
+        #: True when the TLS handshake resumed an earlier session (ticket).
+        self.session_resumed = False
         engine.register(handle, self)
 
     @property
@@ -189,10 +220,11 @@ class QuicConnection:
     # -- events ------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
         t = ev.type
-        if t == lib.PWT_EV_CONN_DATAGRAM_RECEIVED:
-            data = ffi.unpack(ffi.cast("char *", ev.data), ev.len)
-            if self._on_datagram is not None:
-                self._on_datagram(data)
+        if t == _EV_DATAGRAM:
+            data = ffi.unpack(ev.data, ev.len)
+            on_datagram = self._on_datagram
+            if on_datagram is not None:
+                on_datagram(data)
                 return
             if len(self._datagrams) >= self.config.max_datagram_queue:
                 self._datagrams.popleft()
@@ -210,7 +242,14 @@ class QuicConnection:
                 self._incoming.append(stream)
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
+            self.session_resumed = bool(ev.u0)
             self._on_connected()
+        elif t == lib.PWT_EV_CONN_RESUMPTION_TICKET:
+            if self._ticket_key is not None:
+                _TICKETS[self._ticket_key] = ffi.unpack(ev.data, ev.len)
+                _TICKETS.move_to_end(self._ticket_key)
+                while len(_TICKETS) > _TICKETS_MAX:
+                    _TICKETS.popitem(last=False)
         elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
             self._datagrams_enabled = bool(ev.u0)
             self._max_datagram = int(ev.u1) if ev.u0 else 0
@@ -269,6 +308,26 @@ class QuicConnection:
         self._streams.pop(key, None)
         self._engine.objects.pop(key, None)
 
+    def _hold(self, stream: QuicStream) -> None:
+        self._held_streams.add(stream)
+
+    def _release_held(self, stream: QuicStream) -> None:
+        self._held_streams.discard(stream)
+
+    def counters(self) -> ConnectionCounters:
+        """The shim's counters for this connection (queue, drops, live streams)."""
+        if self._handle is None:
+            return ConnectionCounters(0, 0, 0, 0, 0)
+        c = ffi.new("pwt_conn_counters *")
+        lib.pwt_conn_counters_get(self._handle, c)
+        return ConnectionCounters(
+            native_datagrams_dropped=int(c.datagrams_dropped),
+            queued_events=int(c.queued_events),
+            peak_queued_events=int(c.peak_queued_events),
+            live_streams=int(c.live_streams),
+            peak_live_streams=int(c.peak_live_streams),
+        )
+
     def _finalize(self) -> None:
         handle = self._handle
         if handle is None:
@@ -278,6 +337,8 @@ class QuicConnection:
         # msquic completes streams before their connection; close any left.
         for stream in list(self._streams.values()):
             stream._finalize(True)
+        for stream in list(self._held_streams):
+            stream.release()
         self._handle = None
         self._engine.unregister(handle)
         lib.pwt_conn_close(handle)
@@ -378,6 +439,7 @@ class QuicConnection:
         status = lib.pwt_conn_stats(handle, s)
         if status != 0:
             raise QuicError(f"cannot read statistics: {_native.status_name(status)}")
+        counters = self.counters()
         return ConnectionStats(
             rtt=s.rtt_us / 1e6,
             min_rtt=s.min_rtt_us / 1e6,
@@ -393,6 +455,11 @@ class QuicConnection:
             stream_bytes_sent=int(s.send_stream_bytes),
             stream_bytes_received=int(s.recv_stream_bytes),
             congestion_events=int(s.send_congestion_count),
+            native_datagrams_dropped=counters.native_datagrams_dropped,
+            queued_events=counters.queued_events,
+            peak_queued_events=counters.peak_queued_events,
+            live_streams=counters.live_streams,
+            peak_live_streams=counters.peak_live_streams,
         )
 
     async def __aenter__(self) -> "QuicConnection":
@@ -465,13 +532,26 @@ async def _connect_one(
     timeout: float | None,
     host: str,
 ) -> QuicConnection:
+    share_key = (ip, port)
+    shared = engine.shared_bindings.get(share_key) if config.share_udp_binding else None
     out = ffi.new("pwt_conn **")
     status = lib.pwt_conn_open(engine.queue, out)
     if status != 0:
         raise ConnectError(f"cannot open connection: {_native.status_name(status)}")
     lib.pwt_conn_set_limits(out[0], config.max_stream_buffer, config.send_buffer_high_water)
+    lib.pwt_conn_set_event_limit(out[0], config.max_queued_events)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
+    if config.share_udp_binding:
+        local = _addr_to_native(*shared) if shared is not None else ffi.NULL
+        lib.pwt_conn_share_binding(out[0], local)
+    if config.session_resumption:
+        conn._ticket_key = (native_config.key, server_name, ip, port)
+        ticket = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
+        if ticket is not None:
+            lib.pwt_conn_set_resumption_ticket(out[0], ticket, len(ticket))
+            if config.early_data:
+                lib.pwt_conn_allow_early_data(out[0], 1)
     status = lib.pwt_conn_start(
         out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
     )
@@ -484,10 +564,19 @@ async def _connect_one(
         conn.close()
         raise ConnectError(f"connecting to {host}:{port} timed out after {timeout}s") from None
     except ConnectionClosed as exc:
+        if shared is not None and engine.shared_bindings.get(share_key) == shared:
+            # The shared socket is gone and its port was taken: use a new one.
+            del engine.shared_bindings[share_key]
+            if exc.reason.status == "ADDRESS_IN_USE":
+                return await _connect_one(
+                    engine, config, native_config, ip, port, server_name, timeout, host
+                )
         raise _connect_error(exc.reason, host, port) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
         conn.close()
         raise
+    if config.share_udp_binding and shared is None and conn.local_address is not None:
+        engine.shared_bindings[share_key] = conn.local_address
     return conn
 
 
@@ -512,6 +601,7 @@ class QuicListener:
             raise QuicError(f"cannot open listener: {_native.status_name(status)}")
         self._handle = out[0]
         lib.pwt_listener_set_limits(self._handle, config.max_stream_buffer, config.send_buffer_high_water)
+        lib.pwt_listener_set_event_limit(self._handle, config.max_queued_events)
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
