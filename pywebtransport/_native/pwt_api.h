@@ -187,6 +187,9 @@ void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_h
 void pwt_conn_set_event_limit(pwt_conn *c, int64_t max_events);
 void pwt_listener_set_event_limit(pwt_listener *l, int64_t max_events);
 void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out);
+/* Server: send each client a TLS resumption ticket when its handshake
+ * completes (needs a configuration with a server resumption level). */
+void pwt_listener_set_resumption(pwt_listener *l, int32_t send_tickets);
 /* Client, before pwt_conn_start: share one UDP socket between connections
  * to the same server (`local` = the local address of a live connection to
  * share with, or NULL for a new shareable socket). */

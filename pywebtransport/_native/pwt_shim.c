@@ -89,6 +89,7 @@ struct pwt_listener {
     int64_t recv_limit;
     int64_t send_high_water;
     int64_t max_events;
+    int send_tickets;
 };
 
 struct pwt_conn {
@@ -116,6 +117,7 @@ struct pwt_conn {
     atomic_int_fast64_t live_streams;
     atomic_int_fast64_t peak_streams;
     atomic_int allow_early;
+    int send_ticket; /* server: issue a resumption ticket at CONNECTED */
 };
 
 struct pwt_stream {
@@ -385,6 +387,10 @@ void pwt_listener_set_event_limit(pwt_listener *l, int64_t max_events) {
     if (max_events > 0) {
         l->max_events = max_events;
     }
+}
+
+void pwt_listener_set_resumption(pwt_listener *l, int32_t send_tickets) {
+    l->send_tickets = send_tickets ? 1 : 0;
 }
 
 void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out) {
@@ -1019,6 +1025,10 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         c->addrs_known |= known;
         pthread_mutex_unlock(&c->addr_mu);
+        if (c->send_ticket) {
+            /* Queued by msquic; sent once the handshake is confirmed. */
+            MsQuic->ConnectionSendResumptionTicket(h, QUIC_SEND_RESUMPTION_FLAG_FINAL, 0, NULL);
+        }
         push_ev(c->q, c, NULL, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
         break;
     }
@@ -1314,6 +1324,7 @@ static QUIC_STATUS QUIC_API listener_cb(HQUIC h, void *ctx, QUIC_LISTENER_EVENT 
         c->recv_limit = l->recv_limit;
         c->send_high_water = l->send_high_water;
         c->max_events = l->max_events;
+        c->send_ticket = l->send_tickets;
         c->h = ev->NEW_CONNECTION.Connection;
         MsQuic->SetCallbackHandler(c->h, (void *)conn_cb, c);
         QUIC_STATUS st = MsQuic->ConnectionSetConfiguration(c->h, l->cfg);

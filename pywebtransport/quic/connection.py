@@ -494,12 +494,19 @@ async def connect(
     *,
     server_name: str | None = None,
     timeout: float | None = None,
+    early_data: bool = False,
 ) -> QuicConnection:
     """Connect to ``host:port``; returns once the handshake completed.
 
     Every address ``host`` resolves to is tried in turn (``localhost`` often
     resolves to ``::1`` first while servers listen on ``127.0.0.1``);
     ``timeout`` bounds the whole attempt.
+
+    With ``early_data=True`` and a configuration with ``early_data`` enabled,
+    a connection that resumes with a stored ticket is returned as soon as it
+    started: streams written now travel as 0-RTT data (msquic resends them
+    if the server declines).  Use :meth:`QuicConnection.wait_connected` to
+    wait for the handshake.  Without a ticket it waits as usual.
     """
     config = config or QuicConfiguration(is_client=True)
     if not config.is_client:
@@ -513,7 +520,9 @@ async def connect(
     for index, ip in enumerate(addresses):
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await _connect_one(engine, config, native_config, ip, port, name, remaining, host)
+            return await _connect_one(
+                engine, config, native_config, ip, port, name, remaining, host, early_data
+            )
         except CertificateVerifyError:
             raise
         except ConnectError:
@@ -531,6 +540,7 @@ async def _connect_one(
     server_name: str,
     timeout: float | None,
     host: str,
+    early_data: bool = False,
 ) -> QuicConnection:
     share_key = (ip, port)
     shared = engine.shared_bindings.get(share_key) if config.share_udp_binding else None
@@ -545,6 +555,7 @@ async def _connect_one(
     if config.share_udp_binding:
         local = _addr_to_native(*shared) if shared is not None else ffi.NULL
         lib.pwt_conn_share_binding(out[0], local)
+    zero_rtt = False
     if config.session_resumption:
         conn._ticket_key = (native_config.key, server_name, ip, port)
         ticket = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
@@ -552,12 +563,15 @@ async def _connect_one(
             lib.pwt_conn_set_resumption_ticket(out[0], ticket, len(ticket))
             if config.early_data:
                 lib.pwt_conn_allow_early_data(out[0], 1)
+                zero_rtt = early_data
     status = lib.pwt_conn_start(
         out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
     )
     if status != 0:
         conn.close()
         raise ConnectError(f"cannot start connection: {_native.status_name(status)}")
+    if zero_rtt:
+        return conn
     try:
         await asyncio.wait_for(asyncio.shield(conn._connected), timeout)
     except asyncio.TimeoutError:
@@ -569,7 +583,7 @@ async def _connect_one(
             del engine.shared_bindings[share_key]
             if exc.reason.status == "ADDRESS_IN_USE":
                 return await _connect_one(
-                    engine, config, native_config, ip, port, server_name, timeout, host
+                    engine, config, native_config, ip, port, server_name, timeout, host, early_data
                 )
         raise _connect_error(exc.reason, host, port) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
@@ -602,6 +616,7 @@ class QuicListener:
         self._handle = out[0]
         lib.pwt_listener_set_limits(self._handle, config.max_stream_buffer, config.send_buffer_high_water)
         lib.pwt_listener_set_event_limit(self._handle, config.max_queued_events)
+        lib.pwt_listener_set_resumption(self._handle, 1 if config.session_resumption else 0)
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
