@@ -755,19 +755,23 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
             if (grown == NULL) {
                 n = NULL;
             } else {
+                if (n->ext == NULL) { /* first growth: leave the inline area */
+                    memcpy(grown, n->data, n->ev.len);
+                }
                 n->ext = grown;
                 n->cap = (uint32_t)cap;
             }
         }
     }
     if (n != NULL) {
+        unsigned char *dst = n->ext ? n->ext : n->data;
         uint64_t off = 0;
         for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < take; i++) {
             uint64_t chunk = ev->RECEIVE.Buffers[i].Length;
             if (chunk > take - off) {
                 chunk = take - off;
             }
-            memcpy(n->ext + n->ev.len + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
+            memcpy(dst + n->ev.len + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
             off += chunk;
         }
         n->ev.len += (uint32_t)take;
@@ -780,14 +784,11 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
         return 1;
     }
     pthread_mutex_unlock(&q->mu);
-    n = node_new(0);
+    /* Small chunks get some inline room so that a few more can join the
+     * record without another allocation. */
+    uint32_t cap = take < 512 ? 512 : (uint32_t)take;
+    n = node_new(cap);
     if (n == NULL) {
-        return 0;
-    }
-    uint32_t cap = take > 4096 ? (uint32_t)take : 4096;
-    n->ext = (unsigned char *)malloc(cap);
-    if (n->ext == NULL) {
-        free(n);
         return 0;
     }
     n->cap = cap;
@@ -797,7 +798,7 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
         if (chunk > take - off) {
             chunk = take - off;
         }
-        memcpy(n->ext + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
+        memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
         off += chunk;
     }
     n->ev.len = (uint32_t)take;

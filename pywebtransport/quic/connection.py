@@ -42,6 +42,7 @@ _CERT_STATUSES = {
 Address = tuple[str, int]
 
 _EV_DATAGRAM = lib.PWT_EV_CONN_DATAGRAM_RECEIVED
+_EV_PEER_STREAM = lib.PWT_EV_CONN_PEER_STREAM_STARTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,11 +232,12 @@ class QuicConnection:
                 self.datagrams_dropped += 1
             self._datagrams.append(data)
             self._datagram_waiters.wake_all()
-        elif t == lib.PWT_EV_CONN_PEER_STREAM_STARTED:
-            flags = int(ev.u1)
-            stream = QuicStream(self, ev.obj2, unidirectional=bool(flags & 1), local=False)
-            stream.stream_id = int(ev.u0)
-            self._track_stream(stream, ev.obj2)
+        elif t == _EV_PEER_STREAM:
+            handle = ev.obj2
+            stream = QuicStream(self, handle, unidirectional=bool(ev.u1 & 1), local=False)
+            stream.stream_id = ev.u0
+            self._streams[handle] = stream
+            self._engine.objects[handle] = stream
             if self.on_stream is not None:
                 self.on_stream(stream)
             else:
@@ -298,15 +300,15 @@ class QuicConnection:
         if self.on_connected is not None:
             self.on_connected(self)
 
+    # cffi pointers hash and compare by address whatever their type, so the
+    # handle itself is the key (no ffi.cast per stream).
     def _track_stream(self, stream: QuicStream, handle: Any) -> None:
-        key = ffi.cast("void *", handle)
-        self._streams[key] = stream
-        self._engine.objects[key] = stream
+        self._streams[handle] = stream
+        self._engine.objects[handle] = stream
 
     def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
-        key = ffi.cast("void *", handle)
-        self._streams.pop(key, None)
-        self._engine.objects.pop(key, None)
+        self._streams.pop(handle, None)
+        self._engine.objects.pop(handle, None)
 
     def _hold(self, stream: QuicStream) -> None:
         self._held_streams.add(stream)

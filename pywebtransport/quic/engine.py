@@ -166,10 +166,10 @@ class Engine:
         self._reader_loop = self.loop
 
     def register(self, handle: Any, obj: NativeObject) -> None:
-        self.objects[ffi.cast("void *", handle)] = obj
+        self.objects[handle] = obj  # cffi pointers hash by address, whatever their type
 
     def unregister(self, handle: Any) -> None:
-        self.objects.pop(ffi.cast("void *", handle), None)
+        self.objects.pop(handle, None)
 
     def _drain(self) -> int:
         """Handle one batch of records; returns how many were handled.

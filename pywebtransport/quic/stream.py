@@ -69,7 +69,11 @@ class QuicStream:
         self._recv_aborted = False
         self._readers = Waiters()
         self._writers = Waiters()
-        self._started: asyncio.Future[None] = self._loop.create_future()
+        # Peer streams are started when they appear: their future is made
+        # (already resolved) only if someone asks for it.
+        self._started_fut: asyncio.Future[None] | None = (
+            self._loop.create_future() if local else None
+        )
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._receiver: DataReceiver | None = None
         self._on_reset: ErrorReceiver | None = None
@@ -77,8 +81,14 @@ class QuicStream:
         self._on_closed: Callable[[], None] | None = None
         self.bytes_sent = 0
         self.bytes_received = 0
-        if not local:
-            self._started.set_result(None)
+
+    @property
+    def _started(self) -> "asyncio.Future[None]":
+        fut = self._started_fut
+        if fut is None:
+            fut = self._started_fut = self._loop.create_future()
+            fut.set_result(None)
+        return fut
 
     # -- properties --------------------------------------------------------
     @property
@@ -252,8 +262,9 @@ class QuicStream:
             self._read_error = StreamClosedError(f"stream {self.stream_id} closed")
         if self._write_error is None:
             self._write_error = StreamClosedError(f"stream {self.stream_id} closed")
-        if not self._started.done():
-            self._started.set_exception(self._write_error)
+        started = self._started_fut
+        if started is not None and not started.done():
+            started.set_exception(self._write_error)
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_reader()
