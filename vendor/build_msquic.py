@@ -209,6 +209,50 @@ def ensure_msquic() -> MsQuicBuild:
     return MsQuicBuild(version=version, lib=lib, include_dir=dest / "include")
 
 
+# License files of the code a built libmsquic contains: msquic itself and the
+# quictls (OpenSSL fork) it links statically.  Paths are inside the crate.
+LICENSE_FILES = (
+    ("msquic", "LICENSE", "MSQUIC-LICENSE.txt"),
+    ("msquic", "THIRD-PARTY-NOTICES", "MSQUIC-THIRD-PARTY-NOTICES.txt"),
+    ("quictls", "submodules/quictls/LICENSE.txt", "QUICTLS-LICENSE.txt"),
+)
+
+
+def quictls_version(src: Path) -> str:
+    """Version of the bundled quictls, from its VERSION.dat (e.g. ``3.1.7+quic``)."""
+    fields: dict[str, str] = {}
+    for line in (src / "submodules" / "quictls" / "VERSION.dat").read_text().splitlines():
+        key, _, value = line.partition("=")
+        fields[key.strip()] = value.strip().strip('"')
+    version = f"{fields.get('MAJOR')}.{fields.get('MINOR')}.{fields.get('PATCH')}"
+    if fields.get("BUILD_METADATA"):
+        version += f"+{fields['BUILD_METADATA']}"
+    return version
+
+
+def write_notices(dest: Path) -> list[Path]:
+    """Copy the bundled code's license texts into ``dest`` with a notice naming versions.
+
+    Wheels and sdists that carry (or build) libmsquic must ship these.
+    """
+    src = crate_source()
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, rel, name in LICENSE_FILES:
+        shutil.copyfile(src / rel, dest / name)
+        written.append(dest / name)
+    notice = dest / "THIRD_PARTY_NOTICES.txt"
+    notice.write_text(
+        "pywebtransport bundles a build of the following third-party code.\n\n"
+        f"msquic {pinned_version()} (Microsoft, MIT License): MSQUIC-LICENSE.txt;\n"
+        "  its own third-party notices: MSQUIC-THIRD-PARTY-NOTICES.txt\n"
+        f"quictls {quictls_version(src)} (the OpenSSL Project and quictls, Apache License 2.0),\n"
+        "  linked statically into libmsquic: QUICTLS-LICENSE.txt\n"
+    )
+    written.append(notice)
+    return written
+
+
 def headers_only() -> Path:
     """Public msquic headers from the pinned crate (used with a prebuilt library)."""
     version = pinned_version()
