@@ -37,17 +37,46 @@ HERE = Path(__file__).resolve().parent
 PIN_DIR = HERE / "msquic"
 
 # Flags handed to msquic's CMake. Changing them changes the cache key.
-CMAKE_FLAGS = (
+_COMMON_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DQUIC_BUILD_SHARED=ON",
     "-DQUIC_ENABLE_LOGGING=OFF",
-    "-DQUIC_TLS_LIB=quictls",
+)
+_TOOLS_OFF = (
     "-DQUIC_BUILD_TOOLS=OFF",
     "-DQUIC_BUILD_TEST=OFF",
     "-DQUIC_BUILD_PERF=OFF",
     "-DQUIC_EMBED_GIT_HASH=OFF",
     "-DQUIC_ENABLE_SANITIZERS=OFF",
 )
+
+
+def platform_flags(system: str) -> tuple[str, ...]:
+    """CMake flags per OS, each with the TLS library msquic supports there.
+
+    Linux and macOS link quictls (OpenSSL with the QUIC API) statically; Windows uses the
+    system's Schannel, so no Perl/OpenSSL build is needed there.
+    """
+    if system == "Windows":
+        return (*_COMMON_FLAGS, "-DQUIC_TLS_LIB=schannel", *_TOOLS_OFF)
+    flags = (*_COMMON_FLAGS, "-DQUIC_TLS_LIB=quictls", *_TOOLS_OFF)
+    if system == "Darwin":
+        target = os.environ.get("MACOSX_DEPLOYMENT_TARGET", "11.0")
+        flags += (f"-DCMAKE_OSX_DEPLOYMENT_TARGET={target}",)
+        arch = os.environ.get("ARCHFLAGS", "").replace("-arch", "").split()
+        if len(arch) == 1:  # cibuildwheel cross-builds x86_64 on arm64 runners this way
+            flags += (f"-DCMAKE_OSX_ARCHITECTURES={arch[0]}",)
+    return flags
+
+
+def build_tools(system: str) -> tuple[str, ...]:
+    """The tools the build needs on this OS (Windows: CMake finds MSVC itself)."""
+    if system == "Windows":
+        return ("cmake",)
+    return ("cmake", "perl", "cc", "make")
+
+
+CMAKE_FLAGS = platform_flags(platform.system())
 # Bumped when this script changes what it produces.
 RECIPE_VERSION = "1"
 
@@ -154,7 +183,7 @@ def exported_symbols(lib: Path) -> list[str]:
 
 
 def _build(src: Path, dest: Path) -> None:
-    check_tools(("cmake", "perl", "cc", "make"))
+    check_tools(build_tools(platform.system()))
     jobs = str(os.cpu_count() or 2)
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     build = tmp / "build"
@@ -167,7 +196,8 @@ def _build(src: Path, dest: Path) -> None:
             check=True,
         )
         subprocess.run(
-            ["cmake", "--build", str(build), "--target", "msquic", "--parallel", jobs], check=True
+            ["cmake", "--build", str(build), "--target", "msquic", "--config", "Release", "--parallel", jobs],
+            check=True,
         )
         name = lib_filename()
         built = next((p for p in (build / "out").rglob(name)), None) or next(
