@@ -360,7 +360,12 @@ void pwt_queue_free(pwt_queue *q) {
 
 int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
 
-uint64_t pwt_live_objects(void) { return atomic_load(&LiveObjects); }
+static void jobs_flush(void);
+
+uint64_t pwt_live_objects(void) {
+    jobs_flush(); /* closes handed to the helper thread count as done once run */
+    return atomic_load(&LiveObjects);
+}
 
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water) {
     if (recv_limit > 0) {
@@ -465,6 +470,7 @@ void pwt_cleanup(void) {
     if (MsQuic == NULL) {
         return;
     }
+    jobs_flush();
     /* Only called once every object has been closed (RegistrationClose
      * blocks until then). */
     MsQuic->RegistrationClose(Registration);
@@ -1222,12 +1228,197 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
                                error_code);
 }
 
+/* ------------------------------------------------------------------ */
+/* Helper thread for msquic calls that block the caller                */
+/*
+ * ConnectionClose and SetParam on a connection, called from a thread that
+ * is not the connection's worker, queue an operation and WAIT for the
+ * worker (msquic 2.5.1 has no async close).  Connection setup and close
+ * would cost the event loop 3-4 such round trips per connection; they run
+ * on this thread instead, in FIFO order, so the loop never waits.
+ */
+enum { JOB_CLOSE = 1, JOB_START = 2 };
+
+typedef struct pwt_job {
+    struct pwt_job *next;
+    int kind;
+    pwt_conn *c;
+    HQUIC cfg;
+    pwt_addr remote;
+    int share;
+    int has_local;
+    pwt_addr local;
+    unsigned char *ticket;
+    uint32_t ticket_len;
+    char server_name[256];
+} pwt_job;
+
+static pthread_mutex_t JobMu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t JobCv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t JobIdleCv = PTHREAD_COND_INITIALIZER;
+static pwt_job *JobHead, *JobTail;
+static int JobBusy, JobThreadUp;
+
+static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
+                               const char *server_name, int share, const pwt_addr *local,
+                               const unsigned char *ticket, uint32_t ticket_len) {
+    QUIC_STATUS st;
+    if (share) {
+        BOOLEAN on = TRUE;
+        st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_SHARE_UDP_BINDING, sizeof(on), &on);
+        if (QUIC_FAILED(st)) {
+            return st;
+        }
+        if (local != NULL) {
+            QUIC_ADDR la;
+            addr_to_quic(local, &la);
+            st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_LOCAL_ADDRESS, sizeof(la), &la);
+            if (QUIC_FAILED(st)) {
+                return st;
+            }
+        }
+    }
+    if (ticket != NULL && ticket_len > 0) {
+        /* A stale or foreign ticket only means a full handshake. */
+        (void)MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, ticket_len, ticket);
+    }
+    QUIC_ADDR qa;
+    addr_to_quic(remote, &qa);
+    st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    QUIC_ADDRESS_FAMILY fam = remote->family == 6 ? QUIC_ADDRESS_FAMILY_INET6
+                                                  : QUIC_ADDRESS_FAMILY_INET;
+    return norm(MsQuic->ConnectionStart(c->h, cfg, fam, server_name, remote->port));
+}
+
+static void *job_thread(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&JobMu);
+    for (;;) {
+        while (JobHead == NULL) {
+            JobBusy = 0;
+            pthread_cond_broadcast(&JobIdleCv);
+            pthread_cond_wait(&JobCv, &JobMu);
+        }
+        pwt_job *j = JobHead;
+        JobHead = j->next;
+        if (JobHead == NULL) {
+            JobTail = NULL;
+        }
+        JobBusy = 1;
+        pthread_mutex_unlock(&JobMu);
+        if (j->kind == JOB_CLOSE) {
+            MsQuic->ConnectionClose(j->c->h);
+            conn_free(j->c);
+        } else {
+            uint32_t st = conn_start_now(j->c, j->cfg, &j->remote, j->server_name, j->share,
+                                         j->has_local ? &j->local : NULL, j->ticket,
+                                         j->ticket_len);
+            if (st != 0) {
+                /* Never started: no SHUTDOWN_COMPLETE will come; Python
+                 * finalizes (and closes) on this record. */
+                push_ev(j->c->q, j->c, NULL, PWT_EV_CONN_START_FAILED, j->c, NULL, st, 0, 0);
+            }
+            free(j->ticket);
+        }
+        free(j);
+        pthread_mutex_lock(&JobMu);
+    }
+    return NULL;
+}
+
+static int job_submit(pwt_job *j) {
+    pthread_mutex_lock(&JobMu);
+    if (!JobThreadUp) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, job_thread, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            pthread_mutex_unlock(&JobMu);
+            return 0;
+        }
+        JobThreadUp = 1;
+    }
+    j->next = NULL;
+    if (JobTail) {
+        JobTail->next = j;
+    } else {
+        JobHead = j;
+    }
+    JobTail = j;
+    JobBusy = 1;
+    pthread_cond_signal(&JobCv);
+    pthread_mutex_unlock(&JobMu);
+    return 1;
+}
+
+static void jobs_flush(void) {
+    pthread_mutex_lock(&JobMu);
+    while (JobThreadUp && (JobHead != NULL || JobBusy)) {
+        pthread_cond_wait(&JobIdleCv, &JobMu);
+    }
+    pthread_mutex_unlock(&JobMu);
+}
+
 void pwt_conn_close(pwt_conn *c) {
     if (c == NULL) {
         return;
     }
+    pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
+    if (j != NULL) {
+        j->kind = JOB_CLOSE;
+        j->c = c;
+        if (job_submit(j)) {
+            return;
+        }
+        free(j);
+    }
     MsQuic->ConnectionClose(c->h);
     conn_free(c);
+}
+
+uint32_t pwt_conn_start_async(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                              const char *server_name, int32_t share, const pwt_addr *local,
+                              const unsigned char *ticket, uint32_t ticket_len) {
+    size_t name_len = strlen(server_name);
+    if (name_len >= sizeof(((pwt_job *)0)->server_name)) {
+        return QUIC_STATUS_INVALID_PARAMETER;
+    }
+    pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
+    if (j == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY;
+    }
+    j->kind = JOB_START;
+    j->c = c;
+    j->cfg = cfg->h;
+    j->remote = *remote;
+    j->share = share != 0;
+    if (local != NULL) {
+        j->has_local = 1;
+        j->local = *local;
+    }
+    memcpy(j->server_name, server_name, name_len + 1);
+    if (ticket != NULL && ticket_len > 0) {
+        j->ticket = (unsigned char *)malloc(ticket_len);
+        if (j->ticket == NULL) {
+            free(j);
+            return QUIC_STATUS_OUT_OF_MEMORY;
+        }
+        memcpy(j->ticket, ticket, ticket_len);
+        j->ticket_len = ticket_len;
+    }
+    if (!job_submit(j)) {
+        uint32_t st = conn_start_now(c, cfg->h, remote, server_name, share, local, ticket, ticket_len);
+        free(j->ticket);
+        free(j);
+        return st;
+    }
+    return QUIC_STATUS_SUCCESS;
 }
 
 uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {

@@ -267,6 +267,10 @@ class QuicConnection:
                 self.close_reason = CloseReason("peer", int(ev.u0))
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
+        elif t == lib.PWT_EV_CONN_START_FAILED:
+            if self.close_reason is None:
+                self.close_reason = CloseReason("transport", 0, _native.status_name(int(ev.u0)))
+            self._finalize()
 
     def _refresh_addresses(self) -> None:
         if self._handle is None:
@@ -554,20 +558,27 @@ async def _connect_one(
     lib.pwt_conn_set_event_limit(out[0], config.max_queued_events)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
-    if config.share_udp_binding:
-        local = _addr_to_native(*shared) if shared is not None else ffi.NULL
-        lib.pwt_conn_share_binding(out[0], local)
+    local = _addr_to_native(*shared) if shared is not None else ffi.NULL
     zero_rtt = False
+    ticket: bytes | None = None
     if config.session_resumption:
         conn._ticket_key = (native_config.key, server_name, ip, port)
         ticket = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
-        if ticket is not None:
-            lib.pwt_conn_set_resumption_ticket(out[0], ticket, len(ticket))
-            if config.early_data:
-                lib.pwt_conn_allow_early_data(out[0], 1)
-                zero_rtt = early_data
-    status = lib.pwt_conn_start(
-        out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
+        if ticket is not None and config.early_data:
+            lib.pwt_conn_allow_early_data(out[0], 1)
+            zero_rtt = early_data
+    # Addresses, shared socket, ticket and start are applied on the shim's
+    # helper thread: each msquic SetParam from this thread would block the
+    # loop for a round trip to msquic's worker.
+    status = lib.pwt_conn_start_async(
+        out[0],
+        native_config.handle,
+        _addr_to_native(ip, port),
+        server_name.encode(),
+        1 if config.share_udp_binding else 0,
+        local,
+        ticket if ticket is not None else ffi.NULL,
+        len(ticket) if ticket is not None else 0,
     )
     if status != 0:
         conn.close()
@@ -672,6 +683,9 @@ class QuicListener:
 
     def _on_handshake_done(self, conn: QuicConnection) -> None:
         conn.on_connected = None
+        if self._loop.is_closed():  # drained at exit / after the loop ended: nobody to serve it
+            conn.close(0)
+            return
         if self._handler is None:
             self._pending.append(conn)
             self._waiters.wake_all()
