@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -1295,6 +1296,13 @@ static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
 
 static void *job_thread(void *arg) {
     (void)arg;
+#ifdef SCHED_BATCH
+    /* Batch scheduling: waking this thread must not preempt the event
+     * loop's thread (which just queued the job and wants to go on). */
+    struct sched_param sp;
+    memset(&sp, 0, sizeof(sp));
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
     pthread_mutex_lock(&JobMu);
     for (;;) {
         while (JobHead == NULL) {
