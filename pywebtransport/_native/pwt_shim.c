@@ -342,10 +342,13 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     return k;
 }
 
+static void jobs_flush(void);
+
 void pwt_queue_free(pwt_queue *q) {
     if (q == NULL) {
         return;
     }
+    jobs_flush(); /* closes still running on the helper thread touch the queue */
     free_list(q->batch);
     free_list(q->head);
     close(q->rfd);
@@ -360,8 +363,6 @@ void pwt_queue_free(pwt_queue *q) {
 /* Library                                                             */
 
 int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
-
-static void jobs_flush(void);
 
 uint64_t pwt_live_objects(void) {
     jobs_flush(); /* closes handed to the helper thread count as done once run */
@@ -1187,6 +1188,17 @@ static pwt_conn *conn_new(pwt_queue *q) {
 }
 
 static void conn_free(pwt_conn *c) {
+    /* msquic can still indicate an event while the handle closes (a late
+     * datagram send state, #4316); records still queued must not count
+     * against this connection once it is freed. */
+    pwt_queue *q = c->q;
+    pthread_mutex_lock(&q->mu);
+    for (pwt_node *n = q->head; n != NULL; n = n->next) {
+        if (n->conn == c) {
+            n->conn = NULL;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
     pthread_mutex_destroy(&c->addr_mu);
     free(c);
     atomic_fetch_sub(&LiveObjects, 1);
