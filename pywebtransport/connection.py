@@ -19,7 +19,7 @@ from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, QuicConnection, QuicError, QuicStream
+from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream
 from .quic.waiters import Waiters
 from .types import ConnectionState
 
@@ -157,6 +157,11 @@ class WebTransportConnection:
     @property
     def local_address(self) -> tuple[str, int] | None:
         return self.quic.local_address
+
+    @property
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's verified certificate, if one was verified (see `quic.PeerCertificate`)."""
+        return self.quic.peer_certificate
 
     def info(self) -> ConnectionInfo:
         data: dict[str, Any] = {
