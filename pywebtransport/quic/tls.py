@@ -164,6 +164,11 @@ def _system_sources() -> tuple[list[str], list[str]]:
 
 
 def _load_store(cafile: str | None) -> verification.Store:
+    return _load_store_stamped(cafile)[0]
+
+
+def _load_store_stamped(cafile: str | None) -> tuple[verification.Store, tuple[Any, ...]]:
+    """The trust store and a stamp (its files and their mtimes) that changes with them."""
     if cafile is not None:
         sources: tuple[list[str], list[str]] = ([cafile], [])
     else:
@@ -179,7 +184,7 @@ def _load_store(cafile: str | None) -> verification.Store:
     store = _stores.get(key)
     if store is not None:
         _stores.move_to_end(key)
-        return store
+        return store, key
     certs: dict[bytes, x509.Certificate] = {}
     for path in files:
         for cert in _pem_certificates(_read(path)):
@@ -198,7 +203,7 @@ def _load_store(cafile: str | None) -> verification.Store:
     _stores[key] = store
     while len(_stores) > _STORES_MAX:
         _stores.popitem(last=False)
-    return store
+    return store, key
 
 
 def _certifi_roots() -> list[x509.Certificate]:
@@ -315,8 +320,64 @@ def _time_problem(cert: x509.Certificate, now: datetime.datetime) -> str | None:
     return None
 
 
+# Accepted verdicts, so repeated handshakes with the same peer skip the signature checks
+# (about 1 ms of loop time each on a slow machine). An entry lives at most _CACHE_TTL and
+# never past the certificate's expiry; the key holds everything the verdict depends on,
+# including the trust store's files and their modification times.
+_accepted: "OrderedDict[tuple[Any, ...], tuple[float, Verdict]]" = OrderedDict()
+_CACHE_MAX = 256
+_CACHE_TTL = 300.0
+
+
 def verify_peer_certificate(
     config: "QuicConfiguration", leaf_der: bytes, chain_der: bytes, server_name: str | None
+) -> Verdict:
+    """Decide on the certificate a peer presented (``leaf_der`` empty = none).
+
+    See :func:`_verify` for the rules; accepted verdicts are cached briefly.
+    """
+    if not leaf_der:
+        return _verify(config, leaf_der, chain_der, server_name, None)
+    store: verification.Store | None = None
+    stamp: tuple[Any, ...] = ()
+    if not (config.is_client and config.certificate_hashes):
+        try:
+            store, stamp = _load_store_stamped(config.cafile)
+        except ValueError as exc:
+            return Verdict(False, error=str(exc), alert=ALERT_UNKNOWN_CA)
+    key = (
+        config.is_client,
+        config.verifies_peer,
+        config.check_hostname,
+        tuple(config.certificate_hashes),
+        config.cafile,
+        stamp,
+        server_name,
+        leaf_der,
+        chain_der,
+    )
+    now = datetime.datetime.now(datetime.timezone.utc).timestamp()
+    hit = _accepted.get(key)
+    if hit is not None:
+        if hit[0] > now:
+            _accepted.move_to_end(key)
+            return hit[1]
+        del _accepted[key]
+    verdict = _verify(config, leaf_der, chain_der, server_name, store)
+    if verdict.accepted and verdict.certificate is not None:
+        expires = min(now + _CACHE_TTL, verdict.certificate.not_valid_after.timestamp())
+        _accepted[key] = (expires, verdict)
+        while len(_accepted) > _CACHE_MAX:
+            _accepted.popitem(last=False)
+    return verdict
+
+
+def _verify(
+    config: "QuicConfiguration",
+    leaf_der: bytes,
+    chain_der: bytes,
+    server_name: str | None,
+    store: verification.Store | None,
 ) -> Verdict:
     """Decide on the certificate a peer presented (``leaf_der`` empty = none).
 
@@ -360,10 +421,11 @@ def verify_peer_certificate(
             )
         return Verdict(True, described)
 
-    try:
-        store = _load_store(config.cafile)
-    except ValueError as exc:
-        return Verdict(False, error=str(exc), alert=ALERT_UNKNOWN_CA)
+    if store is None:
+        try:
+            store = _load_store(config.cafile)
+        except ValueError as exc:
+            return Verdict(False, error=str(exc), alert=ALERT_UNKNOWN_CA)
     anchors = f"the CAs in {config.cafile}" if config.cafile else "the system trust store"
     ca_policy, ee_policy = _policies(client_certificate=not config.is_client)
     builder = (

@@ -195,13 +195,17 @@ async def test_ca_certs_are_the_only_trust_anchors(
     """With ca_certs given, a server whose CA is in the system store is still rejected."""
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_ca.path))  # the "system" store
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    # A CA file of its own, so no native configuration made before the variable was set
+    # (they are shared between equal configurations) can be reused.
+    ca_copy = pki.dir / "server-ca-copy-client.pem"
+    ca_copy.write_bytes(pki.server_ca.path.read_bytes())
     app = await start_app(_server_config(pki, "other_good"))
     try:
         async with WebTransportClient(ClientConfig.create()) as client:  # system store: trusted
             session = await client.connect(app.url, timeout=10)
             assert await _who(session) == b"-"
             await session.close()
-        config = ClientConfig.create(ca_certs=str(pki.server_ca.path))
+        config = ClientConfig.create(ca_certs=str(ca_copy))
         async with WebTransportClient(config) as client:
             with pytest.raises(CertificateVerificationError, match="not trusted"):
                 await client.connect(app.url, timeout=10)
@@ -317,11 +321,11 @@ async def test_optional_client_certificate(pki: Pki) -> None:
 async def test_server_ca_certs_are_the_only_trust_anchors(
     pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_ca.path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_ca.path))  # mallory's CA is a "system" root
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    app = await start_app(
-        _server_config(pki, verify_mode=ssl.CERT_REQUIRED, ca_certs=str(pki.client_ca.path))
-    )
+    ca_copy = pki.dir / "client-ca-copy-server.pem"
+    ca_copy.write_bytes(pki.client_ca.path.read_bytes())
+    app = await start_app(_server_config(pki, verify_mode=ssl.CERT_REQUIRED, ca_certs=str(ca_copy)))
     try:
         assert isinstance(await _attempt(app, _client(pki, "mallory")), Exception)
         assert app.sessions == []
