@@ -839,7 +839,9 @@ void pwt_stream_close(pwt_stream *s) {
 
 /* PEER_CERTIFICATE_RECEIVED: copy the DER certificate and PKCS#7 chain (both
  * valid only during the callback) into one record and return PENDING, so the
- * handshake waits until Python calls pwt_conn_certificate_complete(). */
+ * handshake waits until Python calls pwt_conn_certificate_complete().  This
+ * record must never be dropped by a queue bound: the handshake waits for it
+ * (at most one per connection). */
 static QUIC_STATUS push_peer_certificate(pwt_conn *c, QUIC_CONNECTION_EVENT *ev) {
     const QUIC_BUFFER *cert = (const QUIC_BUFFER *)ev->PEER_CERTIFICATE_RECEIVED.Certificate;
     const QUIC_BUFFER *chain = (const QUIC_BUFFER *)ev->PEER_CERTIFICATE_RECEIVED.Chain;
