@@ -137,6 +137,9 @@ class WebTransportConnection:
             dec = await self.quic.open_uni_stream()
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
+            reason = await self.quic.closing_reason()
+            if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
+                raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
 

@@ -349,6 +349,17 @@ class QuicConnection:
         await stream.wait_started()
         return stream
 
+    async def closing_reason(self, timeout: float = 1.0) -> CloseReason | None:
+        """Why the connection is closing, or None; waits up to `timeout` for msquic's event.
+
+        An operation that fails with ABORTED often means msquic already shut the
+        connection down (for example, the peer rejected our certificate) while the
+        shutdown event is still queued for the loop.
+        """
+        if self.close_reason is None and not self._closed.done():
+            await asyncio.wait([self._closed], timeout=timeout)
+        return self.close_reason
+
     async def open_bidi_stream(self) -> QuicStream:
         return await self.open_stream(unidirectional=False)
 

@@ -292,8 +292,10 @@ async def test_required_client_certificate(pki: Pki) -> None:
     )
     try:
         assert await _attempt(app, _client(pki, "alice")) == b"CN=alice"
-        assert isinstance(await _attempt(app, _client(pki, "mallory")), Exception)  # wrong CA
-        assert isinstance(await _attempt(app, _client(pki, None)), Exception)  # none
+        wrong_ca = await _attempt(app, _client(pki, "mallory"))
+        assert isinstance(wrong_ca, ClientError) and "unknown_ca" in str(wrong_ca), wrong_ca
+        missing = await _attempt(app, _client(pki, None))
+        assert isinstance(missing, ClientError) and "certificate_required" in str(missing), missing
         assert [s.peer_certificate.subject for s in app.sessions if s.peer_certificate] == ["CN=alice"]
         assert len(app.sessions) == 1
         cert = app.sessions[0].peer_certificate
@@ -310,7 +312,8 @@ async def test_optional_client_certificate(pki: Pki) -> None:
     try:
         assert await _attempt(app, _client(pki, "bob")) == b"CN=bob"  # requested and verified
         assert await _attempt(app, _client(pki, None)) == b"-"  # none is fine
-        assert isinstance(await _attempt(app, _client(pki, "mallory")), Exception)  # a bad one is not
+        bad = await _attempt(app, _client(pki, "mallory"))  # a bad one is not
+        assert isinstance(bad, ClientError) and "unknown_ca" in str(bad), bad
         assert len(app.sessions) == 2
         bob = app.sessions[0].peer_certificate
         assert bob is not None and bob.dns_names == ("bob.example",) and bob.common_name == "bob"
@@ -327,7 +330,8 @@ async def test_server_ca_certs_are_the_only_trust_anchors(
     ca_copy.write_bytes(pki.client_ca.path.read_bytes())
     app = await start_app(_server_config(pki, verify_mode=ssl.CERT_REQUIRED, ca_certs=str(ca_copy)))
     try:
-        assert isinstance(await _attempt(app, _client(pki, "mallory")), Exception)
+        result = await _attempt(app, _client(pki, "mallory"))
+        assert isinstance(result, ClientError) and "unknown_ca" in str(result), result
         assert app.sessions == []
     finally:
         await _close(app)
