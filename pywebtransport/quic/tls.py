@@ -442,43 +442,85 @@ def _verify(
             return _chain_failure("client certificate", described, leaf, now, anchors, exc)
         return Verdict(True, described)
 
-    own = _own_subject(described)
-    expected = server_name if (config.check_hostname and server_name) else None
-    subject = _subject_for(expected) if expected else own
-    if subject is None:
-        return Verdict(
-            False, error=f"certificate of {who} has no subjectAltName to verify it for"
-        )
+    # A verifier for a name the certificate itself carries checks the chain alone.
+    chain_verifier = _chain_verifier(builder, described)
+    if not config.check_hostname:
+        if chain_verifier is None:
+            return Verdict(False, error=f"certificate of {who} has no usable subjectAltName")
+        try:
+            chain_verifier.verify(leaf, intermediates)
+        except verification.VerificationError as exc:
+            return _chain_failure(f"certificate of {who}", described, leaf, now, anchors, exc)
+        return Verdict(True, described)
+    if not server_name:
+        return Verdict(False, error="no server name to check the certificate against")
+    mismatch = Verdict(
+        False,
+        error=(
+            f"certificate verification failed: the certificate is not valid for "
+            f"{server_name!r}; it names {_names(described)}"
+        ),
+    )
     try:
-        builder.build_server_verifier(subject).verify(leaf, intermediates)
+        verifier = builder.build_server_verifier(_subject_for(server_name))
+    except ValueError:
+        # A host name `cryptography` will not match (an underscore, as in container
+        # service names): check the chain alone, and the name by RFC 6125 rules here.
+        if chain_verifier is None:
+            return Verdict(False, error=f"cannot check a certificate against the name {server_name!r}")
+        try:
+            chain_verifier.verify(leaf, intermediates)
+        except verification.VerificationError as exc:
+            return _chain_failure(f"certificate of {who}", described, leaf, now, anchors, exc)
+        return Verdict(True, described) if _dns_name_matches(server_name, described.dns_names) else mismatch
+    try:
+        verifier.verify(leaf, intermediates)
         return Verdict(True, described)
     except verification.VerificationError as exc:
         failure = exc
-    if expected is not None and own is not None:
+    if chain_verifier is not None:
         try:  # is it the chain, or only the name?
-            builder.build_server_verifier(own).verify(leaf, intermediates)
+            chain_verifier.verify(leaf, intermediates)
         except verification.VerificationError:
             pass
         else:
-            return Verdict(
-                False,
-                error=(
-                    f"certificate verification failed: the certificate is not valid for "
-                    f"{expected!r}; it names {_names(described)}"
-                ),
-            )
+            return mismatch
     return _chain_failure(f"certificate of {who}", described, leaf, now, anchors, failure)
 
 
-def _own_subject(cert: PeerCertificate) -> x509.DNSName | x509.IPAddress | None:
-    for name in cert.dns_names:
-        if not name.startswith("*."):
-            return x509.DNSName(name.lower())
-    for name in cert.dns_names:  # a wildcard: any label under it matches
-        return x509.DNSName("wildcard-check" + name[1:].lower())
-    for ip in cert.ip_addresses:
-        return x509.IPAddress(ipaddress.ip_address(ip))
+def _chain_verifier(
+    builder: verification.PolicyBuilder, cert: PeerCertificate
+) -> verification.ServerVerifier | None:
+    """A server verifier for the first subjectAltName of `cert` that `cryptography` accepts."""
+    candidates: list[x509.DNSName | x509.IPAddress] = []
+    candidates += [x509.DNSName(n.lower()) for n in cert.dns_names if not n.startswith("*.")]
+    # a wildcard: any one label under it matches
+    candidates += [x509.DNSName("wildcard-check" + n[1:].lower()) for n in cert.dns_names if n.startswith("*.")]
+    candidates += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in cert.ip_addresses]
+    for candidate in candidates:
+        try:
+            return builder.build_server_verifier(candidate)
+        except ValueError:
+            continue
     return None
+
+
+def _dns_name_matches(host: str, names: tuple[str, ...]) -> bool:
+    """RFC 6125 §6.4: exact match, or a wildcard as the whole left-most label."""
+    host = host.strip().rstrip(".").lower()
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return False
+    for name in names:
+        name = name.rstrip(".").lower()
+        if name == host:
+            return True
+        if name.startswith("*.") and name.count(".") >= 2:
+            label, _, rest = host.partition(".")
+            if label and rest == name[2:]:
+                return True
+    return False
 
 
 def _chain_failure(

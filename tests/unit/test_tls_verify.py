@@ -129,3 +129,18 @@ def test_cached_verdicts_follow_the_ca_file(ca: CA, tmp_path: Path) -> None:
     os.utime(ca_file, (stamp, stamp))
     verdict = verify_peer_certificate(cfg, leaf, b"", "c.test")
     assert not verdict.accepted and verdict.alert == ALERT_UNKNOWN_CA
+
+
+def test_names_cryptography_will_not_match(ca: CA, tmp_path: Path) -> None:
+    """Underscores (container service names) are matched here after the chain is checked."""
+    leaf = _der(ca.issue(tmp_path, "odd", dns=("my_service", "*.my_net.example", "ok.example"))[0])
+    cfg = _client(cafile=str(ca.path))
+    for name in ("my_service", "MY_SERVICE.", "a.my_net.example", "ok.example"):
+        verdict = verify_peer_certificate(cfg, leaf, b"", name)
+        assert verdict.accepted, (name, verdict.error)
+    for name in ("other_service", "b.a.my_net.example", "my_net.example", "", "a..b"):
+        verdict = verify_peer_certificate(cfg, leaf, b"", name)
+        assert not verdict.accepted, name
+    other = _client(cafile=str(make_ca(tmp_path, "stranger").path))
+    verdict = verify_peer_certificate(other, leaf, b"", "my_service")
+    assert not verdict.accepted and verdict.alert == ALERT_UNKNOWN_CA
