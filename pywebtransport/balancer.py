@@ -81,9 +81,11 @@ class ConnectionLoadBalancer:
 
     @property
     def targets(self) -> list[str]:
+        """Every target URL, healthy or not, in the order given."""
         return list(self._targets)
 
     def healthy_targets(self) -> list[str]:
+        """The target URLs currently considered healthy."""
         return [t.url for t in self._targets.values() if t.healthy]
 
     def update_target_weight(self, url: str, weight: float) -> None:
@@ -96,6 +98,15 @@ class ConnectionLoadBalancer:
             raise ValueError(f"unknown target {url!r}") from None
 
     def mark_unhealthy(self, url: str, reason: str = "marked unhealthy") -> None:
+        """Exclude ``url`` from selection until a health check succeeds again.
+
+        Args:
+            url: One of the configured targets.
+            reason: Recorded as the target's last error.
+
+        Raises:
+            KeyError: ``url`` is not a configured target.
+        """
         target = self._targets[url]
         target.healthy = False
         target.last_error = reason
