@@ -29,6 +29,7 @@ import json
 import re
 import statistics
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,15 @@ WT_METRICS = {
 }
 # quic_bench.py: (label, unit, better, python key, [(C label, C key), ...])
 QUIC_METRICS = [
-    ("upload, 1 stream", "MiB/s", "higher", "upload_mib_s", [("msquic C", "upload_mib_s")]),
-    ("download, 1 stream", "MiB/s", "higher", "download_mib_s", [("msquic C", "download_mib_s")]),
+    ("upload, 1 stream", "MiB/s", "higher", "upload_mib_s", [("C", "upload_mib_s")]),
+    ("download, 1 stream", "MiB/s", "higher", "download_mib_s", [("C", "download_mib_s")]),
     ("echo 64 B, p50", "µs", "lower", "echo_p50_us",
      [("C callback", "echo_cb_p50_us"), ("C app thread", "echo_thread_p50_us"), ("C one loop", "echo_loop_p50_us")]),
     ("echo 64 B, p99", "µs", "lower", "echo_p99_us",
      [("C callback", "echo_cb_p99_us"), ("C app thread", "echo_thread_p99_us"), ("C one loop", "echo_loop_p99_us")]),
-    ("datagram ping-pong", "round trips/s", "higher", "dgram_rt_per_s", [("msquic C", "dgram_rt_per_s")]),
+    ("datagram ping-pong", "round trips/s", "higher", "dgram_rt_per_s", [("C", "dgram_rt_per_s")]),
     ("handshakes (sequential)", "handshakes/s", "higher", "handshakes_per_s",
-     [("msquic C", "handshakes_per_s"), ("C new config", "handshakes_newcfg_per_s")]),
+     [("C", "handshakes_per_s"), ("C new config", "handshakes_newcfg_per_s")]),
 ]
 PEER_LABELS = {"py": "PyWebTransport", "go": "webtransport-go", "rust": "wtransport"}
 
@@ -150,7 +151,7 @@ def _from_quic(data: dict[str, Any]) -> Dataset:
         m = Metric(py_key, label, unit, better)
         v = _median(data.get("python"), py_key)
         if v is not None:
-            m.values["Python (pywebtransport.quic)"] = v
+            m.values["Python"] = v
         for c_label, c_key in c_keys:
             v = _median(data.get("c"), c_key)
             if v is not None:
@@ -243,7 +244,7 @@ def markdown_table(ds: Dataset, group: str | None = None) -> str:
     return "\n".join(rows)
 
 
-COLORS = ["#3b6ea8", "#d08a2e", "#5a9e5a", "#a0506e", "#6c6c6c"]
+COLORS = ["#3b6ea8", "#d08a2e", "#5a9e5a", "#a0506e", "#6c6c6c", "#7a5ea8", "#3a9e9e"]
 
 
 def draw(ds: Dataset, metrics: list[Metric], title: str, out: Path, note: str = "") -> Path:
@@ -264,7 +265,8 @@ def draw(ds: Dataset, metrics: list[Metric], title: str, out: Path, note: str = 
         names = [i for i in impls if i in m.values]
         vals = [m.values[i] for i in names]
         bars = ax.bar(range(len(names)), vals, color=[color[n] for n in names], width=0.6)
-        ax.set_xticks(range(len(names)), names, fontsize=8)
+        wrapped = [textwrap.fill(n, 12 if len(names) > 2 else 24) for n in names]
+        ax.set_xticks(range(len(names)), wrapped, fontsize=8 if len(names) <= 3 else 7)
         ax.set_title(f"{m.label}\n({m.unit}, {m.better} is better)" if m.unit else f"{m.label}\n({m.better} is better)",
                      fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
