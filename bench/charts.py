@@ -229,16 +229,23 @@ def _fmt(v: float) -> str:
 
 
 def markdown_table(ds: Dataset, group: str | None = None) -> str:
-    """The metrics of ``ds`` (of one chart group, if given) as a Markdown table."""
+    """The metrics of ``ds`` (of one chart group, if given) as a Markdown table.
+
+    With two or three implementations, a ratio column compares the first with each other one.
+    """
     metrics = [m for m in ds.metrics if group is None or m.group == group]
     impls: list[str] = []
     for m in metrics:
         impls += [i for i in m.values if i not in impls]
-    head = ["metric", *impls, "better"]
+    others = impls[1:] if 2 <= len(impls) <= 3 else []
+    head = ["metric", *impls, *(f"{impls[0]} / {o}" for o in others), "better"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
         cells = [f"{m.label} ({m.unit})" if m.unit else m.label]
         cells += [_fmt(m.values[i]) if i in m.values else "–" for i in impls]
+        for o in others:
+            a, b = m.values.get(impls[0]), m.values.get(o)
+            cells.append(f"{a / b:.2f}x" if a is not None and b else "–")
         cells.append(m.better)
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -33,8 +33,8 @@ def test_wt_bench_json_with_table_after_it_gives_medians(tmp_path: Path) -> None
     assert by_key["echo_p50_us"].values == {"pywebtransport": 200.0}  # aioquic did not report it: left out
     assert by_key["echo_p50_us"].better == "lower"
     table = charts.markdown_table(ds)
-    assert "| bulk upload, 1 WT bidi stream (MiB/s) | 50.0 | 3.00 | higher |" in table
-    assert "| echo 64 B, 1 stream, p50 (µs) | 200 | – | lower |" in table
+    assert "| bulk upload, 1 WT bidi stream (MiB/s) | 50.0 | 3.00 | 16.67x | higher |" in table
+    assert "| echo 64 B, 1 stream, p50 (µs) | 200 | – | – | lower |" in table
 
 
 def test_quic_bench_json_pairs_python_with_each_c_variant(tmp_path: Path) -> None:
