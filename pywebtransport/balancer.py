@@ -174,8 +174,16 @@ class ConnectionLoadBalancer:
     async def get_session(self, strategy: str = "round_robin", timeout: float | None = None) -> WebTransportSession:
         """Open a session to a healthy target chosen by ``strategy``.
 
-        A target that fails is marked unhealthy and the next one is tried;
-        `ClientError` is raised when no healthy target is left.
+        A target that fails is marked unhealthy and the next one is tried.
+
+        Args:
+            strategy: ``"round_robin"``, ``"weighted"`` (by `update_target_weight`) or
+                ``"least_latency"`` (by the last measured connect time).
+            timeout: Connect timeout per attempt, in seconds (the client's default if None).
+
+        Raises:
+            ValueError: Unknown ``strategy``.
+            ClientError: The balancer is closed, or no healthy target is left.
         """
         if strategy not in ("round_robin", "weighted", "least_latency"):
             raise ValueError(f"unknown load-balancing strategy {strategy!r}")
