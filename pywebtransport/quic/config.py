@@ -16,8 +16,15 @@ class QuicConfiguration:
     """Settings of one QUIC endpoint.
 
     Server endpoints need ``certfile`` + ``keyfile`` (PEM) or ``pkcs12``.
-    Clients verify the server certificate by default (system trust store, or
-    ``cafile``); set ``verify_peer=False`` to opt out explicitly.
+    Clients verify the server certificate by default: its chain against the
+    trust anchors (``cafile`` alone when given, else the system store) and,
+    with ``check_hostname``, the server name against its subjectAltNames.
+    ``certificate_hashes`` (SHA-256 digests of DER certificates) replace that
+    check with pinning.  Set ``verify_peer=False`` to opt out explicitly.
+
+    Servers ask for a client certificate when ``request_client_certificate``
+    or ``verify_peer`` is set; one that is sent is verified against ``cafile``
+    (else the system store), and ``verify_peer`` makes it mandatory.
 
     Bounds and options of the native data path (see docs/tuning.md):
 
@@ -41,6 +48,9 @@ class QuicConfiguration:
     pkcs12_password: str | None = None
     cafile: str | None = None
     verify_peer: bool | None = None
+    check_hostname: bool = True
+    certificate_hashes: list[bytes] = field(default_factory=list)
+    request_client_certificate: bool = False
     idle_timeout: float = 30.0
     handshake_timeout: float = 10.0
     keep_alive_interval: float | None = None
@@ -64,9 +74,30 @@ class QuicConfiguration:
 
     @property
     def verifies_peer(self) -> bool:
+        """Whether the peer's certificate is verified (``verify_peer``, or by default only on clients)."""
         if self.verify_peer is None:
             return self.is_client
         return self.verify_peer
+
+    @property
+    def verifies_in_python(self) -> bool:
+        """Whether the peer certificate is handed to Python (see ``quic.tls``)."""
+        if self.is_client:
+            return self.verifies_peer or bool(self.certificate_hashes)
+        return self.verifies_peer or self.request_client_certificate
+
+    @property
+    def issues_tickets(self) -> bool:
+        """Server: whether clients get resumption tickets.
+
+        Not when client certificates are requested: a resumed handshake
+        carries no certificate, so the application could not see who it is.
+        """
+        return (
+            not self.is_client
+            and self.session_resumption
+            and not (self.verifies_peer or self.request_client_certificate)
+        )
 
     def validate(self) -> None:
         """Raise ConfigError with a clear message on any invalid value."""
@@ -87,6 +118,9 @@ class QuicConfiguration:
             _check_pem(self.certfile, self.keyfile, self.key_password)
         if self.cafile:
             _check_pem_certs(self.cafile, "cafile")
+        for digest in self.certificate_hashes:
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise ConfigError("certificate_hashes must be 32-byte SHA-256 digests")
         for name in ("idle_timeout", "handshake_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
@@ -143,7 +177,7 @@ class QuicConfiguration:
             "send_buffering_enabled": -1,
             "pacing_enabled": 1 if self.pacing else 0,
             "server_resumption_level": (
-                -1 if self.is_client or not self.session_resumption else 2 if self.early_data else 1
+                -1 if not self.issues_tickets else 2 if self.early_data else 1
             ),
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import socket
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from .errors import (
     QuicError,
 )
 from .stream import QuicStream
+from .tls import PeerCertificate, verify_peer_certificate
 from .waiters import Waiters
+
+logger = logging.getLogger("pywebtransport.quic")
 
 _CERT_STATUSES = {
     "BAD_CERTIFICATE",
@@ -85,8 +89,9 @@ class ConnectionCounters:
     peak_live_streams: int
 
 
-# Client TLS resumption tickets: (configuration key, server name, address, port) -> ticket.
-_TICKETS: "OrderedDict[tuple[Any, ...], bytes]" = OrderedDict()
+# Client TLS resumption tickets: (configuration key, server name, address, port) ->
+# (ticket, the certificate verified on the connection that received it).
+_TICKETS: "OrderedDict[tuple[Any, ...], tuple[bytes, Any]]" = OrderedDict()
 _TICKETS_MAX = 1024
 
 
@@ -176,8 +181,14 @@ class QuicConnection:
         self._local_address: Address | None = None
         self._held_streams: set[QuicStream] = set()
         self._ticket_key: tuple[Any, ...] | None = None
+        self._resumed_certificate: PeerCertificate | None = None
         #: True when the TLS handshake resumed an earlier session (ticket).
         self.session_resumed = False
+        self.server_name: str | None = None
+        # The peer's verified certificate (None if not verified or none was sent),
+        # and why we rejected it if we did.
+        self.peer_certificate: PeerCertificate | None = None
+        self.certificate_error: str | None = None
         engine.register(handle, self)
 
     @property
@@ -245,13 +256,19 @@ class QuicConnection:
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
             self.session_resumed = bool(ev.u0)
+            if self.session_resumed and self._resumed_certificate is not None:
+                # A resumed handshake carries no certificate: report the one that was
+                # verified when the ticket was issued (the ticket is bound to it).
+                self.peer_certificate = self._resumed_certificate
             self._on_connected()
         elif t == lib.PWT_EV_CONN_RESUMPTION_TICKET:
             if self._ticket_key is not None:
-                _TICKETS[self._ticket_key] = ffi.unpack(ev.data, ev.len)
+                _TICKETS[self._ticket_key] = (ffi.unpack(ev.data, ev.len), self.peer_certificate)
                 _TICKETS.move_to_end(self._ticket_key)
                 while len(_TICKETS) > _TICKETS_MAX:
                     _TICKETS.popitem(last=False)
+        elif t == lib.PWT_EV_CONN_PEER_CERTIFICATE:
+            self._on_peer_certificate(ev)
         elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
             self._datagrams_enabled = bool(ev.u0)
             self._max_datagram = int(ev.u1) if ev.u0 else 0
@@ -267,6 +284,28 @@ class QuicConnection:
                 self.close_reason = CloseReason("peer", int(ev.u0))
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
+
+    def _on_peer_certificate(self, ev: Any) -> None:
+        """Verify the peer's certificate and let the paused handshake go on (or fail)."""
+        data = ffi.unpack(ffi.cast("char *", ev.data), ev.len) if ev.len else b""
+        cert_len = int(ev.u0)
+        try:
+            verdict = verify_peer_certificate(
+                self.config, data[:cert_len], data[cert_len:], self.server_name
+            )
+        except Exception as exc:  # never accept because of a bug
+            logger.exception("certificate verification raised")
+            accepted, alert, error = False, 80, f"certificate verification raised {exc!r}"
+        else:
+            accepted, alert, error = verdict.accepted, verdict.alert, verdict.error
+            self.peer_certificate = verdict.certificate
+        if not accepted:
+            self.peer_certificate = None
+            self.certificate_error = error
+            side = "server" if self.is_client else "client"
+            logger.info("rejected the %s's certificate: %s", side, error)
+        if self._handle is not None:
+            lib.pwt_conn_certificate_complete(self._handle, 1 if accepted else 0, alert)
 
     def _refresh_addresses(self) -> None:
         if self._handle is None:
@@ -379,6 +418,17 @@ class QuicConnection:
         await stream.wait_started()
         return stream
 
+    async def closing_reason(self, timeout: float = 1.0) -> CloseReason | None:
+        """Why the connection is closing, or None; waits up to `timeout` for msquic's event.
+
+        An operation that fails with ABORTED often means msquic already shut the
+        connection down (for example, the peer rejected our certificate) while the
+        shutdown event is still queued for the loop.
+        """
+        if self.close_reason is None and not self._closed.done():
+            await asyncio.wait([self._closed], timeout=timeout)
+        return self.close_reason
+
     async def open_bidi_stream(self) -> QuicStream:
         return await self.open_stream(unidirectional=False)
 
@@ -475,7 +525,11 @@ class QuicConnection:
         return f"<QuicConnection {side} remote={self.remote_address} closed={self.is_closed}>"
 
 
-def _connect_error(reason: CloseReason, host: str, port: int) -> ConnectError:
+def _connect_error(
+    reason: CloseReason, host: str, port: int, certificate_error: str | None = None
+) -> ConnectError:
+    if certificate_error is not None:
+        return CertificateVerifyError(f"{host}:{port}: {certificate_error}", reason)
     if reason.status in _CERT_STATUSES or (reason.initiator == "transport" and 0x100 <= reason.error_code < 0x200 and reason.error_code in (0x12A, 0x12B, 0x12C, 0x12D, 0x12E, 0x130)):
         return CertificateVerifyError(
             f"certificate verification of {host}:{port} failed ({reason.status or hex(reason.error_code)}); "
@@ -554,12 +608,15 @@ async def _connect_one(
     lib.pwt_conn_set_event_limit(out[0], config.max_queued_events)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
+    conn.server_name = server_name
     local = _addr_to_native(*shared) if shared is not None else ffi.NULL
     zero_rtt = False
     ticket: bytes | None = None
     if config.session_resumption:
         conn._ticket_key = (native_config.key, server_name, ip, port)
-        ticket = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
+        stored = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
+        if stored is not None:
+            ticket, conn._resumed_certificate = stored
         if ticket is not None and config.early_data:
             lib.pwt_conn_allow_early_data(out[0], 1)
             zero_rtt = early_data
@@ -591,7 +648,7 @@ async def _connect_one(
                 return await _connect_one(
                     engine, config, native_config, ip, port, server_name, timeout, host, early_data
                 )
-        raise _connect_error(exc.reason, host, port) from None
+        raise _connect_error(exc.reason, host, port, conn.certificate_error) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
         conn.close()
         raise
@@ -622,7 +679,7 @@ class QuicListener:
         self._handle = out[0]
         lib.pwt_listener_set_limits(self._handle, config.max_stream_buffer, config.send_buffer_high_water)
         lib.pwt_listener_set_event_limit(self._handle, config.max_queued_events)
-        lib.pwt_listener_set_resumption(self._handle, 1 if config.session_resumption else 0)
+        lib.pwt_listener_set_resumption(self._handle, 1 if config.issues_tickets else 0)
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()

@@ -41,14 +41,18 @@ async def test_second_connection_resumes(certs: CertSet) -> None:
     server_cfg, client_cfg = configs(certs, session_resumption=True)
     listener = await serve("127.0.0.1", 0, server_cfg, echo)
     resumed = []
+    certificates = []
     for i in range(3):
         conn = await connect("127.0.0.1", listener.port, client_cfg, server_name="localhost")
         assert await roundtrip(conn, b"r%d" % i) == b"r%d" % i
         await asyncio.sleep(0.05)  # the ticket arrives after the handshake
         resumed.append(conn.session_resumed)
+        certificates.append(conn.peer_certificate)
         await conn.aclose()
     await listener.aclose()
     assert resumed == [False, True, True]
+    # The verified certificate is still reported on resumed connections.
+    assert certificates[0] is not None and certificates[1:] == [certificates[0]] * 2
 
 
 async def test_without_resumption_nothing_resumes(certs: CertSet) -> None:
@@ -83,3 +87,17 @@ async def test_zero_rtt_data_is_delivered(certs: CertSet) -> None:
 def test_early_data_needs_resumption() -> None:
     with pytest.raises(ConfigError):
         QuicConfiguration(is_client=True, early_data=True)
+
+
+async def test_servers_requesting_client_certificates_issue_no_tickets(certs: CertSet) -> None:
+    """A resumed handshake has no client certificate: such servers must not resume."""
+    server_cfg, client_cfg = configs(certs, session_resumption=True)
+    server_cfg.request_client_certificate = True
+    listener = await serve("127.0.0.1", 0, server_cfg, echo)
+    for _ in range(2):
+        conn = await connect("127.0.0.1", listener.port, client_cfg, server_name="localhost")
+        assert await roundtrip(conn, b"m") == b"m"
+        await asyncio.sleep(0.05)
+        assert not conn.session_resumed
+        await conn.aclose()
+    await listener.aclose()
