@@ -185,9 +185,9 @@ def prepare_lib(key: str) -> Lib:
 # ---------------------------------------------------------------------------- /proc
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time of every live thread of ``pid`` (schedstat, ns resolution); None if gone."""
-    total = 0
+def cpu_ns(pid: int) -> dict[str, int] | None:
+    """CPU time per live thread of ``pid`` (schedstat, ns resolution); None if the process is gone."""
+    out: dict[str, int] = {}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -195,8 +195,16 @@ def cpu_seconds(pid: int) -> float | None:
     for tid in tasks:
         with contextlib.suppress(OSError, ValueError, IndexError):
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-    return total / 1e9
+                out[tid] = int(f.read().split()[0])
+    return out
+
+
+def cpu_delta_s(before: dict[str, int] | None, after: dict[str, int] | None) -> float | None:
+    """CPU seconds between two samples: per thread, so a thread that exits in between only
+    loses its own share instead of making the sum go down (threads born in between count fully)."""
+    if before is None or after is None:
+        return None
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
 
 
 def rss_kb(pid: int) -> int | None:
@@ -330,7 +338,7 @@ def result_timeout(scenario: str, params: dict[str, Any]) -> float:
     if scenario == "idle":
         return float(params.get("ramp-deadline", 90)) + 60
     if scenario in ("upload", "download"):
-        return 60 + params.get("size", 64 * MIB) / MIB  # >= 1 MiB/s
+        return 60 + float(params.get("size", 64 * MIB)) / MIB  # >= 1 MiB/s
     return 180.0
 
 
@@ -370,7 +378,7 @@ async def run_clients(
                                                 client_argv(lib, url, scenario, p, connect_timeout)))
         await asyncio.gather(*(c.expect("ready", ready_timeout) for c in clients))
         pids = [srv.pid] + [c.pid for c in clients]
-        cpu0 = {pid: cpu_seconds(pid) for pid in pids}
+        cpu0 = {pid: cpu_ns(pid) for pid in pids}
         rss0 = {pid: rss_kb(pid) for pid in pids}
         t0 = time.monotonic()
         for c in clients:
@@ -380,25 +388,31 @@ async def run_clients(
         wall = time.monotonic() - t0
         if scenario == "idle":
             await asyncio.sleep(1.0)  # let both sides settle before reading RSS (same for all)
-        cpu1 = {pid: cpu_seconds(pid) for pid in pids}
+        cpu1 = {pid: cpu_ns(pid) for pid in pids}
         rss1 = {pid: rss_kb(pid) for pid in pids}
-        if scenario == "idle":
-            for c in clients:
-                c.send_line("release")
+        for c in clients:  # every client holds still after its result until released
+            c.send_line("release")
         await asyncio.gather(*(c.expect("done", 90.0) for c in clients))
 
         def delta(d0: dict[int, Any], d1: dict[int, Any], pid_list: list[int]) -> float | None:
-            vals = [(d0.get(p), d1.get(p)) for p in pid_list]
-            if any(a is None or b is None for a, b in vals):
-                return None
-            return float(sum(b - a for a, b in vals))
+            total = 0.0
+            for p in pid_list:
+                a, b = d0.get(p), d1.get(p)
+                if a is None or b is None:
+                    return None
+                total += b - a
+            return total
+
+        def cpu(pid_list: list[int]) -> float | None:
+            vals = [cpu_delta_s(cpu0.get(p), cpu1.get(p)) for p in pid_list]
+            return None if any(v is None for v in vals) else sum(v for v in vals if v is not None)
 
         cpids = [c.pid for c in clients]
         combined: dict[str, Any] = {"driver_wall_s": wall, "procs": procs}
         if scenario == "download":
             combined["expected_bytes"] = int(params["size"])
-        combined["cpu_server_s"] = delta(cpu0, cpu1, [srv.pid])
-        combined["cpu_client_s"] = delta(cpu0, cpu1, cpids)
+        combined["cpu_server_s"] = cpu([srv.pid])
+        combined["cpu_client_s"] = cpu(cpids)
         combined["rss_server_delta_kb"] = delta(rss0, rss1, [srv.pid])
         combined["rss_client_delta_kb"] = delta(rss0, rss1, cpids)
         combined["rss_server_kb"] = rss1.get(srv.pid)

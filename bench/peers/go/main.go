@@ -234,6 +234,19 @@ func ready() error {
 	return err
 }
 
+// report prints the result, then waits (bounded) for the driver's release line before the
+// caller cleans up, so that the driver samples CPU and RSS with nothing else going on.
+func (o *opts) report(res map[string]any) {
+	res["event"] = "result"
+	emit(res)
+	released := make(chan struct{})
+	go func() { stdin.ReadString('\n'); close(released) }()
+	select {
+	case <-released:
+	case <-time.After(seconds(o.holdTimeout)):
+	}
+}
+
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 func (o *opts) transport() *webtransport.Transport {
@@ -280,25 +293,24 @@ func runClient(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var res map[string]any
 	var err error
 	switch o.scenario {
 	case "upload":
-		res, err = o.upload()
+		err = o.upload()
 	case "download":
-		res, err = o.download()
+		err = o.download()
 	case "echo":
-		res, err = o.echo()
+		err = o.echo()
 	case "stream_echo":
-		res, err = o.streamEcho()
+		err = o.streamEcho()
 	case "dgram":
-		res, err = o.dgram()
+		err = o.dgram()
 	case "dgram_rate":
-		res, err = o.dgramRate()
+		err = o.dgramRate()
 	case "setup":
-		res, err = o.setup()
+		err = o.setup()
 	case "concurrent":
-		res, err = o.concurrent()
+		err = o.concurrent()
 	case "idle":
 		return o.idleSessions()
 	default:
@@ -307,24 +319,27 @@ func runClient(args []string) error {
 	if err != nil {
 		return err
 	}
-	res["event"] = "result"
-	emit(res)
 	emit(map[string]any{"event": "done"})
 	// quic-go sends CONNECTION_CLOSE from its own goroutine: give it a moment.
 	time.Sleep(50 * time.Millisecond)
 	return nil
 }
 
-// withSession dials one session, runs fn, closes the session.
-func (o *opts) withSession(fn func(*webtransport.Session) (map[string]any, error)) (map[string]any, error) {
+// withSession dials one session, runs fn, reports its result, closes the session.
+func (o *opts) withSession(fn func(*webtransport.Session) (map[string]any, error)) error {
 	tr := o.transport()
 	defer tr.Close()
 	sess, err := o.dial(tr)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", err)
 	}
 	defer sess.CloseWithError(0, "")
-	return fn(sess)
+	res, err := fn(sess)
+	if err != nil {
+		return err
+	}
+	o.report(res)
+	return nil
 }
 
 func doUpload(sess *webtransport.Session, size, chunk int64) (uint64, error) {
@@ -356,7 +371,7 @@ func doUpload(sess *webtransport.Session, size, chunk int64) (uint64, error) {
 	return binary.BigEndian.Uint64(reply), nil
 }
 
-func (o *opts) upload() (map[string]any, error) {
+func (o *opts) upload() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		if o.warmupSize > 0 {
 			if _, err := doUpload(sess, o.warmupSize, o.chunk); err != nil {
@@ -405,7 +420,7 @@ func doDownload(sess *webtransport.Session, size, chunk int64) (int64, error) {
 	}
 }
 
-func (o *opts) download() (map[string]any, error) {
+func (o *opts) download() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		if o.warmupSize > 0 {
 			if _, err := doDownload(sess, o.warmupSize, o.chunk); err != nil {
@@ -431,7 +446,7 @@ func message(i int) []byte {
 	return m
 }
 
-func (o *opts) echo() (map[string]any, error) {
+func (o *opts) echo() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		str, err := sess.OpenStreamSync(sess.Context())
 		if err != nil {
@@ -486,7 +501,7 @@ func requestEcho(sess *webtransport.Session, msg []byte) ([]byte, error) {
 	return io.ReadAll(str)
 }
 
-func (o *opts) streamEcho() (map[string]any, error) {
+func (o *opts) streamEcho() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		samples := make([]int64, 0, o.rounds)
 		mismatches := 0
@@ -552,7 +567,7 @@ func pingDatagram(sess *webtransport.Session, seq uint64) (time.Duration, int, e
 	}
 }
 
-func (o *opts) dgram() (map[string]any, error) {
+func (o *opts) dgram() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		samples := make([]int64, 0, o.rounds)
 		retries := 0
@@ -575,7 +590,7 @@ func (o *opts) dgram() (map[string]any, error) {
 	})
 }
 
-func (o *opts) dgramRate() (map[string]any, error) {
+func (o *opts) dgramRate() error {
 	return o.withSession(func(sess *webtransport.Session) (map[string]any, error) {
 		for i := 0; i < o.warmup; i++ {
 			if _, _, err := pingDatagram(sess, uint64(i)); err != nil {
@@ -630,14 +645,14 @@ func (o *opts) dgramRate() (map[string]any, error) {
 	})
 }
 
-func (o *opts) setup() (map[string]any, error) {
+func (o *opts) setup() error {
 	samples := make([]int64, 0, o.rounds)
 	errs := 0
 	var firstErr string
 	for i := 0; i < o.warmup+o.rounds; i++ {
 		if i == o.warmup {
 			if err := ready(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		tr := o.transport()
@@ -657,27 +672,28 @@ func (o *opts) setup() (map[string]any, error) {
 		}
 		tr.Close()
 	}
-	return map[string]any{"samples_ns": samples, "errors": errs, "first_error": firstErr}, nil
+	o.report(map[string]any{"samples_ns": samples, "errors": errs, "first_error": firstErr})
+	return nil
 }
 
-func (o *opts) concurrent() (map[string]any, error) {
+func (o *opts) concurrent() error {
 	tr := o.transport()
 	defer tr.Close()
 	// warm-up: one session doing the per-session work
 	{
 		sess, err := o.dial(tr)
 		if err != nil {
-			return nil, fmt.Errorf("warm-up connect: %w", err)
+			return fmt.Errorf("warm-up connect: %w", err)
 		}
 		for j := 0; j < o.requests; j++ {
 			if _, err := requestEcho(sess, message(j)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		sess.CloseWithError(0, "")
 	}
 	if err := ready(); err != nil {
-		return nil, err
+		return err
 	}
 	sessions := make([]*webtransport.Session, o.sessions)
 	var mx sync.Mutex
@@ -733,14 +749,15 @@ func (o *opts) concurrent() (map[string]any, error) {
 	}
 	wg.Wait()
 	t2 := time.Now()
+	o.report(map[string]any{"sessions": o.sessions, "requests": done, "errors": errs, "first_error": firstErr,
+		"connect_seconds": t1.Sub(t0).Seconds(), "echo_seconds": t2.Sub(t1).Seconds(),
+		"seconds": t2.Sub(t0).Seconds()})
 	for _, sess := range sessions {
 		if sess != nil {
 			sess.CloseWithError(0, "")
 		}
 	}
-	return map[string]any{"sessions": o.sessions, "requests": done, "errors": errs, "first_error": firstErr,
-		"connect_seconds": t1.Sub(t0).Seconds(), "echo_seconds": t2.Sub(t1).Seconds(),
-		"seconds": t2.Sub(t0).Seconds()}, nil
+	return nil
 }
 
 func (o *opts) idleSessions() error {
@@ -782,15 +799,8 @@ func (o *opts) idleSessions() error {
 	for s := range samples {
 		errSamples = append(errSamples, s)
 	}
-	emit(map[string]any{"event": "result", "attempted": attempted, "established": len(sessions),
+	o.report(map[string]any{"attempted": attempted, "established": len(sessions),
 		"errors": errs + (o.sessions - attempted), "error_samples": errSamples, "seconds": el.Seconds()})
-	// hold until the driver releases us (a line or EOF), bounded
-	released := make(chan struct{})
-	go func() { stdin.ReadString('\n'); close(released) }()
-	select {
-	case <-released:
-	case <-time.After(seconds(o.holdTimeout)):
-	}
 	for _, sess := range sessions {
 		sess.CloseWithError(0, "")
 	}

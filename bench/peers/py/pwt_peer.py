@@ -140,7 +140,9 @@ async def run_server(args: argparse.Namespace) -> None:
     stdin = Stdin(loop)
     async with app:
         await app.server.listen(host="127.0.0.1", port=args.port)
-        emit({"event": "listening", "port": app.server.local_address[1]})
+        address = app.server.local_address
+        assert address is not None
+        emit({"event": "listening", "port": address[1]})
         while await stdin.line():
             pass
     os._exit(0)  # exit at once, like the other servers (stdin EOF = the driver is done with us)
@@ -175,17 +177,26 @@ class Client:
         emit({"event": "ready"})
         await self.stdin.line()
 
+    async def report(self, res: dict[str, Any]) -> None:
+        """Print the result, then wait (bounded) for the driver's release line before cleaning
+        up, so that the driver samples CPU and RSS with nothing else going on."""
+        emit({"event": "result", **res})
+        try:
+            await asyncio.wait_for(self.stdin.line(), self.a.hold_timeout)
+        except asyncio.TimeoutError:
+            pass
+
     async def dial(self, client: WebTransportClient) -> WebTransportSession:
         return await client.connect(self.a.url, timeout=self.a.timeout)
 
-    async def one_session(self, body: Any) -> dict[str, Any]:
+    async def one_session(self, body: Any) -> None:
         async with WebTransportClient(self.config) as client:
             try:
                 session = await self.dial(client)
             except Exception as exc:
                 raise RuntimeError(f"connect: {exc}") from exc
             try:
-                return await body(session)
+                await self.report(await body(session))
             finally:
                 await session.close()
 
@@ -216,7 +227,7 @@ class Client:
             n += len(data)
         return n
 
-    async def upload(self) -> dict[str, Any]:
+    async def upload(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             if self.a.warmup_size:
                 await self.do_upload(session, self.a.warmup_size)
@@ -226,9 +237,9 @@ class Client:
             el = time.perf_counter_ns() - t0
             return {"bytes": self.a.size, "seconds": el / 1e9, "reply": n}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
-    async def download(self) -> dict[str, Any]:
+    async def download(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             if self.a.warmup_size:
                 await self.do_download(session, self.a.warmup_size)
@@ -238,11 +249,11 @@ class Client:
             el = time.perf_counter_ns() - t0
             return {"bytes": n, "seconds": el / 1e9}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
     # -- small messages
 
-    async def echo(self) -> dict[str, Any]:
+    async def echo(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             a = self.a
             s = await session.create_bidirectional_stream()
@@ -266,7 +277,7 @@ class Client:
             await s.read_all()
             return {"samples_ns": samples, "mismatches": mismatches}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
     @staticmethod
     async def request_echo(session: WebTransportSession, msg: bytes) -> bytes:
@@ -274,7 +285,7 @@ class Client:
         await s.write(b"E" + msg, end_stream=True)
         return await s.read_all()
 
-    async def stream_echo(self) -> dict[str, Any]:
+    async def stream_echo(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             a = self.a
             clock = time.perf_counter_ns
@@ -293,7 +304,7 @@ class Client:
                     mismatches += 1
             return {"samples_ns": samples, "mismatches": mismatches}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
     @staticmethod
     async def ping_datagram(session: WebTransportSession, seq: int) -> tuple[int, int]:
@@ -316,7 +327,7 @@ class Client:
                 if retries > 50:
                     raise RuntimeError(f"datagram {seq}: no echo after {retries} tries") from None
 
-    async def dgram(self) -> dict[str, Any]:
+    async def dgram(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             a = self.a
             samples: list[int] = []
@@ -330,9 +341,9 @@ class Client:
                     retries += r
             return {"samples_ns": samples, "retries": retries}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
-    async def dgram_rate(self) -> dict[str, Any]:
+    async def dgram_rate(self) -> None:
         async def body(session: WebTransportSession) -> dict[str, Any]:
             a = self.a
             for i in range(a.warmup):
@@ -368,11 +379,11 @@ class Client:
                 pass
             return {"sent": sent, "received": received, "late": late, "stalls": stalls, "seconds": el}
 
-        return await self.one_session(body)
+        await self.one_session(body)
 
     # -- sessions
 
-    async def setup(self) -> dict[str, Any]:
+    async def setup(self) -> None:
         a = self.a
         clock = time.perf_counter_ns
         samples: list[int] = []
@@ -394,9 +405,9 @@ class Client:
                     samples.append(el)
                 await session.close()
             await client.close()
-        return {"samples_ns": samples, "errors": errors, "first_error": first_error}
+        await self.report({"samples_ns": samples, "errors": errors, "first_error": first_error})
 
-    async def concurrent(self) -> dict[str, Any]:
+    async def concurrent(self) -> None:
         a = self.a
         async with WebTransportClient(self.config) as client:
             session = await self.dial(client)  # warm-up: one session doing the per-session work
@@ -432,22 +443,24 @@ class Client:
                 return done
 
             done = 0
-            for r in await asyncio.gather(*(work(k, s) for k, s in enumerate(sessions)), return_exceptions=True):
-                if isinstance(r, BaseException):
-                    note(r)
+            for w in await asyncio.gather(*(work(k, s) for k, s in enumerate(sessions)), return_exceptions=True):
+                if isinstance(w, BaseException):
+                    note(w)
                 else:
-                    done += r
+                    done += w
             t2 = time.perf_counter_ns()
+            await self.report(
+                {
+                    "sessions": a.sessions,
+                    "requests": done,
+                    "errors": errors,
+                    "first_error": first_error,
+                    "connect_seconds": (t1 - t0) / 1e9,
+                    "echo_seconds": (t2 - t1) / 1e9,
+                    "seconds": (t2 - t0) / 1e9,
+                }
+            )
             await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-        return {
-            "sessions": a.sessions,
-            "requests": done,
-            "errors": errors,
-            "first_error": first_error,
-            "connect_seconds": (t1 - t0) / 1e9,
-            "echo_seconds": (t2 - t1) / 1e9,
-            "seconds": (t2 - t0) / 1e9,
-        }
 
     async def idle(self) -> None:
         a = self.a
@@ -479,9 +492,8 @@ class Client:
             tasks.append(asyncio.ensure_future(one()))
         await asyncio.gather(*tasks)
         el = time.monotonic() - t0
-        emit(
+        await self.report(
             {
-                "event": "result",
                 "attempted": attempted,
                 "established": len(sessions),
                 "errors": errors + (a.sessions - attempted),
@@ -490,16 +502,11 @@ class Client:
             }
         )
         try:
-            await asyncio.wait_for(self.stdin.line(), a.hold_timeout)
-        except asyncio.TimeoutError:
-            pass
-        try:
             async with asyncio.timeout(30):
                 await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
                 await client.close()
         except TimeoutError:
             pass
-        emit({"event": "done"})
 
 
 async def run_client(args: argparse.Namespace) -> None:
@@ -513,14 +520,11 @@ async def run_client(args: argparse.Namespace) -> None:
         "dgram_rate": client.dgram_rate,
         "setup": client.setup,
         "concurrent": client.concurrent,
+        "idle": client.idle,
     }
-    if args.scenario == "idle":
-        await client.idle()
-        return
     if args.scenario not in scenarios:
         raise ValueError(f"unknown scenario {args.scenario!r}")
-    res = await scenarios[args.scenario]()
-    emit({"event": "result", **res})
+    await scenarios[args.scenario]()
     emit({"event": "done"})
 
 

@@ -176,6 +176,14 @@ async fn ready(stdin: &mut Stdin) -> Res<()> {
     Ok(())
 }
 
+/// Print the result, then wait (bounded) for the driver's release line before the caller cleans
+/// up, so that the driver samples CPU and RSS with nothing else going on.
+async fn report(stdin: &mut Stdin, mut res: Value, hold: f64) {
+    res["event"] = json!("result");
+    emit(res);
+    let _ = tokio::time::timeout(secs(hold), stdin.next_line()).await;
+}
+
 impl Opts {
     fn endpoint(&self) -> Res<Endpoint<wtransport::endpoint::endpoint_side::Client>> {
         let config = ClientConfig::builder()
@@ -320,7 +328,7 @@ async fn run_client(args: &[String]) -> Res<()> {
         keepalive: num(args, "--keepalive", 20.0)?,
     });
     let mut stdin: Stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut res = match o.scenario.as_str() {
+    match o.scenario.as_str() {
         "upload" | "download" => {
             let ep = o.endpoint()?;
             let conn = o.dial(&ep).await.map_err(|e| format!("connect: {e}"))?;
@@ -341,9 +349,9 @@ async fn run_client(args: &[String]) -> Res<()> {
                 let n = do_download(&conn, o.size, o.chunk).await?;
                 json!({"bytes": n, "seconds": t0.elapsed().as_secs_f64()})
             };
+            report(&mut stdin, v, o.hold_timeout).await;
             close_conn(&conn).await;
             linger(&ep).await;
-            v
         }
         "echo" => {
             let ep = o.endpoint()?;
@@ -371,9 +379,9 @@ async fn run_client(args: &[String]) -> Res<()> {
             }
             send.finish().await?;
             read_to_end(&mut recv).await?;
+            report(&mut stdin, json!({"samples_ns": samples, "mismatches": mismatches}), o.hold_timeout).await;
             close_conn(&conn).await;
             linger(&ep).await;
-            json!({"samples_ns": samples, "mismatches": mismatches})
         }
         "stream_echo" => {
             let ep = o.endpoint()?;
@@ -395,9 +403,9 @@ async fn run_client(args: &[String]) -> Res<()> {
                     mismatches += 1;
                 }
             }
+            report(&mut stdin, json!({"samples_ns": samples, "mismatches": mismatches}), o.hold_timeout).await;
             close_conn(&conn).await;
             linger(&ep).await;
-            json!({"samples_ns": samples, "mismatches": mismatches})
         }
         "dgram" => {
             let ep = o.endpoint()?;
@@ -414,9 +422,9 @@ async fn run_client(args: &[String]) -> Res<()> {
                     retries += r;
                 }
             }
+            report(&mut stdin, json!({"samples_ns": samples, "retries": retries}), o.hold_timeout).await;
             close_conn(&conn).await;
             linger(&ep).await;
-            json!({"samples_ns": samples, "retries": retries})
         }
         "dgram_rate" => {
             let ep = o.endpoint()?;
@@ -453,10 +461,11 @@ async fn run_client(args: &[String]) -> Res<()> {
             while let Ok(Ok(_)) = tokio::time::timeout(DGRAM_WAIT, conn.receive_datagram()).await {
                 late += 1;
             }
+            let v = json!({"sent": sent, "received": received, "late": late, "stalls": stalls,
+                           "seconds": el.as_secs_f64()});
+            report(&mut stdin, v, o.hold_timeout).await;
             close_conn(&conn).await;
             linger(&ep).await;
-            json!({"sent": sent, "received": received, "late": late, "stalls": stalls,
-                   "seconds": el.as_secs_f64()})
         }
         "setup" => {
             let mut samples: Vec<u64> = Vec::with_capacity(o.rounds);
@@ -485,7 +494,8 @@ async fn run_client(args: &[String]) -> Res<()> {
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
             }
-            json!({"samples_ns": samples, "errors": errors, "first_error": first_error})
+            let v = json!({"samples_ns": samples, "errors": errors, "first_error": first_error});
+            report(&mut stdin, v, o.hold_timeout).await;
         }
         "concurrent" => {
             let ep = Arc::new(o.endpoint()?);
@@ -544,14 +554,17 @@ async fn run_client(args: &[String]) -> Res<()> {
                 }
             }
             let t2 = Instant::now();
+            let v = {
+                let g = errs.lock().unwrap();
+                json!({"sessions": o.sessions, "requests": done, "errors": g.0, "first_error": g.1,
+                       "connect_seconds": (t1 - t0).as_secs_f64(), "echo_seconds": (t2 - t1).as_secs_f64(),
+                       "seconds": (t2 - t0).as_secs_f64()})
+            };
+            report(&mut stdin, v, o.hold_timeout).await;
             for conn in &conns {
                 close_conn(conn).await;
             }
             linger(&ep).await;
-            let g = errs.lock().unwrap();
-            json!({"sessions": o.sessions, "requests": done, "errors": g.0, "first_error": g.1,
-                   "connect_seconds": (t1 - t0).as_secs_f64(), "echo_seconds": (t2 - t1).as_secs_f64(),
-                   "seconds": (t2 - t0).as_secs_f64()})
         }
         "idle" => {
             let ep = Arc::new(o.endpoint()?);
@@ -586,25 +599,21 @@ async fn run_client(args: &[String]) -> Res<()> {
                 h.await?;
             }
             let el = t0.elapsed();
-            {
+            let v = {
                 let g = state.lock().unwrap();
-                emit(json!({"event": "result", "attempted": attempted, "established": g.0.len(),
-                            "errors": g.1 + (o.sessions - attempted) as u64,
-                            "error_samples": g.2.iter().collect::<Vec<_>>(), "seconds": el.as_secs_f64()}));
-            }
-            let _ = tokio::time::timeout(secs(o.hold_timeout), stdin.next_line()).await;
+                json!({"attempted": attempted, "established": g.0.len(),
+                       "errors": g.1 + (o.sessions - attempted) as u64,
+                       "error_samples": g.2.iter().collect::<Vec<_>>(), "seconds": el.as_secs_f64()})
+            };
+            report(&mut stdin, v, o.hold_timeout).await;
             let conns = std::mem::take(&mut state.lock().unwrap().0);
             for conn in &conns {
                 close_conn(conn).await;
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), ep.wait_idle()).await;
-            emit(json!({"event": "done"}));
-            return Ok(());
         }
         other => return Err(format!("unknown scenario {other:?}").into()),
-    };
-    res["event"] = json!("result");
-    emit(res);
+    }
     emit(json!({"event": "done"}));
     Ok(())
 }
