@@ -174,7 +174,8 @@ def prepare_lib(key: str) -> Lib:
     if key == "rust":
         crate = PEERS / "rust"
         t0 = time.monotonic()
-        binary = build_cargo_crate(crate, "wt-bench-peer", prefix="rust-bench")
+        # opt-level 3 release build; a cold one takes several minutes on a loaded 2-core machine
+        binary = build_cargo_crate(crate, "wt-bench-peer", prefix="rust-bench", timeout=1800, shared_target=True)
         elapsed = time.monotonic() - t0
         version = f"{cargo_locked_version(crate, 'wtransport')} + quinn {cargo_locked_version(crate, 'quinn')}"
         return Lib("rust", "wtransport", version, [str(binary)],

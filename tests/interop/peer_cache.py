@@ -193,15 +193,27 @@ def cargo_locked_version(crate_dir: Path, package: str) -> str:
 
 
 def build_cargo_crate(
-    crate_dir: Path, bin_name: str, prefix: str = "rust", timeout: float = CARGO_BUILD_TIMEOUT
+    crate_dir: Path,
+    bin_name: str,
+    prefix: str = "rust",
+    timeout: float = CARGO_BUILD_TIMEOUT,
+    shared_target: bool = False,
 ) -> Path:
-    """Return the crate's release binary, building it (once per source hash, under a lock) if needed."""
-    target_dir = cache_root() / f"{prefix}-{cargo_source_hash(crate_dir)}"
-    binary = target_dir / "release" / bin_name
-    stamp = target_dir / "BUILT"
+    """Return the crate's release binary, building it (once per source hash, under a lock) if needed.
+
+    By default ``<cache>/<prefix>-<hash>/`` is the CARGO_TARGET_DIR and the binary stays in its
+    ``release/``. With ``shared_target`` the build happens in ``<cache>/<prefix>-target/`` (kept
+    across source changes, so an edit recompiles only the crate, not its dependencies) and the
+    binary is copied to ``<cache>/<prefix>-<hash>/<bin_name>``.
+    """
+    out_dir = cache_root() / f"{prefix}-{cargo_source_hash(crate_dir)}"
+    target_dir = cache_root() / f"{prefix}-target" if shared_target else out_dir
+    binary = out_dir / bin_name if shared_target else out_dir / "release" / bin_name
+    stamp = out_dir / "BUILT"
     if binary.exists() and stamp.exists():
         return binary
     cargo = find_cargo()
+    out_dir.mkdir(parents=True, exist_ok=True)
     target_dir.mkdir(parents=True, exist_ok=True)
     with open(target_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent builders wait for one build
@@ -213,12 +225,19 @@ def build_cargo_crate(
         try:
             proc = subprocess.run(cmd, cwd=crate_dir, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            raise PeerBuildError(f"building {crate_dir} timed out after {timeout:.0f}s: {exc}") from None
+            raise PeerBuildError(
+                f"building {crate_dir} timed out after {timeout:.0f}s (a later run resumes it): {exc}"
+            ) from None
         elapsed = time.monotonic() - started
-        if proc.returncode != 0 or not binary.exists():
+        built = target_dir / "release" / bin_name
+        if proc.returncode != 0 or not built.exists():
             raise PeerBuildError(
                 f"building {crate_dir} failed (rc={proc.returncode}, {elapsed:.0f}s):\n"
                 f"$ (cd {crate_dir} && CARGO_TARGET_DIR={target_dir} {' '.join(cmd)})\n{proc.stderr[-6000:]}"
             )
+        if shared_target:
+            tmp = out_dir / f".{bin_name}.{os.getpid()}.tmp"
+            shutil.copy2(built, tmp)
+            os.replace(tmp, binary)
         stamp.write_text(f"built in {elapsed:.1f}s\n")
     return binary

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import ssl
@@ -119,15 +120,17 @@ async def run_server(args: argparse.Namespace) -> None:
     async def bench(session: WebTransportSession) -> None:
         async def datagrams() -> None:
             dg = session.datagrams
-            while True:
-                await dg.send(await dg.receive())
+            with contextlib.suppress(Exception):  # ends when the session closes
+                while True:
+                    await dg.send(await dg.receive())
 
         async def streams() -> None:
-            async for stream in session.incoming_streams():
-                if isinstance(stream, WebTransportStream):
-                    t = asyncio.ensure_future(serve_stream(stream))
-                    tasks.add(t)
-                    t.add_done_callback(tasks.discard)
+            with contextlib.suppress(Exception):
+                async for stream in session.incoming_streams():
+                    if isinstance(stream, WebTransportStream):
+                        t = asyncio.ensure_future(serve_stream(stream))
+                        tasks.add(t)
+                        t.add_done_callback(tasks.discard)
 
         helpers = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
         try:
