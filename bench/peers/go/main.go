@@ -646,6 +646,8 @@ func (o *opts) dgramRate() error {
 }
 
 func (o *opts) setup() error {
+	tr := o.transport() // one client; webtransport-go dials a new QUIC connection per session
+	defer tr.Close()
 	samples := make([]int64, 0, o.rounds)
 	errs := 0
 	var firstErr string
@@ -655,7 +657,6 @@ func (o *opts) setup() error {
 				return err
 			}
 		}
-		tr := o.transport()
 		t0 := time.Now()
 		sess, err := o.dial(tr)
 		el := time.Since(t0)
@@ -664,13 +665,12 @@ func (o *opts) setup() error {
 			if firstErr == "" {
 				firstErr = err.Error()
 			}
-		} else {
-			if i >= o.warmup {
-				samples = append(samples, el.Nanoseconds())
-			}
-			sess.CloseWithError(0, "")
+			continue
 		}
-		tr.Close()
+		if i >= o.warmup {
+			samples = append(samples, el.Nanoseconds())
+		}
+		sess.CloseWithError(0, "") // closes its QUIC connection too
 	}
 	o.report(map[string]any{"samples_ns": samples, "errors": errs, "first_error": firstErr})
 	return nil

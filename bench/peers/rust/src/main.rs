@@ -468,6 +468,7 @@ async fn run_client(args: &[String]) -> Res<()> {
             linger(&ep).await;
         }
         "setup" => {
+            let ep = o.endpoint()?; // one client endpoint; every connect is a new QUIC connection
             let mut samples: Vec<u64> = Vec::with_capacity(o.rounds);
             let mut errors = 0u64;
             let mut first_error = String::new();
@@ -475,7 +476,6 @@ async fn run_client(args: &[String]) -> Res<()> {
                 if i == o.warmup {
                     ready(&mut stdin).await?;
                 }
-                let ep = o.endpoint()?;
                 let t0 = Instant::now();
                 match o.dial(&ep).await {
                     Ok(conn) => {
@@ -492,10 +492,10 @@ async fn run_client(args: &[String]) -> Res<()> {
                         }
                     }
                 }
-                let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
             }
             let v = json!({"samples_ns": samples, "errors": errors, "first_error": first_error});
             report(&mut stdin, v, o.hold_timeout).await;
+            linger(&ep).await;
         }
         "concurrent" => {
             let ep = Arc::new(o.endpoint()?);
