@@ -64,42 +64,51 @@ LIB_ORDER = ("py", "go", "rust")
 SCENARIOS = ("upload", "download", "echo", "stream_echo", "dgram", "dgram_rate", "setup", "concurrent", "idle")
 MIB = 1 << 20
 
-# (key, label, unit, better[, no_ratio]) in table order
-METRICS: list[dict[str, Any]] = [
-    {"key": "upload_mb_s", "label": "upload 64 MiB, one stream, 64 KiB writes", "unit": "MB/s", "better": "higher"},
-    {"key": "upload_cpu_client_s_per_mib", "label": "upload CPU per MiB, client", "unit": "s", "better": "lower"},
-    {"key": "upload_cpu_server_s_per_mib", "label": "upload CPU per MiB, server", "unit": "s", "better": "lower"},
-    {"key": "download_mb_s", "label": "download 64 MiB, one stream, 64 KiB writes", "unit": "MB/s", "better": "higher"},
-    {"key": "download_cpu_client_s_per_mib", "label": "download CPU per MiB, client", "unit": "s", "better": "lower"},
-    {"key": "download_cpu_server_s_per_mib", "label": "download CPU per MiB, server", "unit": "s", "better": "lower"},
-    {"key": "echo_p50_us", "label": "64 B echo, one long-lived stream, p50", "unit": "µs", "better": "lower"},
-    {"key": "echo_p99_us", "label": "64 B echo, one long-lived stream, p99", "unit": "µs", "better": "lower"},
-    {"key": "stream_echo_p50_us", "label": "64 B echo, new bidi stream per request, p50", "unit": "µs",
-     "better": "lower"},
-    {"key": "stream_echo_p99_us", "label": "64 B echo, new bidi stream per request, p99", "unit": "µs",
-     "better": "lower"},
-    {"key": "dgram_p50_us", "label": "64 B datagram echo, 1 in flight, p50", "unit": "µs", "better": "lower"},
-    {"key": "dgram_p99_us", "label": "64 B datagram echo, 1 in flight, p99", "unit": "µs", "better": "lower"},
-    {"key": "dgram_rate_k_s", "label": "datagram echo rate, 32 in flight", "unit": "k/s", "better": "higher"},
-    {"key": "dgram_loss_pct", "label": "datagram loss at 32 in flight", "unit": "%", "better": "lower",
-     "no_ratio": True},
-    {"key": "setup_p50_ms", "label": "session setup (new QUIC connection + CONNECT), p50", "unit": "ms",
-     "better": "lower"},
-    {"key": "setup_p99_ms", "label": "session setup (new QUIC connection + CONNECT), p99", "unit": "ms",
-     "better": "lower"},
-    {"key": "concurrent_wall_s", "label": "100 concurrent sessions × 20 per-request echoes, wall", "unit": "s",
-     "better": "lower"},
-    {"key": "concurrent_errors", "label": "100 concurrent sessions: errors", "unit": "errors", "better": "lower",
-     "no_ratio": True},
-    {"key": "idle_established", "label": "10,000 idle sessions: established", "unit": "sessions", "better": "higher"},
-    {"key": "idle_errors", "label": "10,000 idle sessions: errors", "unit": "errors", "better": "lower",
-     "no_ratio": True},
-    {"key": "idle_connect_rate", "label": "10,000 idle sessions: connect rate", "unit": "/s", "better": "higher"},
-    {"key": "idle_server_rss_kb", "label": "10,000 idle sessions: server RSS per session", "unit": "KB",
-     "better": "lower"},
-    {"key": "idle_client_rss_kb", "label": "10,000 idle sessions: client RSS per session", "unit": "KB",
-     "better": "lower"},
-]
+
+
+def metric_defs(params: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's rows in order: key, label (with this run's sizes), unit, which way is better.
+
+    ``no_ratio`` rows (error counts, loss) show values but no ratio.
+    """
+    bulk = params["upload"]
+    size, chunk = bulk["size"] / MIB, bulk["chunk"] >> 10
+    conc, idle = params["concurrent"], params["idle"]
+    n_idle = f"{idle['sessions']:,} idle sessions"
+    n_conc = f"{conc['sessions']} concurrent sessions"
+    setup = "session setup (new QUIC connection + CONNECT + 200)"
+
+    def m(key: str, label: str, unit: str, better: str, no_ratio: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"key": key, "label": label, "unit": unit, "better": better}
+        if no_ratio:
+            d["no_ratio"] = True
+        return d
+
+    return [
+        m("upload_mb_s", f"upload {size:g} MiB, one stream, {chunk} KiB writes", "MB/s", "higher"),
+        m("upload_cpu_client_s_per_mib", "upload CPU per MiB, client", "s", "lower"),
+        m("upload_cpu_server_s_per_mib", "upload CPU per MiB, server", "s", "lower"),
+        m("download_mb_s", f"download {size:g} MiB, one stream, {chunk} KiB writes", "MB/s", "higher"),
+        m("download_cpu_client_s_per_mib", "download CPU per MiB, client", "s", "lower"),
+        m("download_cpu_server_s_per_mib", "download CPU per MiB, server", "s", "lower"),
+        m("echo_p50_us", "64 B echo, one long-lived stream, p50", "µs", "lower"),
+        m("echo_p99_us", "64 B echo, one long-lived stream, p99", "µs", "lower"),
+        m("stream_echo_p50_us", "64 B echo, new bidi stream per request, p50", "µs", "lower"),
+        m("stream_echo_p99_us", "64 B echo, new bidi stream per request, p99", "µs", "lower"),
+        m("dgram_p50_us", "64 B datagram echo, 1 in flight, p50", "µs", "lower"),
+        m("dgram_p99_us", "64 B datagram echo, 1 in flight, p99", "µs", "lower"),
+        m("dgram_rate_k_s", f"datagram echo rate, {params['dgram_rate']['inflight']} in flight", "k/s", "higher"),
+        m("dgram_loss_pct", f"datagram loss, {params['dgram_rate']['inflight']} in flight", "%", "lower", True),
+        m("setup_p50_ms", f"{setup}, p50", "ms", "lower"),
+        m("setup_p99_ms", f"{setup}, p99", "ms", "lower"),
+        m("concurrent_wall_s", f"{n_conc} × {conc['requests']} per-request echoes, wall", "s", "lower"),
+        m("concurrent_errors", f"{n_conc}: errors", "errors", "lower", True),
+        m("idle_established", f"{n_idle}: established", "sessions", "higher"),
+        m("idle_errors", f"{n_idle}: errors", "errors", "lower", True),
+        m("idle_connect_rate", f"{n_idle}: connect rate", "/s", "higher"),
+        m("idle_server_rss_kb", f"{n_idle}: server RSS per session", "KB", "lower"),
+        m("idle_client_rss_kb", f"{n_idle}: client RSS per session", "KB", "lower"),
+    ]
 
 
 def scenario_params(quick: bool) -> dict[str, dict[str, Any]]:
@@ -127,7 +136,7 @@ def scenario_params(quick: bool) -> dict[str, dict[str, Any]]:
         "dgram_rate": {"duration": 8.0, "inflight": 32, "warmup": 200},
         "setup": {"rounds": 50, "warmup": 5},
         "concurrent": {"sessions": 100, "requests": 20},
-        "idle": {"sessions": 10000, "concurrency": 16, "ramp-deadline": 90.0},
+        "idle": {"sessions": 10000, "concurrency": 16, "ramp-deadline": 180.0},
     }
 
 
@@ -410,6 +419,8 @@ async def run_clients(
 
         cpids = [c.pid for c in clients]
         combined: dict[str, Any] = {"driver_wall_s": wall, "procs": procs}
+        if scenario == "idle":
+            combined["sessions_requested"] = int(params["sessions"])
         if scenario == "download":
             combined["expected_bytes"] = int(params["size"])
         combined["cpu_server_s"] = cpu([srv.pid])
@@ -430,7 +441,7 @@ async def run_clients(
 
 
 def derive(scenario: str, raw: dict[str, Any]) -> tuple[dict[str, float], str | None]:
-    """Metrics (flat keys of METRICS) from one raw result, plus a correctness problem if any."""
+    """Metrics (the keys of metric_defs) from one raw result, plus a correctness problem if any."""
     m: dict[str, float] = {}
     problem = None
 
@@ -479,7 +490,9 @@ def derive(scenario: str, raw: dict[str, Any]) -> tuple[dict[str, float], str | 
     elif scenario == "idle":
         est = int(raw.get("established", 0))
         m["idle_established"] = float(est)
-        m["idle_errors"] = float(raw.get("errors", 0))
+        m["idle_errors"] = float(raw.get("errors", 0))  # failed connects + never attempted (ramp deadline)
+        if "attempted" in raw:
+            raw["not_attempted"] = max(0, int(raw.get("sessions_requested", 0)) - int(raw["attempted"]))
         wall = float(raw.get("driver_wall_s") or raw.get("seconds") or 0)
         if wall > 0:
             m["idle_connect_rate"] = est / wall
@@ -608,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         "lib_order": list(libs),
         "libs": {k: {"label": lib.label, "version": lib.version} for k, lib in libs.items()},
         "notes": {k: lib.notes for k, lib in libs.items() if lib.notes},
-        "metrics": METRICS,
+        "metrics": metric_defs(result["params"]),
         **result,
     }
     print(render(data, details=True))
