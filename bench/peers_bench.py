@@ -546,6 +546,7 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
         params["idle"]["sessions"] = args.idle_sessions
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in libs}
     failures: list[str] = []
+    errors: list[str] = []
     for rep in range(args.repeat):
         for k, lib in libs.items():
             run: dict[str, Any] = {"rep": rep + 1, "load_1m": round(load_1m(), 2), "scenarios": {}}
@@ -558,7 +559,12 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
                 for what in ("failure", "problem"):
                     if what in res:
                         msg = f"{lib.label} rep {rep + 1} {sc}: {res[what]}"
-                        failures.append(msg)
+                        # session errors of concurrent/idle are results (counted in the table);
+                        # a scenario that could not run or gave wrong answers is a failure
+                        if what == "failure" or res[what].startswith("invalid:"):
+                            failures.append(msg)
+                        else:
+                            errors.append(msg)
                         print(f"    !! {msg}", file=sys.stderr, flush=True)
             runs[k].append(run)
     medians: dict[str, dict[str, float]] = {}
@@ -569,7 +575,7 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
                  for mk, v in sc["metrics"].items()} for r in runs[k]]
         keys = {mk for f in flat for mk in f}
         medians[k] = {mk: v for mk in sorted(keys) if (v := median(flat, mk)) is not None}
-    return {"runs": runs, "medians": medians, "failures": failures, "params": params}
+    return {"runs": runs, "medians": medians, "failures": failures, "errors": errors, "params": params}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,9 +98,10 @@ def render(data: dict[str, Any], details: bool = False) -> str:
             notes = data.get("notes", {}).get(k)
             if notes:
                 out.append(f"- {labels[k]}: " + "; ".join(notes))
-        failures = data.get("failures", [])
-        for f in failures:
-            out.append(f"- failure: {f}")
+        for e in data.get("errors", []):
+            out.append(f"- session errors: {e}")
+        for f in data.get("failures", []):
+            out.append(f"- FAILURE: {f}")
     return "\n".join(out)
 
 
