@@ -82,8 +82,13 @@ def render(data: dict[str, Any], details: bool = False) -> str:
     out.append(
         f"Medians of {max(runs.values()) if runs else 0} run(s) per library, client and server as separate "
         f"processes over 127.0.0.1, each library's own client against its own server "
-        f"({meta.get('nproc', '?')} CPUs). Ratio: PyWebTransport's median / the best peer's median "
-        f"(for latencies and wall times lower is better, for rates higher is better)."
+        f"({meta.get('nproc', '?')} CPUs)."
+        + (
+            " Ratio: PyWebTransport's median / the best peer's median (for latencies and wall times lower"
+            " is better, for rates higher is better)."
+            if ours and peers
+            else ""
+        )
     )
     loads = {k: [r.get("load_1m") for r in data["runs"].get(k, [])] for k in libs}
     out.append(
