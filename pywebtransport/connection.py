@@ -669,7 +669,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if stream is not None:
             stream.write_nowait(self.h3.drain_session_data(session_id))
 
-    def close(self, error_code: int = 0, reason: str = "") -> None:
+    def close(self, error_code: int = 0, reason: str = "") -> None:  # type: ignore[override]  # sync, unlike EventEmitter.close
         """Close the whole QUIC connection with an HTTP/3 error code."""
         if self._closing:
             return

@@ -230,7 +230,8 @@ class EventEmitter:
                 task.add_done_callback(self._ee_task_done)
 
     def _ee_task_done(self, task: asyncio.Future[Any]) -> None:
-        self._ee_tasks.discard(task)  # type: ignore[arg-type]
+        assert isinstance(task, asyncio.Task)
+        self._ee_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._ee_handler_errors += 1
             logger.error("Event handler task failed", exc_info=task.exception())

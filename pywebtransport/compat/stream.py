@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import deque
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..exceptions import SessionError, StreamError, TimeoutError
 from ..quic.buffer import ChunkBuffer
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..session import WebTransportSession
     from ..stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 
-    AnyStream = WebTransportReceiveStream | WebTransportSendStream
+    AnyStream: TypeAlias = WebTransportReceiveStream | WebTransportSendStream
 
 __all__ = ["StreamBuffer", "StreamManager", "StreamPool"]
 
