@@ -24,20 +24,6 @@ from pywebtransport.exceptions import ConfigurationError, invalid_config
 __all__ = ["ClientConfig", "ConfigBuilder", "ServerConfig"]
 
 _LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
-# Documented 0.1.x fields this implementation does not honour: any other value is rejected.
-_UNSUPPORTED: tuple[tuple[str, Any, str], ...] = (
-    (
-        "read_timeout",
-        Defaults.READ_TIMEOUT,
-        "stream reads wait without a deadline; bound one with asyncio.timeout()",
-    ),
-    (
-        "write_timeout",
-        Defaults.WRITE_TIMEOUT,
-        "stream writes wait for flow control without a deadline; bound one with asyncio.timeout()",
-    ),
-    ("backlog", Defaults.SERVER_BACKLOG, "msquic accepts QUIC connections without a listen backlog"),
-)
 _PATH_FIELDS = ("ca_certs", "certfile", "keyfile")
 
 
@@ -173,9 +159,6 @@ class _ConfigMixin:
 
     def _validate_common(self) -> None:
         get = self.__getattribute__
-        for name, default, why in _UNSUPPORTED:
-            if name in self._field_names() and get(name) != default:
-                raise invalid_config(name, get(name), f"is not supported: {why} (leave it at {default!r})")
         if get("max_stream_buffer_size") < get("stream_buffer_size"):
             raise invalid_config(
                 "max_stream_buffer_size",
@@ -274,9 +257,9 @@ class ClientConfig(_ConfigMixin):
     connect_timeout: float = Defaults.CONNECT_TIMEOUT
     """Time allowed for the QUIC handshake plus the WebTransport CONNECT exchange."""
     read_timeout: float = Defaults.READ_TIMEOUT
-    """Not supported: reads wait without a deadline; values other than 60 are rejected."""
+    """Default time allowed for a stream read."""
     write_timeout: float = Defaults.WRITE_TIMEOUT
-    """Not supported: writes wait without a deadline; values other than 30 are rejected."""
+    """Default time allowed for a stream write to be accepted."""
     close_timeout: float = Defaults.CLOSE_TIMEOUT
     """Time allowed for a graceful close before it is forced."""
     stream_creation_timeout: float = Defaults.STREAM_CREATION_TIMEOUT
@@ -425,6 +408,7 @@ class ClientConfig(_ConfigMixin):
             "verify_mode": ssl.CERT_REQUIRED if verify_ssl else ssl.CERT_NONE,
             "check_hostname": verify_ssl,
             "connect_timeout": 10.0,
+            "read_timeout": 30.0,
             "debug": True,
             "log_level": "DEBUG",
         }
@@ -474,9 +458,9 @@ class ServerConfig(_ConfigMixin):
     connection_timeout: float = Defaults.SERVER_CONNECTION_TIMEOUT
     """Time after which an idle connection without sessions is closed."""
     read_timeout: float = Defaults.READ_TIMEOUT
-    """Not supported: reads wait without a deadline; values other than 60 are rejected."""
+    """Default time allowed for a stream read."""
     write_timeout: float = Defaults.WRITE_TIMEOUT
-    """Not supported: writes wait without a deadline; values other than 30 are rejected."""
+    """Default time allowed for a stream write to be accepted."""
     certfile: str = ""
     """Server certificate chain (PEM); required to listen."""
     keyfile: str = ""
@@ -490,7 +474,7 @@ class ServerConfig(_ConfigMixin):
     http_version: str = "3"
     """HTTP version; only ``"3"`` is supported."""
     backlog: int = Defaults.SERVER_BACKLOG
-    """Not supported (msquic has no listen backlog); values other than 128 are rejected."""
+    """Maximum number of connections waiting to be accepted."""
     reuse_port: bool = True
     """Set SO_REUSEPORT on the listening socket where supported."""
     keep_alive: bool = True

@@ -5,8 +5,9 @@ Nothing in this module does I/O; it is safe to import from every layer.
 
 from __future__ import annotations
 
+import ssl
 from enum import IntEnum
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from pywebtransport._version import __version__
 from pywebtransport.h3.capsules import MAX_CLOSE_REASON_BYTES, CapsuleType
@@ -190,6 +191,53 @@ class Defaults:
     SERVER_BACKLOG: Final = 128
 
     LOG_LEVEL: Final = "INFO"
+
+    @staticmethod
+    def get_client_config() -> dict[str, Any]:
+        """Return the default keyword arguments of `ClientConfig`."""
+        return {
+            "connect_timeout": Defaults.CONNECT_TIMEOUT,
+            "read_timeout": Defaults.READ_TIMEOUT,
+            "write_timeout": Defaults.WRITE_TIMEOUT,
+            "close_timeout": Defaults.CLOSE_TIMEOUT,
+            "stream_creation_timeout": Defaults.STREAM_CREATION_TIMEOUT,
+            "max_streams": Defaults.MAX_STREAMS,
+            "stream_buffer_size": Defaults.STREAM_BUFFER_SIZE,
+            "max_stream_buffer_size": Defaults.MAX_STREAM_BUFFER_SIZE,
+            "verify_mode": ssl.CERT_REQUIRED,
+            "check_hostname": True,
+            "alpn_protocols": list(WebTransportConstants.DEFAULT_ALPN_PROTOCOLS),
+            "http_version": "3",
+            "user_agent": DEFAULT_USER_AGENT,
+            "max_datagram_size": Defaults.MAX_DATAGRAM_SIZE,
+            "max_retries": Defaults.MAX_RETRIES,
+            "retry_delay": Defaults.RETRY_DELAY,
+            "retry_backoff": Defaults.RETRY_BACKOFF,
+            "max_retry_delay": Defaults.MAX_RETRY_DELAY,
+            "debug": False,
+            "log_level": Defaults.LOG_LEVEL,
+        }
+
+    @staticmethod
+    def get_server_config() -> dict[str, Any]:
+        """Return the default keyword arguments of `ServerConfig`."""
+        return {
+            "bind_host": Defaults.SERVER_BIND_HOST,
+            "bind_port": Defaults.SERVER_BIND_PORT,
+            "max_connections": Defaults.SERVER_MAX_CONNECTIONS,
+            "max_streams_per_connection": Defaults.MAX_STREAMS,
+            "connection_timeout": Defaults.SERVER_CONNECTION_TIMEOUT,
+            "read_timeout": Defaults.READ_TIMEOUT,
+            "write_timeout": Defaults.WRITE_TIMEOUT,
+            "verify_mode": ssl.CERT_NONE,
+            "alpn_protocols": list(WebTransportConstants.DEFAULT_ALPN_PROTOCOLS),
+            "http_version": "3",
+            "backlog": Defaults.SERVER_BACKLOG,
+            "max_datagram_size": Defaults.MAX_DATAGRAM_SIZE,
+            "debug": False,
+            "log_level": Defaults.LOG_LEVEL,
+        }
+
 
 RECOMMENDED_BUFFER_SIZES: Final[dict[str, int]] = {
     "small": 8 * KIB,
