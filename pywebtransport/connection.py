@@ -22,8 +22,8 @@ from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, QuicConnection, QuicError, QuicStream
-from .quic.waiters import Waiters
+from .quic import CloseReason, QuicConnection, QuicError, QuicStream, WriteTimeout
+from .quic.waiters import Waiters, wait_with_timeout
 from .types import ConnectionState, EventType
 
 if TYPE_CHECKING:
@@ -112,6 +112,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # 0.1.x configuration fields applied per session.
         self.max_datagram_payload: int = getattr(config, "max_datagram_size", Defaults.MAX_DATAGRAM_SIZE)
         self.max_incoming_streams: int = getattr(config, "max_incoming_streams", Defaults.MAX_INCOMING_STREAMS)
+        self.read_timeout: float | None = getattr(config, "read_timeout", None)
+        self.write_timeout: float | None = getattr(config, "write_timeout", None)
         self.stream_creation_timeout: float = getattr(
             config, "stream_creation_timeout", Defaults.STREAM_CREATION_TIMEOUT
         )
@@ -544,7 +546,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                 if stream._write_error is not None or stream.is_closed:
                     await stream.write(rest, fin=fin)  # raises the stream's own error
                     return
-                await self._credit_waiters.wait()
+                if not await wait_with_timeout(self._credit_waiters.wait(), self.write_timeout):  # config: write_timeout
+                    raise WriteTimeout(f"no WebTransport credit within {self.write_timeout}s")
                 credit = self._send_credit(session_id)
                 continue
             chunk, rest = rest[:credit], rest[credit:]

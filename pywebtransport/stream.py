@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .compat.stream import StreamBuffer, StreamManager, StreamPool
 from .events import EventEmitter
-from .exceptions import StreamError, StreamResetError
+from .exceptions import StreamError, StreamResetError, TimeoutError
 from .h3.errors import webtransport_code_to_http3
-from .quic import QuicError, StreamStopped
+from .quic import QuicError, StreamStopped, WriteTimeout
 from .quic.buffer import ChunkBuffer
 from .quic.stream import QuicStream
-from .quic.waiters import Waiters
+from .quic.waiters import Waiters, wait_with_timeout
 from .types import EventType, StreamDirection, StreamState
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class _StreamBase(EventEmitter):
     ) -> None:
         self._session = session
         self._quic = quic
+        quic.write_timeout = session._connection.write_timeout  # config: write_timeout
         self._direction = direction
         self._created = time.monotonic()
         self._state = StreamState.OPEN
@@ -164,7 +165,11 @@ class WebTransportReceiveStream(_StreamBase):
         self._waiters.wake_all()
 
     async def _wait(self) -> None:
-        await self._waiters.wait()
+        if not await wait_with_timeout(self._waiters.wait(), self._session._connection.read_timeout):
+            timeout = self._session._connection.read_timeout  # config: read_timeout
+            raise TimeoutError(
+                f"stream {self.stream_id}: no data within {timeout}s", timeout_duration=timeout, operation="read"
+            )
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
@@ -290,6 +295,9 @@ class WebTransportSendStream(_StreamBase):
         return not self._fin and not self._reset and not self._quic.is_closed
 
     def _translate(self, exc: QuicError) -> Exception:
+        if isinstance(exc, WriteTimeout):
+            timeout = self._quic.write_timeout
+            return TimeoutError(str(exc), timeout_duration=timeout, operation="write")
         if isinstance(exc, StreamStopped):
             from .h3.errors import http3_code_to_webtransport
 

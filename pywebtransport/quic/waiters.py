@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 class Waiters:
@@ -38,3 +39,25 @@ class Waiters:
 
     def __bool__(self) -> bool:
         return any(not f.done() for f in self._futures)
+
+
+def _time_out(fut: "asyncio.Future[Any]") -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
+async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) -> bool:
+    """Await a `Waiters.wait` future for at most `timeout` seconds (None: no limit).
+
+    Returns False when the time ran out first. One timer per wait that actually
+    blocks; nothing is scheduled when `timeout` is None.
+    """
+    if timeout is None:
+        await fut
+        return True
+    handle = fut.get_loop().call_later(timeout, _time_out, fut)
+    try:
+        timed_out = await fut
+    finally:
+        handle.cancel()
+    return timed_out is not True

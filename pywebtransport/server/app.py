@@ -20,7 +20,7 @@ from .server import WebTransportServer
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("pywebtransport.server")
-access_log = logging.getLogger("pywebtransport.access")
+access_log = logging.getLogger("pywebtransport.server.access")
 
 
 def _peer(session: WebTransportSession) -> str:
