@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 
 class Waiters:
@@ -41,11 +40,6 @@ class Waiters:
         return any(not f.done() for f in self._futures)
 
 
-def _time_out(fut: "asyncio.Future[Any]") -> None:
-    if not fut.done():
-        fut.set_result(True)
-
-
 async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) -> bool:
     """Await a `Waiters.wait` future for at most `timeout` seconds (None: no limit).
 
@@ -55,9 +49,17 @@ async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) 
     if timeout is None:
         await fut
         return True
-    handle = fut.get_loop().call_later(timeout, _time_out, fut)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        if not fut.done():
+            expired = True
+            fut.set_result(None)
+
+    handle = fut.get_loop().call_later(timeout, expire)
     try:
-        timed_out = await fut
+        await fut
     finally:
         handle.cancel()
-    return timed_out is not True
+    return not expired
