@@ -123,15 +123,21 @@ class WebTransportProtocolHandler(EventEmitter):
         """Whether this is the client end of the connection."""
         return self._connection.is_client
 
+    def _find(self, session_id: str | int) -> WebTransportSession | None:
+        for session in list(self._connection.sessions.values()):
+            if session.session_id == str(session_id) or session.id == session_id:
+                return session
+        return None
+
     def _session(self, session_id: str | int) -> WebTransportSession:
-        session = self._connection.sessions.get(int(session_id))
+        session = self._find(session_id)
         if session is None:
             raise SessionError(f"no session {session_id} on this connection", session_id=str(session_id))
         return session
 
     def get_session_info(self, session_id: str | int) -> WebTransportSessionInfo | None:
         """The record of one open session, or None."""
-        session = self._connection.sessions.get(int(session_id))
+        session = self._find(session_id)
         return None if session is None else WebTransportSessionInfo.from_session(session)
 
     def get_all_sessions(self) -> list[WebTransportSessionInfo]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["SessionManager", "SessionStats", "WebTransportSession"]
 
 IncomingStream = WebTransportStream | WebTransportReceiveStream
+_SESSION_SERIAL = itertools.count(1)
 
 
 class SessionStats(dict[str, Any]):
@@ -86,7 +88,11 @@ class WebTransportSession(EventEmitter, SessionCompat):
     # -- properties --------------------------------------------------------
     @property
     def session_id(self) -> str:
-        return str(self._id)
+        """A string unique among this process's sessions (0.1.x); `id` is the CONNECT stream id."""
+        sid = self.__dict__.get("_pwt_session_id")
+        if sid is None:
+            sid = self.__dict__["_pwt_session_id"] = f"{self._id}-{next(_SESSION_SERIAL)}"
+        return sid
 
     @property
     def id(self) -> int:

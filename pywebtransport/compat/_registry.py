@@ -49,12 +49,15 @@ class Registry(Generic[K, T]):
         return self._limit
 
     def __len__(self) -> int:
+        self.cleanup()
         return len(self._items)
 
     def __contains__(self, key: object) -> bool:
+        self.cleanup()
         return key in self._items
 
     def is_full(self) -> bool:
+        self.cleanup()
         return len(self._items) >= self._limit
 
     def add(self, key: K, item: T) -> None:
@@ -71,12 +74,15 @@ class Registry(Generic[K, T]):
         return item
 
     def get(self, key: K) -> T | None:
+        self.cleanup()
         return self._items.get(key)
 
     def values(self) -> list[T]:
+        self.cleanup()
         return list(self._items.values())
 
     def cleanup(self) -> int:
+        """Forget closed objects now (queries do this first, so they never see closed ones)."""
         closed = [k for k, v in self._items.items() if self._is_closed(v)]
         for key in closed:
             self.remove(key)
@@ -109,6 +115,7 @@ class Registry(Generic[K, T]):
             await asyncio.gather(task, return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
+        self.cleanup()
         return {
             f"active_{self._kind}s": len(self._items),
             f"max_{self._kind}s": self._limit,
