@@ -152,7 +152,7 @@ class WebTransportClient(EventEmitter):
                 raise self._pwt_failed(url, ClientError(str(exc), target_url=url)) from exc
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         self._pwt_stats.record_success(time.monotonic() - start)
-        if self._ee_listened:
+        if EventType.SESSION_READY in self._ee_listening:
             self._ee_fire(EventType.SESSION_READY, {**session_event_data(session), "url": url})
         return session
 
@@ -199,7 +199,7 @@ class WebTransportClient(EventEmitter):
         try:
             await conn.start()
             await conn.wait_settings()
-            if self._ee_listened:
+            if EventType.CONNECTION_ESTABLISHED in self._ee_listening:
                 self._ee_fire(
                     EventType.CONNECTION_ESTABLISHED,
                     {"connection_id": conn.connection_id, "host": host, "port": port, "connection": conn},

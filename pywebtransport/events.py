@@ -7,7 +7,7 @@ import inspect
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
@@ -154,6 +154,16 @@ class Event:
         return f"Event(type={str(self.type)!r}, id={self.event_id[:8]}, timestamp={self.timestamp:.3f})"
 
 
+class _Everything:
+    """A container holding every event type (used while a catch-all handler exists)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
+
+
 class EventEmitter:
     """Register handlers for named events and emit events to them.
 
@@ -167,9 +177,12 @@ class EventEmitter:
         max_history: Number of recent events kept for `get_event_history`.
     """
 
-    # Class-level default of the "has listeners" flag: emit sites inside the library test
-    # ``self._ee_listened`` and build no Event at all while it is false.
+    # Class-level defaults of the "has listeners" state. Emit sites inside the library test
+    # ``EventType.X in self._ee_listening`` (the event types with a handler, or everything
+    # once a catch-all handler exists) and build nothing while it is false;
+    # ``_ee_listened`` says whether any handler exists at all.
     _ee_listened: bool = False
+    _ee_listening: Container[str] = frozenset()
 
     def __init__(self, *, max_listeners: int = 100, max_history: int = 1000) -> None:
         # Attribute names carry an "_ee" prefix so that subclasses (sessions, clients, ...)
@@ -197,15 +210,19 @@ class EventEmitter:
 
     def _ee_refresh(self) -> None:
         self._ee_listened = bool(self._ee_handlers or self._ee_once or self._ee_any_handlers)
+        if self._ee_any_handlers:
+            self._ee_listening = _EVERYTHING
+        else:
+            self._ee_listening = frozenset([*self._ee_handlers, *self._ee_once])
 
     def _ee_fire(self, event_type: EventType | str, data: Any) -> None:
-        """Emit from synchronous library code (call only when ``_ee_listened`` is true).
+        """Emit from synchronous library code (a no-op unless `event_type` has a handler).
 
         Plain handlers run at once, in registration order; coroutine handlers run as
         tasks. Handler exceptions are logged, never propagated into the library.
         """
         self._ee_ready()
-        if self._ee_closed:
+        if self._ee_closed or event_type not in self._ee_listening:
             return
         event = Event(type=event_type, data=data, source=self)
         self._ee_emitted += 1
@@ -259,7 +276,7 @@ class EventEmitter:
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
         key = _normalize_type(event_type)
         table.setdefault(key, []).append(handler)
-        self._ee_listened = True
+        self._ee_refresh()
         count = self.listener_count(key)
         if self._ee_max_listeners and count > self._ee_max_listeners:
             logger.warning(
@@ -292,7 +309,7 @@ class EventEmitter:
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
         self._ee_any_handlers.append(handler)
-        self._ee_listened = True
+        self._ee_refresh()
 
     def off_any(self, handler: EventHandler | None = None) -> None:
         """Remove a catch-all handler, or all of them if None."""
@@ -312,7 +329,7 @@ class EventEmitter:
         self._ee_handlers.clear()
         self._ee_once.clear()
         self._ee_any_handlers.clear()
-        self._ee_listened = False
+        self._ee_refresh()
 
     def listeners(self, event_type: EventType | str) -> list[EventHandler]:
         """Return the handlers registered for `event_type` (persistent ones first)."""

@@ -109,7 +109,7 @@ class WebTransportServer(EventEmitter):
             self._pwt_stats.connection_errors += 1
             conn.close()
             return
-        if self._ee_listened:
+        if EventType.CONNECTION_ESTABLISHED in self._ee_listening:
             self._ee_fire(
                 EventType.CONNECTION_ESTABLISHED,
                 {"connection_id": conn.connection_id, "remote_address": conn.remote_address, "connection": conn},
@@ -131,7 +131,7 @@ class WebTransportServer(EventEmitter):
 
     def _pwt_on_session_request(self, session: WebTransportSession) -> None:
         self._pwt_stats.sessions_requested += 1
-        if self._ee_listened:
+        if EventType.SESSION_REQUEST in self._ee_listening:
             self._ee_fire(EventType.SESSION_REQUEST, {**session_event_data(session), "connection": session.connection})
         if self.on_session_request is not None:
             self.on_session_request(session)

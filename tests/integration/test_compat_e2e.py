@@ -268,3 +268,30 @@ async def test_connection_timeout_is_timeout_error() -> None:
                 await client.connect(f"https://127.0.0.1:{sink.getsockname()[1]}/", timeout=0.5)
     finally:
         sink.close()
+
+
+async def test_nothing_is_built_while_nobody_listens(server: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emit sites check a flag first: without listeners no Event (and no emitter state) exists."""
+    import pywebtransport.events as events_module
+
+    built: list[Any] = []
+    original = events_module.Event.__init__
+
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(kwargs.get("type", args[0] if args else None))
+        original(self, *args, **kwargs)
+
+    async with WebTransportClient.create(config=config()) as client:
+        session = await client.connect(server.url + "/echo")
+        monkeypatch.setattr(events_module.Event, "__init__", counting_init)
+        streams = [await session.create_bidirectional_stream() for _ in range(3)]
+        for stream in streams:
+            await stream.write_all(b"x" * 200_000)
+            assert len(await stream.read_all()) == 200_000
+        for _ in range(10):
+            await session.datagrams.send(b"d")
+        await asyncio.sleep(0.2)
+        assert built == []
+        for obj in (session, session.datagrams, *streams):  # per-connection objects carry no emitter state
+            assert "_ee_handlers" not in obj.__dict__, type(obj).__name__
+        await session.close()
