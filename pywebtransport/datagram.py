@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .compat.datagram import DatagramMessage, DatagramQueue, DatagramStats
+from .compat.datagram import DatagramCompat, DatagramMessage, DatagramQueue, DatagramStats
 from .datagram_extras import DatagramBroadcaster, DatagramReliabilityLayer
 from .events import EventEmitter
 from .exceptions import DatagramError, SessionError, TimeoutError
@@ -35,7 +35,7 @@ def _varint_len(value: int) -> int:
     return 1 if value < 64 else 2 if value < 16384 else 4 if value < 1 << 30 else 8
 
 
-class WebTransportDatagramDuplexStream(EventEmitter):
+class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     """Send and receive a session's datagrams.
 
     Events: DATAGRAM_RECEIVED (``data``, ``size``, ``sequence``, ``age``), DATAGRAM_SENT

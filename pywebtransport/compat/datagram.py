@@ -7,11 +7,87 @@ import heapq
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DatagramError, TimeoutError
 
-__all__ = ["DatagramMessage", "DatagramQueue", "DatagramStats"]
+if TYPE_CHECKING:
+    from ..datagram import WebTransportDatagramDuplexStream
+
+__all__ = ["DatagramCompat", "DatagramMessage", "DatagramQueue", "DatagramStats"]
+
+
+class DatagramCompat:
+    """0.1.x conveniences of `WebTransportDatagramDuplexStream` (a mixin; the core never calls these).
+
+    Structured datagrams are framed ``[u8 type length][type, UTF-8][payload]``; heartbeats
+    are ``b"HEARTBEAT:<unix time>"``.
+    """
+
+    async def send_structured(self: WebTransportDatagramDuplexStream, message_type: str, payload: bytes) -> None:  # type: ignore[misc]
+        """Send one datagram tagged with `message_type` (at most 255 bytes of UTF-8)."""
+        tag = message_type.encode()
+        if not 0 < len(tag) <= 255:
+            raise DatagramError(f"message type must be 1..255 bytes, got {len(tag)}")
+        await self.send(bytes([len(tag)]) + tag + bytes(payload))
+
+    async def receive_structured(self: WebTransportDatagramDuplexStream, timeout: float | None = None) -> tuple[str, bytes]:  # type: ignore[misc]
+        """Receive one structured datagram: ``(message_type, payload)``."""
+        data = await self.receive(timeout)
+        if not data or len(data) < 1 + data[0] or data[0] == 0:
+            raise DatagramError("malformed structured datagram", datagram_size=len(data))
+        end = 1 + data[0]
+        try:
+            tag = data[1:end].decode()
+        except UnicodeDecodeError:
+            raise DatagramError("structured datagram type is not UTF-8", datagram_size=len(data)) from None
+        return tag, data[end:]
+
+    def start_heartbeat(self: WebTransportDatagramDuplexStream, interval: float = 30.0) -> asyncio.Task[None]:  # type: ignore[misc]
+        """Send ``HEARTBEAT:<time>`` every `interval` seconds until the channel closes; returns the task."""
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+
+        async def beat() -> None:
+            while not self.is_closed:
+                try:
+                    await self.send(f"HEARTBEAT:{time.time():.3f}".encode())
+                except DatagramError:
+                    pass
+                except Exception:
+                    return  # the session is gone
+                await asyncio.sleep(interval)
+
+        return asyncio.get_running_loop().create_task(beat())
+
+    @property
+    def send_sequence(self: WebTransportDatagramDuplexStream) -> int:  # type: ignore[misc]
+        """Number of datagrams sent so far (the sequence of the last one)."""
+        return self.datagrams_sent
+
+    @property
+    def receive_sequence(self: WebTransportDatagramDuplexStream) -> int:  # type: ignore[misc]
+        """Number of datagrams received so far."""
+        return self.datagrams_received
+
+    def get_send_buffer_size(self) -> int:
+        """Datagrams waiting to be sent: always 0, sends go to QUIC at once."""
+        return 0
+
+    def clear_send_buffer(self) -> int:
+        """Nothing is buffered for sending; returns 0."""
+        return 0
+
+    def get_queue_stats(self: WebTransportDatagramDuplexStream) -> dict[str, Any]:  # type: ignore[misc]
+        """Sizes of the send and receive queues and the receive limit."""
+        return {
+            "outgoing": {"size": 0},
+            "incoming": {
+                "size": self.get_receive_buffer_size(),
+                "max_size": self.high_water_mark,
+                "dropped": self.datagrams_dropped,
+            },
+        }
 
 
 @dataclass

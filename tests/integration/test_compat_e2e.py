@@ -295,3 +295,27 @@ async def test_nothing_is_built_while_nobody_listens(server: App, monkeypatch: p
         for obj in (session, session.datagrams, *streams):  # per-connection objects carry no emitter state
             assert "_ee_handlers" not in obj.__dict__, type(obj).__name__
         await session.close()
+
+
+async def test_structured_datagrams_and_heartbeat(server: App) -> None:
+    async with WebTransportClient.create(config=config()) as client:
+        async with await client.connect(server.url + "/echo") as session:
+            datagrams = session.datagrams
+            answer = None
+            for _ in range(20):  # datagrams may be lost: retry
+                await datagrams.send_structured("chat", b"hi there")
+                try:
+                    answer = await datagrams.receive_structured(timeout=0.5)
+                    break
+                except TimeoutError:
+                    continue
+            assert answer == ("chat", b"hi there")
+            datagrams.clear_receive_buffer()
+            beat = datagrams.start_heartbeat(interval=0.05)
+            try:
+                echoed = await datagrams.receive(timeout=5)
+            finally:
+                beat.cancel()
+            assert echoed.startswith(b"HEARTBEAT:") and float(echoed.split(b":", 1)[1]) > 0
+            assert datagrams.send_sequence == datagrams.datagrams_sent >= 2
+            assert datagrams.get_queue_stats()["incoming"]["max_size"] == datagrams.high_water_mark
