@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .compat.diagnostics import ClientCompat
 from .compat.settings import apply_logging
 from .compat.stats import ClientStats
 from .config import ClientConfig
@@ -57,7 +58,7 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
     )
 
 
-class WebTransportClient(EventEmitter):
+class WebTransportClient(EventEmitter, ClientCompat):
     """Client that opens sessions; one QUIC connection per session unless
     ``reuse_connections`` lets several sessions share one.
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import ServerConfig
 from ..connection import WebTransportConnection
+from ..compat.diagnostics import ServerCompat
 from ..compat.settings import apply_logging
 from ..compat.stats import ServerStats
 from ..events import EventEmitter
@@ -47,7 +48,7 @@ def quic_config_for_server(config: ServerConfig) -> QuicConfiguration:
 SessionRequestHandler = Callable[[WebTransportSession], None]
 
 
-class WebTransportServer(EventEmitter):
+class WebTransportServer(EventEmitter, ServerCompat):
     """Listens for QUIC connections and runs HTTP/3 + WebTransport on each.
 
     Events: ``CONNECTION_ESTABLISHED`` (data ``connection_id``, ``remote_address``,

@@ -319,3 +319,18 @@ async def test_structured_datagrams_and_heartbeat(server: App) -> None:
             assert echoed.startswith(b"HEARTBEAT:") and float(echoed.split(b":", 1)[1]) > 0
             assert datagrams.send_sequence == datagrams.datagrams_sent >= 2
             assert datagrams.get_queue_stats()["incoming"]["max_size"] == datagrams.high_water_mark
+
+
+async def test_diagnostics_of_client_server_and_session(server: App) -> None:
+    async with WebTransportClient.create(config=config()) as client:
+        session = await client.connect(server.url + "/")
+        state = client.debug_state()
+        assert state["statistics"]["connections"]["successful"] == 1 and len(state["connections"]) == 1
+        assert client.diagnose_issues() == [] and session.diagnose_issues() == []
+        health = await session.monitor_health()
+        assert health["healthy"] and health["streams_created"] == 0
+        server_state = server.app.server.debug_state()
+        assert server_state["server"]["serving"] and server_state["statistics"]["sessions_requested"] >= 1
+        assert server.app.server.diagnose_issues() == []
+        await session.close()
+        assert session.diagnose_issues()[0].startswith("session is closed")
