@@ -39,7 +39,7 @@ class ServerApp:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self._pwt_config = config or ServerConfig.create()
         self._pwt_server = WebTransportServer(self._pwt_config)
-        self._pwt_server.on_session_request = self._pwt_on_session_request
+        self._pwt_server._pwt_app_router = self._pwt_route_request
         self._pwt_router = RequestRouter()
         self._pwt_middleware: MiddlewareManager[WebTransportSession] = MiddlewareManager(
             list(getattr(self._pwt_config, "middleware", None) or [])
@@ -86,7 +86,7 @@ class ServerApp:
         return fn
 
     # -- request flow -------------------------------------------------------------
-    def _pwt_on_session_request(self, session: WebTransportSession) -> None:
+    def _pwt_route_request(self, session: WebTransportSession) -> None:
         task = asyncio.get_running_loop().create_task(self._pwt_handle(session))
         self._pwt_tasks.add(task)
         task.add_done_callback(self._pwt_tasks.discard)

@@ -66,7 +66,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
         apply_logging(self._pwt_config)
         self._pwt_listener: QuicListener | None = None
         self.connections: set[WebTransportConnection] = set()
-        self.on_session_request: SessionRequestHandler | None = None
+        self._pwt_app_router: SessionRequestHandler | None = None  # set by ServerApp
         self._pwt_started = 0.0
         self._pwt_serving: asyncio.Future[None] | None = None
         self._pwt_stats = ServerStats()
@@ -134,8 +134,8 @@ class WebTransportServer(EventEmitter, ServerCompat):
         self._pwt_stats.sessions_requested += 1
         if EventType.SESSION_REQUEST in self._ee_listening:
             self._ee_fire(EventType.SESSION_REQUEST, {**session_event_data(session), "connection": session.connection})
-        if self.on_session_request is not None:
-            self.on_session_request(session)
+        if self._pwt_app_router is not None:
+            self._pwt_app_router(session)
         elif not self.listener_count(EventType.SESSION_REQUEST) and not session.is_closed:
             self._pwt_stats.sessions_rejected += 1
             session.reject(404)

@@ -136,3 +136,12 @@ async def test_retry_fields_drive_the_reconnecting_client() -> None:
         assert client.get_stats()["max_retries"] == 7
     finally:
         await client.close()
+
+
+def test_backlog_is_rejected_as_unsupported() -> None:
+    from pywebtransport.exceptions import ConfigurationError
+
+    assert ServerConfig.create(backlog=128).backlog == 128
+    with pytest.raises(ConfigurationError, match="backlog.*not supported") as info:
+        ServerConfig.create(backlog=512)
+    assert info.value.config_key == "backlog"

@@ -49,6 +49,9 @@ class MyApp(ServerApp):
 
 
 class MyServer(WebTransportServer):
+    def on_session_request(self, session: WebTransportSession) -> None:
+        raise AssertionError("the library must not call the server subclass's on_session_request")
+
     def _on_session_request(self, session: WebTransportSession) -> None:
         raise AssertionError("the library must not call the server subclass's _on_session_request")
 
