@@ -297,13 +297,3 @@ class DatagramQueue:
     def get_stats(self) -> dict[str, Any]:
         """Size, capacity and drops."""
         return {"size": len(self._heap), "max_size": self._max_size, "max_age": self._max_age, "dropped": self.dropped}
-
-
-def check_size(data: bytes, limit: int) -> None:
-    """Raise `DatagramError` when `data` is larger than `limit` bytes."""
-    if len(data) > limit:
-        raise DatagramError(
-            f"datagram of {len(data)} bytes exceeds the maximum of {limit} bytes",
-            datagram_size=len(data),
-            max_size=limit,
-        )
