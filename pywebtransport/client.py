@@ -153,7 +153,7 @@ class WebTransportClient(EventEmitter, ClientCompat):
                 raise self._pwt_failed(url, ClientError(str(exc), target_url=url)) from exc
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         self._pwt_stats.record_success(time.monotonic() - start)
-        if EventType.SESSION_READY in self._ee_listening:
+        if self._ee_listened and EventType.SESSION_READY in self._ee_listening:
             self._ee_fire(EventType.SESSION_READY, {**session_event_data(session), "url": url})
         return session
 
@@ -200,7 +200,7 @@ class WebTransportClient(EventEmitter, ClientCompat):
         try:
             await conn.start()
             await conn.wait_settings()
-            if EventType.CONNECTION_ESTABLISHED in self._ee_listening:
+            if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:
                 self._ee_fire(
                     EventType.CONNECTION_ESTABLISHED,
                     {"connection_id": conn.connection_id, "host": host, "port": port, "connection": conn},

@@ -158,7 +158,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         except QuicError as exc:
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
-        if EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
             self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})
 
     async def wait_settings(self, timeout: float | None = None) -> None:
@@ -256,7 +256,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             events = call()
         except H3Error as exc:
             log.debug("HTTP/3 connection error: %s", exc)
-            if EventType.PROTOCOL_ERROR in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.PROTOCOL_ERROR in self._ee_listening:  # event hook
                 self._ee_fire(EventType.PROTOCOL_ERROR, {"error_code": int(exc.code), "message": str(exc)})
             self.close(int(exc.code), str(exc))
             return []
@@ -302,7 +302,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         elif isinstance(event, ev.SettingsReceived):
             if not self._settings.done():
                 self._settings.set_result(None)
-            if EventType.SETTINGS_RECEIVED in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.SETTINGS_RECEIVED in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SETTINGS_RECEIVED, {"settings": dict(event.settings)})
         elif isinstance(event, ev.WebTransportSessionRequested):
             self._on_session_requested(event)
@@ -402,7 +402,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.sessions[event.session_id] = session
         self._connect_streams.add(event.session_id)
         self._track_credit(event.session_id)
-        if EventType.SESSION_REQUEST in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.SESSION_REQUEST in self._ee_listening:  # event hook
             self._ee_fire(EventType.SESSION_REQUEST, {"session_id": session.session_id, "path": session.path, "headers": headers, "session": session})
         if self.on_session_request is not None:
             self.on_session_request(session)

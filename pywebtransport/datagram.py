@@ -76,7 +76,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         self.datagrams_received += 1
         self.bytes_received += len(data)
         self._waiters.wake_all()
-        if EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_RECEIVED, {"data": data, "size": len(data), "sequence": self.datagrams_received, "age": 0.0})
 
     def _close(self, error: Exception) -> None:
@@ -106,17 +106,17 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         try:
             self._session.connection.send_datagram(self._session.id, bytes(data))
         except DatagramTooLarge as exc:
-            if EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
                 self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
             raise DatagramError(str(exc), datagram_size=len(data), max_size=exc.max_size) from None
         except QuicError as exc:
-            if EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
                 self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
             raise DatagramError(f"datagram not sent: {exc}", datagram_size=len(data)) from None
         self.datagrams_sent += 1
         self.bytes_sent += len(data)
         self._session._stats["datagrams_sent"] += 1
-        if EventType.DATAGRAM_SENT in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.DATAGRAM_SENT in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_SENT, {"size": len(data), "sequence": self.datagrams_sent, "send_time": time.time()})
 
     async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:

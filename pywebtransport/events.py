@@ -178,9 +178,10 @@ class EventEmitter:
     """
 
     # Class-level defaults of the "has listeners" state. Emit sites inside the library test
-    # ``EventType.X in self._ee_listening`` (the event types with a handler, or everything
-    # once a catch-all handler exists) and build nothing while it is false;
-    # ``_ee_listened`` says whether any handler exists at all.
+    # ``self._ee_listened and EventType.X in self._ee_listening`` and build nothing while it
+    # is false: ``_ee_listened`` (one attribute load, the common case) says whether any
+    # handler exists at all, ``_ee_listening`` holds the event types with a handler (or
+    # everything once a catch-all handler exists).
     _ee_listened: bool = False
     _ee_listening: Container[str] = frozenset()
 

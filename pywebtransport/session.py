@@ -148,7 +148,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
             self._state = SessionState.CONNECTED
         if not self._ready.done():
             self._ready.set_result(None)
-            if EventType.SESSION_READY in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.SESSION_READY in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SESSION_READY, session_event_data(self))
 
     def _on_rejected(self, status: int) -> None:
@@ -188,7 +188,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
     def _on_drain(self) -> None:
         if self._state == SessionState.CONNECTED:
             self._state = SessionState.DRAINING
-            if EventType.SESSION_DRAINING in self._ee_listening:  # event hook
+            if self._ee_listened and EventType.SESSION_DRAINING in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SESSION_DRAINING, {"session_id": self.session_id})
 
     def _on_connection_lost(self, reason: CloseReason) -> None:
@@ -216,7 +216,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
             self._closed.set_result(None)
         self._wake_incoming()
         self._connection.session_finished(self._id)
-        if EventType.SESSION_CLOSED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.SESSION_CLOSED in self._ee_listening:  # event hook
             self._ee_fire(EventType.SESSION_CLOSED, {"session_id": self.session_id, "code": self.close_code, "reason": self.close_reason})
 
     def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
@@ -229,7 +229,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._forget_on_close(quic)
         quic._closed.add_done_callback(lambda _f: self._connection.peer_stream_finished(self._id, bidi))
         self._stats["streams_accepted"] += 1
-        if EventType.STREAM_OPENED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
@@ -242,7 +242,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
         def forget(_f: object) -> None:
             stream = self._streams.pop(sid, None)
-            if stream is not None and EventType.STREAM_CLOSED in stream._ee_listening:  # event hook
+            if stream is not None and stream._ee_listened and EventType.STREAM_CLOSED in stream._ee_listening:  # event hook
                 stream._ee_fire(EventType.STREAM_CLOSED, {"stream_id": sid, "state": str(stream.state)})
 
         quic._closed.add_done_callback(forget)
@@ -259,7 +259,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     def _on_datagram(self, data: bytes) -> None:
         self._stats["datagrams_received"] += 1
-        if EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_RECEIVED, {"session_id": self.session_id, "data": data})
         self.datagrams._feed(data)
 
@@ -319,7 +319,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._streams[quic.stream_id] = stream
         self._forget_on_close(quic)
         self._stats["streams_created"] += 1
-        if EventType.STREAM_OPENED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
 
     async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:

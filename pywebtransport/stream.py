@@ -136,7 +136,7 @@ class WebTransportReceiveStream(_StreamBase):
 
     # -- fed by the connection layer ---------------------------------------
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
-        if EventType.STREAM_DATA_RECEIVED in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.STREAM_DATA_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_DATA_RECEIVED, {"stream_id": self.stream_id, "data": data, "end_stream": fin})
         if data and self._discarding:
             # Bytes still in flight after abort_reading(): nobody will read them.
@@ -153,7 +153,7 @@ class WebTransportReceiveStream(_StreamBase):
         self._wake()
 
     def _feed_error(self, exc: Exception) -> None:
-        if EventType.STREAM_ERROR in self._ee_listening:  # event hook
+        if self._ee_listened and EventType.STREAM_ERROR in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_ERROR, {"stream_id": self.stream_id, "error": exc})
         if self._error is None and not (self._eof and isinstance(exc, QuicError)):
             self._error = exc

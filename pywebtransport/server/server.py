@@ -110,7 +110,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
             self._pwt_stats.connection_errors += 1
             conn.close()
             return
-        if EventType.CONNECTION_ESTABLISHED in self._ee_listening:
+        if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:
             self._ee_fire(
                 EventType.CONNECTION_ESTABLISHED,
                 {"connection_id": conn.connection_id, "remote_address": conn.remote_address, "connection": conn},
@@ -132,7 +132,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
 
     def _pwt_on_session_request(self, session: WebTransportSession) -> None:
         self._pwt_stats.sessions_requested += 1
-        if EventType.SESSION_REQUEST in self._ee_listening:
+        if self._ee_listened and EventType.SESSION_REQUEST in self._ee_listening:
             self._ee_fire(EventType.SESSION_REQUEST, {**session_event_data(session), "connection": session.connection})
         if self._pwt_app_router is not None:
             self._pwt_app_router(session)
