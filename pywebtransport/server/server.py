@@ -13,7 +13,7 @@ from ..connection import WebTransportConnection
 from ..compat.diagnostics import ServerCompat
 from ..compat.settings import apply_logging
 from ..compat.stats import ServerStats
-from ..events import EventEmitter
+from ..events import Event, EventEmitter
 from ..exceptions import ServerError
 from ..protocol import session_event_data
 from ..quic import QuicConfiguration, QuicConnection, QuicError, QuicListener, serve
@@ -101,6 +101,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
             return
         conn = WebTransportConnection(quic, config=self._pwt_config)
         conn.on_session_request = self._pwt_on_session_request
+        conn.on(EventType.PROTOCOL_ERROR, self._pwt_protocol_error)  # counted in the stats
         self.connections.add(conn)
         self._pwt_stats.connections_accepted += 1
         quic.closed.add_done_callback(lambda _f: self._pwt_connection_closed(conn))
@@ -115,6 +116,11 @@ class WebTransportServer(EventEmitter, ServerCompat):
                 EventType.CONNECTION_ESTABLISHED,
                 {"connection_id": conn.connection_id, "remote_address": conn.remote_address, "connection": conn},
             )
+
+    def _pwt_protocol_error(self, event: Event) -> None:
+        self._pwt_stats.protocol_errors += 1
+        if self._ee_listened and EventType.PROTOCOL_ERROR in self._ee_listening:
+            self._ee_fire(EventType.PROTOCOL_ERROR, {**event.data, "connection": event.source})
 
     def _pwt_connection_closed(self, conn: WebTransportConnection) -> None:
         self.connections.discard(conn)

@@ -334,3 +334,24 @@ async def test_diagnostics_of_client_server_and_session(server: App) -> None:
         assert server.app.server.diagnose_issues() == []
         await session.close()
         assert session.diagnose_issues()[0].startswith("session is closed")
+
+
+async def test_protocol_error_is_counted_and_emitted(server: App, certs: CertSet) -> None:
+    from pywebtransport.quic import QuicConfiguration, connect
+
+    errors: list[Event] = []
+    server.app.server.on(EventType.PROTOCOL_ERROR, errors.append)
+    port = int(server.url.rsplit(":", 1)[1])
+    raw = await connect(
+        "127.0.0.1", port, QuicConfiguration(is_client=True, alpn_protocols=["h3"], cafile=str(certs.ca_cert)),
+        server_name="localhost",
+    )
+    control = await raw.open_uni_stream()
+    await control.write(b"\x00\x04\x00" + b"\x00\x03abc")  # DATA on the control stream
+    await asyncio.wait_for(raw.wait_closed(), 10)
+    for _ in range(100):
+        if errors:
+            break
+        await asyncio.sleep(0.02)
+    assert errors and errors[0].data["error_code"] == 0x105  # H3_FRAME_UNEXPECTED
+    assert server.app.server.get_server_stats()["protocol_errors"] == 1
