@@ -14,12 +14,19 @@ from .compat.stats import ClientStats
 from .config import ClientConfig
 from .connection import WebTransportConnection
 from .events import EventEmitter
-from .exceptions import ClientError, ConfigurationError, SessionError, TimeoutError, WebTransportError
+from .exceptions import (
+    CertificateVerificationError,
+    ClientError,
+    ConfigurationError,
+    SessionError,
+    TimeoutError,
+    WebTransportError,
+)
+from .protocol import session_event_data
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
 from .types import EventType
-from .protocol import session_event_data
-from .utils import parse_webtransport_url
+from .utils import get_logger, parse_webtransport_url
 
 __all__ = [
     "ClientMonitor",
@@ -35,10 +42,27 @@ __all__ = [
     "test_client_connectivity",
 ]
 
+logger = get_logger("client")
+_warned_insecure = False
+
+
+def _warn_insecure_once() -> None:
+    global _warned_insecure
+    if not _warned_insecure:
+        _warned_insecure = True
+        logger.warning(
+            "Server certificate verification is disabled (verify_mode=CERT_NONE): any server "
+            "can impersonate the one you connect to. Pin a self-signed server with "
+            "ClientConfig(server_certificate_hashes=[...]) or trust its CA with ca_certs instead."
+        )
+
 
 def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
     """Translate the documented ClientConfig into the QUIC layer's configuration."""
+    pins = config.pinned_certificate_hashes()
     verify = config.verify_mode != ssl.CERT_NONE
+    if not verify and not pins:
+        _warn_insecure_once()
     window = 1 << max(16, (int(config.initial_max_stream_data_bidi_local) - 1).bit_length())
     return QuicConfiguration(
         is_client=True,
@@ -47,6 +71,8 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
         certfile=config.certfile,
         keyfile=config.keyfile,
         verify_peer=verify,
+        check_hostname=bool(config.check_hostname),
+        certificate_hashes=pins,
         idle_timeout=float(config.connection_idle_timeout or 60.0),
         handshake_timeout=float(config.connect_timeout),
         keep_alive_interval=float(config.connection_keepalive_timeout) or None,
@@ -150,7 +176,16 @@ class WebTransportClient(EventEmitter, ClientCompat):
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         except (QuicError, OSError) as exc:
             if isinstance(exc, CertificateVerifyError):
-                raise self._pwt_failed(url, ClientError(str(exc), target_url=url)) from exc
+                raise self._pwt_failed(
+                    url,
+                    CertificateVerificationError(
+                        f"cannot connect to {url}: {exc}",
+                        expected_host=host,
+                        target_url=url,
+                        certificate_error=str(exc),
+                        certificate_path=self._pwt_config.ca_certs,
+                    ),
+                ) from exc
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         self._pwt_stats.record_success(time.monotonic() - start)
         if self._ee_listened and EventType.SESSION_READY in self._ee_listening:

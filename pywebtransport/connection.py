@@ -22,7 +22,7 @@ from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, QuicConnection, QuicError, QuicStream, WriteTimeout
+from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream, WriteTimeout
 from .quic.waiters import Waiters, wait_with_timeout
 from .types import ConnectionState, EventType
 
@@ -156,6 +156,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             dec = await self.quic.open_uni_stream()
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
+            reason = await self.quic.closing_reason()
+            if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
+                raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
         if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
@@ -178,6 +181,11 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     @property
     def local_address(self) -> tuple[str, int] | None:
         return self.quic.local_address
+
+    @property
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's verified certificate, if one was verified (see `quic.PeerCertificate`)."""
+        return self.quic.peer_certificate
 
     def info(self) -> ConnectionInfo:
         data: dict[str, Any] = {

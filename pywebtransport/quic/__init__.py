@@ -21,6 +21,7 @@ from .errors import (
     StreamStopped,
 )
 from .stream import QuicStream
+from .tls import PeerCertificate
 
 __all__ = [
     "CertificateVerifyError",
@@ -31,6 +32,7 @@ __all__ = [
     "ConnectionStats",
     "DatagramError",
     "DatagramTooLarge",
+    "PeerCertificate",
     "QuicConfiguration",
     "QuicConnection",
     "QuicError",

@@ -35,6 +35,7 @@ def quic_config_for_server(config: ServerConfig) -> QuicConfiguration:
         keyfile=config.keyfile,
         cafile=config.ca_certs,
         verify_peer=config.verify_mode == ssl.CERT_REQUIRED,
+        request_client_certificate=config.verify_mode != ssl.CERT_NONE,
         idle_timeout=float(config.connection_idle_timeout or 60.0),
         keep_alive_interval=(float(config.connection_keepalive_timeout) or None) if config.keep_alive else None,
         max_peer_bidi_streams=min(65535, int(config.max_streams_per_connection)),
