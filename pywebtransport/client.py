@@ -165,6 +165,17 @@ class WebTransportClient(EventEmitter, ClientCompat):
             raise self._pwt_failed(url, error) from None
         except (ClientError, ConfigurationError, TimeoutError) as exc:
             raise self._pwt_failed(url, exc)
+        except CertificateVerifyError as exc:
+            raise self._pwt_failed(
+                url,
+                CertificateVerificationError(
+                    f"cannot connect to {url}: {exc}",
+                    expected_host=host,
+                    target_url=url,
+                    certificate_error=str(exc),
+                    certificate_path=self._pwt_config.ca_certs,
+                ),
+            ) from exc
         except ConnectError as exc:
             reason = exc.reason
             if reason is not None and ("TIMEOUT" in reason.status or "IDLE" in reason.status):
@@ -175,17 +186,6 @@ class WebTransportClient(EventEmitter, ClientCompat):
         except WebTransportError as exc:  # 0.1.x: every other failure is a ClientError
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         except (QuicError, OSError) as exc:
-            if isinstance(exc, CertificateVerifyError):
-                raise self._pwt_failed(
-                    url,
-                    CertificateVerificationError(
-                        f"cannot connect to {url}: {exc}",
-                        expected_host=host,
-                        target_url=url,
-                        certificate_error=str(exc),
-                        certificate_path=self._pwt_config.ca_certs,
-                    ),
-                ) from exc
             raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
         self._pwt_stats.record_success(time.monotonic() - start)
         if self._ee_listened and EventType.SESSION_READY in self._ee_listening:
