@@ -78,6 +78,9 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         self._waiters.wake_all()
         if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_RECEIVED, {"data": data, "size": len(data), "sequence": self.datagrams_received, "age": 0.0})
+        session = self._session
+        if session._ee_listened and EventType.DATAGRAM_RECEIVED in session._ee_listening:  # event hook (session)
+            session._ee_fire(EventType.DATAGRAM_RECEIVED, {"session_id": session.session_id, "data": data})
 
     def _close(self, error: Exception) -> None:
         if self._error is None:

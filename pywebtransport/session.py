@@ -269,8 +269,6 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     def _on_datagram(self, data: bytes) -> None:
         self._stats["datagrams_received"] += 1
-        if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
-            self._ee_fire(EventType.DATAGRAM_RECEIVED, {"session_id": self.session_id, "data": data})
         self.datagrams._feed(data)
 
     async def _send(self, quic: QuicStream, data: bytes | bytearray | memoryview, fin: bool) -> None:

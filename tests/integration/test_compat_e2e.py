@@ -24,6 +24,7 @@ from pywebtransport import (
     EventType,
     ServerApp,
     ServerConfig,
+    StreamError,
     TimeoutError,
     WebTransportClient,
     WebTransportReceiveStream,
@@ -174,7 +175,11 @@ async def test_datagram_burst(server: App) -> None:
     async with WebTransportClient.create(config=config()) as client:
         async with await client.connect(server.url + "/echo") as session:
             sent: list[Event] = []
+            on_session: list[Event] = []
+            on_channel: list[Event] = []
             session.datagrams.on(EventType.DATAGRAM_SENT, sent.append)
+            session.on(EventType.DATAGRAM_RECEIVED, on_session.append)
+            session.datagrams.on(EventType.DATAGRAM_RECEIVED, on_channel.append)
             burst = [f"dgram {i}".encode() for i in range(50)]
             for data in burst:
                 await session.datagrams.send(data)
@@ -187,6 +192,9 @@ async def test_datagram_burst(server: App) -> None:
             assert len(sent) == 50 and sent[-1].data["sequence"] == 50
             assert echoed <= set(burst)
             assert len(echoed) >= 40, f"only {len(echoed)} of 50 datagrams came back on loopback"
+            assert len(on_session) == len(on_channel) >= len(echoed)
+            assert on_session[0].data["session_id"] == session.session_id and on_session[0].data["data"] in burst
+            assert {"size", "sequence", "age"} <= set(on_channel[-1].data)
 
 
 async def test_stats_over_server_opened_stream(server: App) -> None:
@@ -355,3 +363,44 @@ async def test_protocol_error_is_counted_and_emitted(server: App, certs: CertSet
         await asyncio.sleep(0.02)
     assert errors and errors[0].data["error_code"] == 0x105  # H3_FRAME_UNEXPECTED
     assert server.app.server.get_server_stats()["protocol_errors"] == 1
+
+
+async def test_stream_close_reset_drain_and_capsule_events(certs: CertSet) -> None:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+
+    @app.route("/reset")
+    async def reset(session: WebTransportSession) -> None:
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                await stream.read(5)
+                stream.abort(9)
+        await session.wait_closed()
+
+    events: list[Event] = []
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        url = f"https://127.0.0.1:{app.server.local_address[1]}/reset"
+        async with WebTransportClient.create(config=config()) as client:
+            session = await client.connect(url)
+            session.on_any(events.append)
+            stream = await session.create_bidirectional_stream()
+            stream.on(EventType.STREAM_ERROR, events.append)
+            stream.on(EventType.STREAM_CLOSED, events.append)
+            await stream.write(b"hello")
+            with pytest.raises(StreamError):
+                await asyncio.wait_for(stream.read_all(), 10)
+            for _ in range(100):
+                if EventType.STREAM_CLOSED in [e.type for e in events]:
+                    break
+                await asyncio.sleep(0.02)
+            drain = asyncio.ensure_future(app.shutdown(timeout=1.0))  # GOAWAY + DRAIN, then close
+            await asyncio.wait_for(session.wait_closed(), 10)
+            await drain
+    kinds = [e.type for e in events]
+    assert EventType.STREAM_OPENED in kinds and EventType.STREAM_ERROR in kinds and EventType.STREAM_CLOSED in kinds
+    assert EventType.SESSION_DRAINING in kinds and EventType.SESSION_CLOSED in kinds
+    capsules = [e.data["capsule_type"] for e in events if e.type == EventType.CAPSULE_RECEIVED]
+    assert "drain_webtransport_session" in capsules and "close_webtransport_session" in capsules
+    error = next(e for e in events if e.type == EventType.STREAM_ERROR)
+    assert error.data["stream_id"] == stream.stream_id
