@@ -404,3 +404,38 @@ async def test_stream_close_reset_drain_and_capsule_events(certs: CertSet) -> No
     assert "drain_webtransport_session" in capsules and "close_webtransport_session" in capsules
     error = next(e for e in events if e.type == EventType.STREAM_ERROR)
     assert error.data["stream_id"] == stream.stream_id
+
+
+async def test_session_credit_events_with_flow_control(certs: CertSet) -> None:
+    limits: dict[str, Any] = {
+        "webtransport_flow_control": True,
+        "initial_max_data": 64 * 1024,
+        "initial_max_streams_bidi": 2,
+        "initial_max_streams_uni": 2,
+        "flow_control_window_size": 64 * 1024,
+    }
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key), **limits))
+
+    @app.route("/sink")
+    async def sink(session: WebTransportSession) -> None:
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                await stream.write_all(str(len(await stream.read_all())).encode())
+
+    events: list[Event] = []
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        url = f"https://127.0.0.1:{app.server.local_address[1]}/sink"
+        async with WebTransportClient.create(config=ClientConfig.create(verify_mode=ssl.CERT_NONE, **limits)) as client:
+            session = await client.connect(url)
+            session.on(EventType.SESSION_MAX_DATA_UPDATED, events.append)
+            session.on(EventType.SESSION_MAX_STREAMS_BIDI_UPDATED, events.append)
+            for _ in range(4):  # more streams than the initial limit of 2, more data than 64 KiB
+                stream = await session.create_bidirectional_stream(timeout=10)
+                await stream.write_all(b"z" * 100_000)
+                assert await asyncio.wait_for(stream.read_all(), 10) == b"100000"
+            await session.close()
+    data_updates = [e.data["max_data"] for e in events if e.type == EventType.SESSION_MAX_DATA_UPDATED]
+    assert data_updates and data_updates == sorted(data_updates) and data_updates[-1] > 64 * 1024
+    assert any(e.type == EventType.SESSION_MAX_STREAMS_BIDI_UPDATED for e in events)
