@@ -272,8 +272,11 @@ async def test_connection_timeout_is_timeout_error() -> None:
     sink.bind(("127.0.0.1", 0))
     try:
         async with WebTransportClient.create(config=config()) as client:
+            timeouts: list[Event] = []
+            client.on(EventType.TIMEOUT_ERROR, timeouts.append)
             with pytest.raises(TimeoutError):
                 await client.connect(f"https://127.0.0.1:{sink.getsockname()[1]}/", timeout=0.5)
+            assert timeouts and timeouts[0].data["operation"] == "connect"
     finally:
         sink.close()
 
@@ -439,3 +442,22 @@ async def test_session_credit_events_with_flow_control(certs: CertSet) -> None:
     data_updates = [e.data["max_data"] for e in events if e.type == EventType.SESSION_MAX_DATA_UPDATED]
     assert data_updates and data_updates == sorted(data_updates) and data_updates[-1] > 64 * 1024
     assert any(e.type == EventType.SESSION_MAX_STREAMS_BIDI_UPDATED for e in events)
+
+
+async def test_connection_closed_and_lost_events(server: App) -> None:
+    server_side: list[Event] = []
+    server.app.server.on(EventType.CONNECTION_LOST, server_side.append)
+    server.app.server.on(EventType.CONNECTION_CLOSED, server_side.append)
+    client_side: list[Event] = []
+    async with WebTransportClient.create(config=config()) as client:
+        client.on(EventType.CONNECTION_CLOSED, client_side.append)
+        client.on(EventType.CONNECTION_LOST, client_side.append)
+        session = await client.connect(server.url + "/")
+        await session.close()  # the client then closes its connection gracefully
+        for _ in range(200):
+            if client_side and len(server_side) >= 2:
+                break
+            await asyncio.sleep(0.02)
+    assert [e.type for e in client_side] == [EventType.CONNECTION_CLOSED]  # closed by us: not "lost"
+    assert [e.type for e in server_side] == [EventType.CONNECTION_LOST, EventType.CONNECTION_CLOSED]
+    assert server_side[0].data["connection_id"] == server_side[1].data["connection_id"]
