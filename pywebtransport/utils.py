@@ -458,7 +458,7 @@ def normalize_headers(headers: Mapping[Any, Any]) -> dict[str, str]:
 
 
 def create_task_with_timeout(
-    coro: Coroutine[Any, Any, T], *, timeout: float | None = None, name: str | None = None
+    coro: Coroutine[Any, Any, T], timeout: float | None = None, name: str | None = None
 ) -> asyncio.Task[T]:
     """Run `coro` as a task that is cancelled (raising `asyncio.TimeoutError`) after `timeout` seconds."""
     if timeout is None:
