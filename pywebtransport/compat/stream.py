@@ -221,10 +221,12 @@ class StreamPool:
 
     @property
     def available(self) -> int:
+        """Streams ready to be handed out right now."""
         return len(self._available)
 
     @property
     def session(self) -> WebTransportSession:
+        """The session the pooled streams belong to."""
         return self._session
 
     async def initialize(self) -> None:
@@ -281,6 +283,7 @@ class StreamPool:
             await stream.close()
 
     def get_stats(self) -> dict[str, Any]:
+        """Pool counters plus the ``available`` stream count and the ``pool_size``."""
         return {**self._stats, "available": len(self._available), "pool_size": self._pool_size}
 
     async def close(self) -> None:
