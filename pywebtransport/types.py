@@ -190,16 +190,22 @@ ConnectionLostHandler: TypeAlias = Callable[[Any, Exception | None], Awaitable[N
 class ReadableStreamProtocol(Protocol):
     """Something that can be read like a receive stream."""
 
-    async def read(self, size: int = ...) -> bytes: ...
+    async def read(self, size: int = ...) -> bytes:
+        """Read up to `size` bytes (``b""`` at the end)."""
+        ...
 
 
 @runtime_checkable
 class WritableStreamProtocol(Protocol):
     """Something that can be written like a send stream."""
 
-    async def write(self, data: bytes | str, end_stream: bool = ...) -> None: ...
+    async def write(self, data: bytes | str, end_stream: bool = ...) -> None:
+        """Write `data`, finishing the stream when `end_stream`."""
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Finish the stream."""
+        ...
 
 
 @runtime_checkable
@@ -211,9 +217,13 @@ class BidirectionalStreamProtocol(ReadableStreamProtocol, WritableStreamProtocol
 class EventEmitterProtocol(Protocol):
     """Registers handlers for named events."""
 
-    def on(self, event_type: Any, handler: Any) -> None: ...
+    def on(self, event_type: Any, handler: Any) -> None:
+        """Call `handler` for every `event_type` event."""
+        ...
 
-    def off(self, event_type: Any, handler: Any = ...) -> None: ...
+    def off(self, event_type: Any, handler: Any = ...) -> None:
+        """Remove `handler` (or every handler) of `event_type`."""
+        ...
 
 
 @runtime_checkable
@@ -228,7 +238,9 @@ class WebTransportProtocol(Protocol):
     """An object that carries WebTransport sessions (a connection)."""
 
     @property
-    def is_closed(self) -> bool: ...
+    def is_closed(self) -> bool:
+        """Whether it is closed."""
+        ...
 
 
 @runtime_checkable
@@ -252,7 +264,9 @@ class ConnectionInfoProtocol(Protocol):
     """A connection's description."""
 
     @property
-    def remote_address(self) -> Address | None: ...
+    def remote_address(self) -> Address | None:
+        """The peer's address, when known."""
+        ...
 
 
 @runtime_checkable
