@@ -20,8 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .events import Event
-from .types import EventType
+from .observers import server_of, watch_sessions
 from .quic.observe import PERF_COUNTER_NAMES, PERF_GAUGES, perf_counters
 
 if TYPE_CHECKING:
@@ -94,41 +93,30 @@ class PrometheusMetrics:
     # -- wiring ---------------------------------------------------------------------------
     def instrument(self, target: "ServerApp | WebTransportServer") -> None:
         """Count sessions, streams and datagrams of `target` (a ServerApp or WebTransportServer)."""
-        from .server.server import WebTransportServer
-
-        server = target if isinstance(target, WebTransportServer) else target.server
+        server = server_of(target)
         if server in self._servers:
             return
         self._servers.append(server)
-        server.on(EventType.SESSION_REQUEST, self._on_request)
+        watch_sessions(server, self)
 
-    def _on_request(self, event: Event) -> None:
-        session: WebTransportSession = event.data["session"]
-        started = time.monotonic()
-        state = {"ready": False}
+    def session_requested(self, session: "WebTransportSession", started: float) -> None:
+        return None
 
-        def ready(_e: Event) -> None:
-            state["ready"] = True
-            self._sessions_total["accepted"] += 1
+    def session_ready(self, session: "WebTransportSession", token: None, started: float) -> None:
+        self._sessions_total["accepted"] += 1
+        self._setup.observe(time.monotonic() - started)
+
+    def stream_opened(self, session: "WebTransportSession", token: None, direction: str, initiator: str) -> None:
+        key = (direction, initiator)
+        self._streams[key] = self._streams.get(key, 0) + 1
+
+    def session_closed(self, session: "WebTransportSession", token: None, started: float, was_ready: bool) -> None:
+        if not was_ready:
+            outcome = "rejected" if session.status is not None and session.status >= 300 else "failed"
+            self._sessions_total[outcome] += 1
             self._setup.observe(time.monotonic() - started)
-
-        def stream_opened(e: Event) -> None:
-            stream_id = int(e.data["stream_id"])
-            # QUIC stream ids: bit 0 is the initiator (0 client), bit 1 the direction (1 uni).
-            key = ("uni" if stream_id & 2 else "bidi", "local" if stream_id & 1 else "peer")
-            self._streams[key] = self._streams.get(key, 0) + 1
-
-        def closed(_e: Event) -> None:
-            if not state["ready"]:
-                outcome = "rejected" if session.status is not None and session.status >= 300 else "failed"
-                self._sessions_total[outcome] += 1
-                self._setup.observe(time.monotonic() - started)
-            for key, value in self._session_counts(session).items():
-                self._closed[key] += value
-
-        session.once(EventType.SESSION_READY, ready)
-        session.on(EventType.STREAM_OPENED, stream_opened)
-        session.once(EventType.SESSION_CLOSED, closed)
+        for key, value in self._session_counts(session).items():
+            self._closed[key] += value
 
     @staticmethod
     def _session_counts(session: "WebTransportSession") -> dict[str, int]:
