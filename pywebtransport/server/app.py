@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..config import ServerConfig
 from ..exceptions import MiddlewareRejected, WebTransportError
 from ..quic import QuicError
 from ..session import WebTransportSession
-from ..types import SessionHandler
+from ..types import EventType, SessionHandler
 from .middleware import MiddlewareManager
 from .router import RequestRouter
 from .server import WebTransportServer
@@ -27,6 +28,44 @@ def _peer(session: WebTransportSession) -> str:
     address = session.remote_address
     return f"{address[0]}:{address[1]}" if address else "-"
 Hook = Callable[[], Awaitable[None] | None]
+
+
+def _log_access_when_done(session: WebTransportSession, status: int) -> None:
+    """One access-log line per session: at its end if accepted, at once if refused.
+
+    The line is ``PEER PATH -> STATUS DURATIONs sent=N recv=N datagrams=N/N close=CODE``; the same
+    values are attached as structured fields (``record.wt_peer``, ``wt_path``, ``wt_status``,
+    ``wt_duration``, ``wt_bytes_sent``, ``wt_bytes_received``, ``wt_close_code``,
+    ``wt_close_reason``) for JSON formatters.
+    """
+    started = time.monotonic()
+
+    def write(_event: object = None) -> None:
+        stats = session.stats
+        fields = {
+            "wt_peer": _peer(session),
+            "wt_path": session.path,
+            "wt_status": status,
+            "wt_duration": round(time.monotonic() - started, 6),
+            "wt_bytes_sent": int(stats.get("bytes_sent", 0)),
+            "wt_bytes_received": int(stats.get("bytes_received", 0)),
+            "wt_datagrams_sent": int(stats.get("datagrams_sent", 0)),
+            "wt_datagrams_received": int(stats.get("datagrams_received", 0)),
+            "wt_close_code": session.close_code,
+            "wt_close_reason": session.close_reason,
+        }
+        access_log.info(
+            "%s %s -> %d %.3fs sent=%d recv=%d datagrams=%d/%d close=%s",
+            fields["wt_peer"], fields["wt_path"], status, fields["wt_duration"], fields["wt_bytes_sent"],
+            fields["wt_bytes_received"], fields["wt_datagrams_sent"], fields["wt_datagrams_received"],
+            "-" if session.close_code is None else session.close_code,
+            extra=fields,
+        )
+
+    if 200 <= status < 300 and not session.is_closed:
+        session.once(EventType.SESSION_CLOSED, write)
+    else:
+        write()
 
 
 class ServerApp:
@@ -136,7 +175,7 @@ class ServerApp:
         else:
             stats.sessions_rejected += 1
         if self._pwt_config.access_log:
-            access_log.info("%s %s -> %d", _peer(session), session.path, status)
+            _log_access_when_done(session, status)
         return True
 
     # -- lifecycle ---------------------------------------------------------------
