@@ -104,10 +104,9 @@ async def run_server(args: argparse.Namespace) -> None:
         keyfile=args.key,
         bind_host="127.0.0.1",
         bind_port=args.port,
-        # limits raised for the 10,000-session scenario (defaults: 1,000 connections, backlog 128)
+        # limits raised for the 10,000-session scenario (default: 1,000 connections)
         max_connections=args.max_sessions,
         max_sessions=args.max_sessions,
-        backlog=1024,
         connection_idle_timeout=args.idle_timeout,
         connection_keepalive_timeout=args.keepalive,
         access_log=False,
