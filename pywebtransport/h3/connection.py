@@ -75,7 +75,7 @@ from .events import (
     WebTransportStreamDataReceived,
     WebTransportStreamOpened,
 )
-from .frames import Frame, FrameParser, FrameType, encode_data_frame_header, encode_frame
+from .frames import Frame, FrameParser, FrameType, decode_id_payload, encode_data_frame_header, encode_frame
 from .messages import (
     REQUEST_PSEUDO_HEADERS,
     RESPONSE_PSEUDO_HEADERS,
@@ -94,7 +94,7 @@ from .qpack import (
 from .session_state import SessionInput, SessionState, SessionStateMachine
 from .settings import PeerSettings, decode_settings, encode_settings, local_settings
 from .structured_fields import parse_string_item, parse_string_list, serialize_string, serialize_string_list
-from .varint import Buffer, decode_varint, encode_varint
+from .varint import decode_varint, encode_varint
 
 __all__ = ["H3Config", "H3Connection", "UniStreamType"]
 
@@ -1020,7 +1020,7 @@ class H3Connection:
             self._replay_awaiting_settings(events)
             return
         if frame_type == FrameType.GOAWAY:
-            last_id = Buffer(frame.payload, FrameError).pull_varint()
+            last_id = decode_id_payload(frame_type, frame.payload)
             if self.is_client and last_id % 4:
                 raise IdError("GOAWAY must name a client-initiated bidirectional stream")
             if self._goaway_received is not None and last_id > self._goaway_received:
@@ -1030,12 +1030,12 @@ class H3Connection:
         elif frame_type == FrameType.MAX_PUSH_ID:
             if self.is_client:
                 raise FrameUnexpectedError("MAX_PUSH_ID from a server")
-            push_id = Buffer(frame.payload, FrameError).pull_varint()
+            push_id = decode_id_payload(frame_type, frame.payload)
             if self._max_push_id_received is not None and push_id < self._max_push_id_received:
                 raise IdError("MAX_PUSH_ID decreased")
             self._max_push_id_received = push_id
         elif frame_type == FrameType.CANCEL_PUSH:
-            push_id = Buffer(frame.payload, FrameError).pull_varint()
+            push_id = decode_id_payload(frame_type, frame.payload)
             # We never send MAX_PUSH_ID (client) nor promise pushes (server).
             if self.is_client or self._max_push_id_received is None or push_id > self._max_push_id_received:
                 raise IdError("CANCEL_PUSH for a push that cannot exist")
