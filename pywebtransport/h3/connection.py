@@ -383,6 +383,23 @@ class H3Connection:
             return session.local_opened_bidi < session.peer_max_streams_bidi
         return session.local_opened_uni < session.peer_max_streams_uni
 
+    def resource_usage(self) -> dict[str, int]:
+        """What the peer currently makes us hold (each bounded, see docs/limits.md).
+
+        ``early_streams`` / ``early_stream_bytes`` / ``early_datagrams``: held
+        for sessions not yet usable; ``live_sessions``; ``pending_request_bytes``:
+        request bytes held until the peer's SETTINGS; ``streams``: tracked streams.
+        """
+        early_ids = [i for ids in self._early_streams.values() for i in ids]
+        return {
+            "streams": len(self._streams),
+            "live_sessions": sum(1 for s in self._sessions.values() if s.live),
+            "early_streams": self._early_stream_count,
+            "early_stream_bytes": sum(s.buffered_bytes for i in early_ids if (s := self._streams.get(i))),
+            "early_datagrams": self._early_datagram_count,
+            "pending_request_bytes": sum(s.pending_bytes for s in self._streams.values()),
+        }
+
     def pop_events(self) -> list[H3Event]:
         """Events made ready by a local call (e.g. streams released by ``accept_session``)."""
         events, self._pending_events = self._pending_events, []
@@ -1072,6 +1089,7 @@ class H3Connection:
             if stream.pending_bytes > self.config.max_pending_request_bytes:
                 self._awaiting_settings.remove(stream.stream_id)
                 stream.pending.clear()
+                stream.pending_bytes = 0
                 self._stream_error(stream, ErrorCode.H3_REQUEST_REJECTED, events)
             return
         assert stream.parser is not None
