@@ -262,8 +262,13 @@ def run_one(data: bytes) -> None:
             # A HEADERS frame from a canned field list, possibly with an extra field.
             fields = list(REQUESTS[arg % len(REQUESTS)])
             extra = script.blob()
-            if extra:
+            which = script.byte()
+            if which < len(fields):
+                fields[which] = (fields[which][0], extra)  # replace one value
+            elif which < 0x80:
                 fields.append((extra[: len(extra) // 2], extra[len(extra) // 2 :]))
+            elif extra:
+                fields.insert(which % (len(fields) + 1), (extra, b"v"))  # a field name of our choice
             section = encode_field_section(fields)
             stream_id = side.view[3 + (script.byte() % 4)]
             _receive(side, "receive_stream_data", stream_id, encode_frame(FrameType.HEADERS, section))

@@ -44,8 +44,10 @@ def capsule(side: int, type_index: int, value: bytes, session_slot: int = 0) -> 
     return bytes((side | 5 << 4 | session_slot << 3 | type_index,)) + blob(value)
 
 
-def headers(side: int, request_index: int, extra: bytes, stream_slot: int) -> bytes:
-    return bytes((side | 6 << 4 | request_index,)) + blob(extra) + bytes((stream_slot,))
+def headers(side: int, request_index: int, extra: bytes, stream_slot: int, which: int = 0x7F) -> bytes:
+    """HEADERS from canned list ``request_index``: ``which`` < its length replaces that
+    value with ``extra``, < 0x80 appends ``extra`` split as name/value, else inserts it as a name."""
+    return bytes((side | 6 << 4 | request_index,)) + blob(extra) + bytes((which, stream_slot))
 
 
 def local(side: int, op: int, *args: bytes) -> bytes:
@@ -107,6 +109,10 @@ SEEDS = {
     + headers(SERVER, 0, b"", 0)
     + headers(SERVER, 1, b"x-ab\r\n", 1)
     + headers(SERVER, 2, b"", 2)
+    + headers(SERVER, 0, b"", 3, which=3)
+    + headers(SERVER, 1, b'"a", b;q=1, "c"', 4, which=5)
+    + headers(SERVER, 0, b"http", 5, which=1)
+    + headers(SERVER, 2, b"X-Upper", 6, which=0x90)
     + local(SERVER, 0, b"\x00", blob(b""))
     + local(CLIENT, 8, blob(b"p"))
     + headers(CLIENT, 3, b"", 0)
