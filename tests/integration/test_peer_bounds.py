@@ -307,3 +307,41 @@ async def test_goaway_with_trailing_bytes_is_a_frame_error(certs: CertSet) -> No
         control = await conn.open_uni_stream()
         control.write_nowait(SETTINGS + encode_frame(FrameType.GOAWAY, b"\x00\x00"))
         await expect_close(conn, ErrorCode.H3_FRAME_ERROR)
+
+
+async def test_client_treats_101_as_a_failed_session(certs: CertSet) -> None:
+    """Issue 8 finding 7: a 101 answer to the CONNECT is malformed, not an interim response."""
+    from pywebtransport import ClientConfig, ClientError, WebTransportClient
+
+    async def answer(stream: QuicStream) -> None:
+        await stream.read()  # the extended CONNECT
+        stream.write_nowait(headers_frame([(b":status", b"101")]))
+        await stream.wait_closed()
+
+    async def handler(conn: QuicConnection) -> None:
+        core = H3Connection(False)
+        control = await conn.open_uni_stream()
+        control.write_nowait(core.local_control_stream_data(control.stream_id))
+        tasks = []
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except Exception:
+                return
+            if stream.is_unidirectional:
+                stream.set_receiver(lambda data, fin, s=stream: s.consumed(len(data)))
+            else:
+                tasks.append(asyncio.ensure_future(answer(stream)))
+
+    server_cfg = QuicConfiguration(
+        is_client=False, certfile=str(certs.cert), keyfile=str(certs.key), alpn_protocols=["h3"]
+    )
+    listener = await serve("127.0.0.1", 0, server_cfg, handler)
+    try:
+        config = ClientConfig.create(ca_certs=str(certs.ca_cert), connect_timeout=8.0)
+        async with WebTransportClient(config) as client:
+            with pytest.raises(ClientError) as info:
+                await client.connect(f"https://localhost:{listener.port}/")
+        assert "0x10e" in str(info.value), info.value  # H3_MESSAGE_ERROR, not a timeout
+    finally:
+        await listener.aclose()
