@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing of the sans-IO HTTP/3 + WebTransport core (atheris).
 
     pip install -e ".[fuzz]"

@@ -10,5 +10,5 @@ work=${WORK:-/tmp/pwt-fuzz-h3}
 mkdir -p "$work/corpus" "$work/crashes"
 shift 2>/dev/null || true
 exec nice -n 10 python "$here/fuzz_h3.py" "$work/corpus" "$here/corpus/h3" \
-    -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -max_len=4096 -len_control=0 -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$work/crashes/" -print_final_stats=1 "$@"
