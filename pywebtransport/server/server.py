@@ -82,8 +82,7 @@ class WebTransportServer:
             self._stats["connections_rejected"] += 1
             quic.close(0x107)  # H3_EXCESSIVE_LOAD
             return
-        conn = WebTransportConnection(quic, config=self._config)
-        conn.on_session_request = self._on_session_request
+        conn = WebTransportConnection(quic, config=self._config, on_session_request=self._on_session_request)
         self.connections.add(conn)
         self._stats["connections_accepted"] += 1
         quic.closed.add_done_callback(lambda _f: self.connections.discard(conn))
