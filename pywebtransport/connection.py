@@ -95,6 +95,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         *,
         h3_config: H3Config | None = None,
         config: "ClientConfig | ServerConfig | None" = None,
+        on_session_request: Callable[["WebTransportSession"], None] | None = None,
     ) -> None:
         self.quic = quic
         self.is_client = quic.is_client
@@ -128,7 +129,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._control: QuicStream | None = None
         self._created = time.monotonic()
         self.state = ConnectionState.CONNECTING
-        self.on_session_request: Callable[["WebTransportSession"], None] | None = None
+        # Set before the streams below are drained: a request already buffered
+        # there must reach the server, not get a 404 for want of a handler.
+        self.on_session_request: Callable[["WebTransportSession"], None] | None = on_session_request
         self._closing = False
         self._connect_streams: set[int] = set()
         self._answered: set[int] = set()

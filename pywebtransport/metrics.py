@@ -100,17 +100,21 @@ class PrometheusMetrics:
         watch_sessions(server, self)
 
     def session_requested(self, session: "WebTransportSession", started: float) -> None:
+        """See :class:`~pywebtransport.observers.SessionObserver`."""
         return None
 
     def session_ready(self, session: "WebTransportSession", token: None, started: float) -> None:
+        """Count the accepted session and its setup time."""
         self._sessions_total["accepted"] += 1
         self._setup.observe(time.monotonic() - started)
 
     def stream_opened(self, session: "WebTransportSession", token: None, direction: str, initiator: str) -> None:
+        """Count the stream by direction and initiator."""
         key = (direction, initiator)
         self._streams[key] = self._streams.get(key, 0) + 1
 
     def session_closed(self, session: "WebTransportSession", token: None, started: float, was_ready: bool) -> None:
+        """Count a refused or failed request and fold the session's counters in."""
         if not was_ready:
             outcome = "rejected" if session.status is not None and session.status >= 300 else "failed"
             self._sessions_total[outcome] += 1

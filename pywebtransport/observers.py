@@ -24,13 +24,17 @@ __all__ = ["SessionObserver", "server_of", "stream_kind", "watch_sessions"]
 class SessionObserver(Protocol):
     """What `watch_sessions` calls; `started` is the monotonic time of the CONNECT request."""
 
-    def session_requested(self, session: "WebTransportSession", started: float) -> Any: ...
+    def session_requested(self, session: "WebTransportSession", started: float) -> Any:
+        """A CONNECT arrived; the returned token is passed to the other calls for this session."""
 
-    def session_ready(self, session: "WebTransportSession", token: Any, started: float) -> None: ...
+    def session_ready(self, session: "WebTransportSession", token: Any, started: float) -> None:
+        """The session was accepted and is ready."""
 
-    def stream_opened(self, session: "WebTransportSession", token: Any, direction: str, initiator: str) -> None: ...
+    def stream_opened(self, session: "WebTransportSession", token: Any, direction: str, initiator: str) -> None:
+        """A stream of the session opened (``bidi``/``uni``, by the ``peer`` or ``local``ly)."""
 
-    def session_closed(self, session: "WebTransportSession", token: Any, started: float, was_ready: bool) -> None: ...
+    def session_closed(self, session: "WebTransportSession", token: Any, started: float, was_ready: bool) -> None:
+        """The session ended; `was_ready` is False for a refused or failed request."""
 
 
 def server_of(target: "ServerApp | WebTransportServer") -> "WebTransportServer":

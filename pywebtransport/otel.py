@@ -78,6 +78,7 @@ class OpenTelemetryInstrumentation:
 
     # -- observer ---------------------------------------------------------------------------
     def session_requested(self, session: "WebTransportSession", started: float) -> Span:
+        """See :class:`~pywebtransport.observers.SessionObserver`."""
         attributes: dict[str, Any] = {"url.path": session.path, "webtransport.session_id": session.session_id}
         peer = session.remote_address
         if peer is not None:
@@ -87,15 +88,18 @@ class OpenTelemetryInstrumentation:
                                        attributes=attributes)
 
     def session_ready(self, session: "WebTransportSession", span: Span, started: float) -> None:
+        """Count the accepted session and its setup time."""
         span.set_attribute("http.response.status_code", 200)
         span.add_event("session ready")
         self._sessions.add(1, {"outcome": "accepted"})
         self._setup.record(time.monotonic() - started)
 
     def stream_opened(self, session: "WebTransportSession", span: Span, direction: str, initiator: str) -> None:
+        """Count the stream by direction and initiator."""
         self._streams.add(1, {"direction": direction, "initiator": initiator})
 
     def session_closed(self, session: "WebTransportSession", span: Span, started: float, was_ready: bool) -> None:
+        """Count a refused or failed request and fold the session's counters in."""
         stats = session.stats
         span.set_attribute("webtransport.bytes_sent", int(stats.get("bytes_sent", 0)))
         span.set_attribute("webtransport.datagrams_sent", int(stats.get("datagrams_sent", 0)))

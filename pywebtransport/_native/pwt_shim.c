@@ -707,7 +707,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             atomic_store(&s->paused, 1);
             /* Python may have consumed everything meanwhile; if so nobody
              * else will resume, so ask Python to do it from its thread. */
-            if (atomic_load(&s->buffered) < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+            if (atomic_load(&s->buffered) * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
                 push_simple(s->q, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
             }
         }
@@ -817,7 +817,8 @@ int32_t pwt_stream_want_writable(pwt_stream *s) {
 
 void pwt_stream_consumed(pwt_stream *s, uint64_t n) {
     int64_t left = atomic_fetch_sub(&s->buffered, (int64_t)n) - (int64_t)n;
-    if (left < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+    /* Resume below half the limit; "2 * left < limit" also holds for a limit of 1. */
+    if (left * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
         MsQuic->StreamReceiveSetEnabled(s->h, TRUE);
     }
 }

@@ -100,8 +100,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
             self._pwt_stats.connections_rejected += 1
             quic.close(0x107)  # H3_EXCESSIVE_LOAD
             return
-        conn = WebTransportConnection(quic, config=self._pwt_config)
-        conn.on_session_request = self._pwt_on_session_request
+        conn = WebTransportConnection(quic, config=self._pwt_config, on_session_request=self._pwt_on_session_request)
         conn.on(EventType.PROTOCOL_ERROR, self._pwt_protocol_error)  # counted in the stats
         self.connections.add(conn)
         self._pwt_stats.connections_accepted += 1
