@@ -175,3 +175,5 @@ def __getattr__(name: str) -> Any:
     from ._lazy import resolve
 
     return resolve(__name__, __package__, _LAZY, name)
+
+from .structured import StructuredDatagramTransport as StructuredDatagramTransport  # noqa: E402

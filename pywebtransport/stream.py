@@ -393,3 +393,5 @@ def __getattr__(name: str) -> Any:
     from ._lazy import resolve
 
     return resolve(__name__, __package__, _LAZY, name)
+
+from .structured import StructuredStream as StructuredStream  # noqa: E402 (after the stream classes)
