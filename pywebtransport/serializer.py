@@ -189,9 +189,9 @@ def _convert_generic(value: Any, tp: Any, origin: Any, path: str) -> Any:
     import collections.abc as cabc
 
     if origin in (cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection):
-        return _convert_generic(value, list[args[0] if args else Any], list, path)  # type: ignore[misc]
+        return _convert_generic(value, tp, list, path)
     if origin in (cabc.Mapping, cabc.MutableMapping):
-        return _convert_generic(value, dict[args] if args else dict, dict, path)  # type: ignore[misc]
+        return _convert_generic(value, tp, dict, path)
     raise SerializationError(f"{path}: unsupported generic type {tp!r}")
 
 
