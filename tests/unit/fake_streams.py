@@ -24,6 +24,7 @@ class FakeStream:
         self._in = incoming
         self._out = outgoing
         self.writes: list[bytes] = []
+        self.gate: asyncio.Event | None = None  # when set to a cleared Event, writes wait for it
 
     async def read(self, size: int = 8192) -> bytes:
         while not self._in.buffer:
@@ -41,6 +42,8 @@ class FakeStream:
         if self._out.eof or self._out.error is not None:
             raise StreamError("closed for writing")
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         self.writes.append(bytes(data))
         self._out.buffer += data
         if end_stream:
