@@ -618,12 +618,18 @@ class PubSubHub:
         if not self._started:
             await self.start()
         if stream is None:
-            stream = await _first_bidi_stream(session, timeout)
+            try:
+                stream = await _first_bidi_stream(session, timeout)
+            except PubSubError:
+                if _session_closed(session):
+                    return  # the client left before opening its pub/sub stream
+                raise
         peer = _Peer(self, session, stream)
         self._peers.add(peer)
         self.stats["sessions"] += 1
         writer = asyncio.get_running_loop().create_task(peer.writer())
         reader = FrameReader(stream, _LEN, self.max_message_size)
+        burst = 0
         try:
             while not peer.dead:
                 try:
@@ -636,6 +642,12 @@ class PubSubHub:
                     log.warning("pub/sub: malformed frame from a client: %s", exc)
                     continue
                 await self._handle(peer, op, topic, rest)
+                burst += 1
+                if burst >= 16:
+                    # Buffered frames are read without suspending: give the writers a turn so
+                    # a burst from one publisher is not mistaken for slow consumers.
+                    burst = 0
+                    await asyncio.sleep(0)
         except WebTransportError as exc:
             log.debug("pub/sub: client stream ended: %s", exc)
         finally:
