@@ -233,7 +233,7 @@ class RedisBackplane(Backplane):
 
     @property
     def connected(self) -> bool:
-        return self._sub_connected and self._pub_connected
+        return self._pub_connected and (self._sub_connected or not self._topics)
 
     def _channel(self, topic: str) -> str:
         return self.channel_prefix + topic
@@ -302,10 +302,12 @@ class RedisBackplane(Backplane):
     def _connection_lost(self, where: str, exc: BaseException) -> None:
         if self._closing:
             return
+        self.last_error = f"{type(exc).__name__}: {exc}"
         if self.disconnected_at is None:
             self.disconnected_at = time.monotonic()
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        log.warning("backplane: Redis connection lost (%s): %s; reconnecting", where, self.last_error)
+            log.warning("backplane: Redis connection lost (%s): %s; reconnecting", where, self.last_error)
+        else:
+            log.debug("backplane: Redis still unreachable (%s): %s", where, self.last_error)
 
     async def _publisher(self) -> None:
         delay = self.reconnect_delay
