@@ -50,9 +50,11 @@ class _Writable(Protocol):
 class FrameReader:
     """Reads length-prefixed frames ``[header][payload]`` from a stream's public ``read()``.
 
-    ``header`` is a `struct.Struct` whose *last* field is the payload length. The reader keeps
-    its progress between calls, so a cancelled `read_frame` loses nothing, and it reads in
-    chunks (never more than it needs) so frames larger than the stream's receive buffer work.
+    ``header`` is a `struct.Struct` whose *last* field is the payload length. The reader owns the
+    stream's read side: it reads in chunks of up to 64 KiB and keeps what belongs to later frames
+    for the next call, so a cancelled `read_frame` loses nothing and frames larger than the
+    stream's receive buffer work. At most one frame plus one chunk is held in memory; the payload
+    of an oversized frame is discarded as it arrives.
     """
 
     def __init__(self, stream: _Readable, header: struct.Struct, max_size: int) -> None:
@@ -61,15 +63,22 @@ class FrameReader:
         self._stream = stream
         self._header = header
         self.max_size = max_size
-        self._head = bytearray()
-        self._fields: tuple[Any, ...] | None = None
-        self._body = bytearray()
+        self._buf = bytearray()
         self._skip = 0
+        self._eof = False
         self.frames_read = 0
         self.frames_skipped = 0
 
-    async def _read(self, n: int) -> bytes:
-        return await self._stream.read(min(n, _READ_CHUNK))
+    async def _fill(self) -> bool:
+        """Read one more chunk; False at the end of the stream."""
+        if self._eof:
+            return False
+        data = await self._stream.read(_READ_CHUNK)
+        if not data:
+            self._eof = True
+            return False
+        self._buf += data
+        return True
 
     async def read_frame(self) -> tuple[tuple[Any, ...], bytes] | None:
         """Next frame as ``(header fields, payload)``; ``None`` when the stream ends between frames.
@@ -77,45 +86,37 @@ class FrameReader:
         Raises `SerializationError` for a frame above ``max_size`` (its payload is skipped on the
         next call) and for a stream that ends inside a frame.
         """
+        buf = self._buf
         while self._skip:
-            data = await self._read(self._skip)
-            if not data:
+            if not buf and not await self._fill():
                 raise SerializationError("stream ended inside an oversized frame")
-            self._skip -= len(data)
+            n = min(self._skip, len(buf))
+            del buf[:n]
+            self._skip -= n
         size = self._header.size
-        while len(self._head) < size:
-            data = await self._read(size - len(self._head))
-            if not data:
-                if not self._head:
+        while len(buf) < size:
+            if not await self._fill():
+                if not buf:
                     return None
+                raise SerializationError(f"stream ended inside a frame header ({len(buf)} of {size} bytes)")
+        fields = self._header.unpack_from(buf)
+        length = int(fields[-1])
+        if length > self.max_size:
+            del buf[:size]
+            self._skip = length
+            self.frames_skipped += 1
+            raise SerializationError(
+                f"frame of {length} bytes exceeds the maximum of {self.max_size} bytes "
+                "(skipped; the stream stays usable)"
+            )
+        end = size + length
+        while len(buf) < end:
+            if not await self._fill():
                 raise SerializationError(
-                    f"stream ended inside a frame header ({len(self._head)} of {size} bytes)"
+                    f"stream ended inside a frame ({len(buf) - size} of {length} payload bytes)"
                 )
-            self._head += data
-        if self._fields is None:
-            fields = self._header.unpack(bytes(self._head))
-            length = int(fields[-1])
-            if length > self.max_size:
-                self._head.clear()
-                self._skip = length
-                self.frames_skipped += 1
-                raise SerializationError(
-                    f"frame of {length} bytes exceeds the maximum of {self.max_size} bytes "
-                    "(skipped; the stream stays usable)"
-                )
-            self._fields = fields
-        length = int(self._fields[-1])
-        while len(self._body) < length:
-            data = await self._read(length - len(self._body))
-            if not data:
-                raise SerializationError(
-                    f"stream ended inside a frame ({len(self._body)} of {length} payload bytes)"
-                )
-            self._body += data
-        fields, payload = self._fields, bytes(self._body)
-        self._fields = None
-        self._head.clear()
-        self._body.clear()
+        payload = bytes(buf[size:end])
+        del buf[:end]
         self.frames_read += 1
         return fields, payload
 
