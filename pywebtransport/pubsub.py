@@ -306,9 +306,20 @@ class PubSubManager:
         _topic_bytes(topic)
         async with self._lock:
             sub = Subscription(self, topic, queue_size or self.queue_size)
-            if topic not in self._subs:
-                await self._request(OP_SUB, topic)
+            first = topic not in self._subs
+            # Registered before asking, so messages the hub sends ahead of its OK are kept.
             self._subs.setdefault(topic, []).append(sub)
+            if first:
+                try:
+                    await self._request(OP_SUB, topic)
+                except BaseException:
+                    subs = self._subs.get(topic, [])
+                    if sub in subs:
+                        subs.remove(sub)
+                    if not subs:
+                        self._subs.pop(topic, None)
+                    sub._close()
+                    raise
             return sub
 
     async def unsubscribe(self, topic: str) -> None:

@@ -132,6 +132,7 @@ class RpcManager:
         self._serving: dict[Any, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(concurrency_limit)
         self._waiting = 0
+        self._admitted = 0  # requests accepted and not finished (running or waiting for a slot)
         self._next_id = 1
         self._writer: FrameWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -396,14 +397,16 @@ class RpcManager:
         if not isinstance(method, str) or (has_id and not isinstance(req_id, (int, str, type(None)))):
             self._send_soon(self._error(req_id if has_id else None, INVALID_REQUEST, "invalid request"))
             return
-        if self._waiting >= self.max_pending and self._slots.locked():
+        if self._admitted >= self.concurrency_limit + self.max_pending:
             self.stats["requests_rejected_busy"] += 1
             if has_id:
                 self._send_soon(
                     self._error(req_id, SERVER_BUSY, f"server busy: {self.concurrency_limit} calls running")
                 )
             return
+        self._admitted += 1
         task = asyncio.get_running_loop().create_task(self._serve_one(message))
+        task.add_done_callback(self._release_admission)
         if has_id:
             self._serving[req_id] = task
             key: Any = req_id
@@ -417,6 +420,9 @@ class RpcManager:
                         del self._serving[key]
 
             task.add_done_callback(forget)
+
+    def _release_admission(self, _task: asyncio.Task[Any]) -> None:
+        self._admitted -= 1
 
     def _start_batch(self, requests: list[dict[str, Any]]) -> None:
         async def run() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,37 @@ async def test_peer_closing_fails_pending_calls() -> None:
     assert left.is_closed
     with pytest.raises(RpcError, match="closed"):
         await left.call("hang")
+
+
+async def test_concurrency_limit_holds_for_a_burst_read_at_once() -> None:
+    a, b = stream_pair()
+    server = RpcManager(stream=b, concurrency_limit=2, max_pending=1)
+    release = asyncio.Event()
+
+    async def work() -> str:
+        await release.wait()
+        return "done"
+
+    server.register(work)
+    burst = b"".join(
+        struct.pack("!I", len(body)) + body
+        for body in (json.dumps({"jsonrpc": "2.0", "method": "work", "id": i}).encode() for i in range(10))
+    )
+    a.feed(burst)  # all ten requests arrive in one read
+    await asyncio.sleep(0.1)
+    release.set()
+    replies: dict[int, Any] = {}
+    buf = bytearray()
+    while len(replies) < 10:
+        buf += await a.read(65536)
+        while len(buf) >= 4:
+            (n,) = struct.unpack_from("!I", buf)
+            if len(buf) < 4 + n:
+                break
+            msg = json.loads(bytes(buf[4 : 4 + n]))
+            del buf[: 4 + n]
+            replies[msg["id"]] = msg
+    done = [m for m in replies.values() if m.get("result") == "done"]
+    busy = [m for m in replies.values() if m.get("error", {}).get("code") == -32005]
+    assert (len(done), len(busy)) == (3, 7)
+    assert server.stats["requests_rejected_busy"] == 7
