@@ -134,7 +134,8 @@ class Subscription:
     """Messages of one topic: ``async for message in subscription`` yields payloads (bytes).
 
     Holds at most ``queue_size`` unread messages; beyond that the oldest is dropped and counted
-    in `dropped`. Iteration ends after `unsubscribe` or when the channel closes.
+    in `dropped`. Iteration ends after `unsubscribe` (or the manager's `close`); if the pub/sub
+    stream or the session fails it raises PubSubError once the queued messages are read.
     """
 
     def __init__(self, manager: "PubSubManager", topic: str, queue_size: int) -> None:
@@ -195,9 +196,12 @@ class Subscription:
         return self
 
     async def __anext__(self) -> bytes:
+        """Next message; iteration ends after `unsubscribe`, and raises PubSubError if the channel failed."""
         try:
             return await self.get()
         except PubSubError:
+            if self._error is not None:
+                raise
             raise StopAsyncIteration from None
 
     async def unsubscribe(self) -> None:

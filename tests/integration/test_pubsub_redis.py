@@ -101,9 +101,16 @@ async def test_subscriber_on_a_receives_publishers_on_b_in_order(
                 who, seq = (await target.get(timeout=20)).decode().split(":")
                 seen[who].append(int(seq))
             assert seen == {"0": list(range(300)), "1": list(range(300))}
+        # A second topic subscribed while node A's backplane is already listening, then dropped.
+        second = await subscriber.subscribe("room2")
+        await publishers[0].publish("room2", "on room2")
+        assert await second.get(timeout=20) == b"on room2"
+        await second.unsubscribe()
+        await publishers[0].publish("room", "still on room")
+        assert await sub.get(timeout=20) == b"still on room"
         stats_a = await node_stats(client, a)
         assert stats_a["backplane"]["messages_lost"] == 0
-        assert stats_a["backplane"]["received"] == 600
+        assert stats_a["backplane"]["received"] == 602
 
 
 async def test_redis_restart_mid_run(certs: CertSet, nodes: tuple[Node, Node], redis: RedisServer) -> None:
