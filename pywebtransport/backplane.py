@@ -148,18 +148,22 @@ class MemoryBackplane(Backplane):
         self.online = True
 
     async def start(self, deliver: DeliverFn) -> None:
+        """Remember ``deliver``; the bus needs no connection."""
         self._deliver = deliver
 
     async def subscribe(self, topic: str) -> None:
+        """Join ``topic`` on the bus."""
         self._topics.add(topic)
         self._bus.members.setdefault(topic, set()).add(self)
 
     async def unsubscribe(self, topic: str) -> None:
+        """Leave ``topic`` on the bus."""
         self._topics.discard(topic)
         self._bus.members.get(topic, set()).discard(self)
         self._forget_topic(topic)
 
     def publish(self, topic: str, payload: bytes) -> None:
+        """Deliver to every other member of the bus subscribed to ``topic`` (counted as failed while offline)."""
         data = self._wrap(topic, payload)
         if not self.online:
             self.stats["publish_failed"] += 1
@@ -170,6 +174,7 @@ class MemoryBackplane(Backplane):
                 member._unwrap(topic, data)
 
     async def close(self) -> None:
+        """Leave every topic."""
         for topic in list(self._topics):
             await self.unsubscribe(topic)
         self._deliver = None
@@ -233,6 +238,7 @@ class RedisBackplane(Backplane):
 
     @property
     def connected(self) -> bool:
+        """Whether publishing works and (with topics) the subscriber connection is up."""
         return self._pub_connected and (self._sub_connected or not self._topics)
 
     def _channel(self, topic: str) -> str:
@@ -252,6 +258,7 @@ class RedisBackplane(Backplane):
         self._tasks = [loop.create_task(self._publisher()), loop.create_task(self._subscriber())]
 
     async def subscribe(self, topic: str) -> None:
+        """SUBSCRIBE to the topic's channel; returns once Redis confirmed (or, while Redis is down, at once)."""
         if topic in self._topics:
             return
         self._topics.add(topic)
@@ -273,6 +280,7 @@ class RedisBackplane(Backplane):
             log.warning("backplane: subscription to %r not confirmed yet; it is kept", topic)
 
     async def unsubscribe(self, topic: str) -> None:
+        """UNSUBSCRIBE from the topic's channel."""
         if topic not in self._topics:
             return
         self._topics.discard(topic)
@@ -284,6 +292,7 @@ class RedisBackplane(Backplane):
                 self._connection_lost("unsubscribe", exc)
 
     def publish(self, topic: str, payload: bytes) -> None:
+        """Queue for PUBLISH (pipelined, in order); while Redis is unreachable up to ``max_outgoing`` wait."""
         if self._closing:
             raise PubSubError("the backplane is closed")
         if len(self._outgoing) >= self.max_outgoing:
@@ -423,6 +432,7 @@ class RedisBackplane(Backplane):
         self._pending_subs.clear()
 
     async def close(self) -> None:
+        """Stop the publisher and subscriber tasks and disconnect."""
         self._closing = True
         self._outgoing_ready.set()
         self._topics_changed.set()
