@@ -75,8 +75,11 @@ def test_cluster_chat_across_two_servers(tmp_path: Path) -> None:
                 )
                 assert proc.stderr is not None
                 for _ in range(3):  # the server may still be binding: retry the connection
+                    # Skip other stderr lines (warnings) until the client joined or exited.
                     line = proc.stderr.readline()
-                    if "joined room:lobby" in line:
+                    while line and "joined room:lobby" not in line:
+                        line = proc.stderr.readline()
+                    if line:
                         break
                     proc.wait(30)
                     proc = subprocess.Popen(proc.args, cwd=tmp_path, stdin=subprocess.PIPE,
