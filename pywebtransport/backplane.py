@@ -23,7 +23,7 @@ import struct
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -52,11 +52,15 @@ class Backplane(ABC):
     it drops a node's own echoes and counts gaps in each (node, topic) sequence.
     """
 
+    MAX_TRACKED = 65536  # (node, topic) sequence states kept
+
     def __init__(self) -> None:
         self.node_id = uuid.uuid4().bytes
         self._deliver: DeliverFn | None = None
-        self._next_seq: dict[str, int] = {}
-        self._last_seen: dict[tuple[bytes, str], int] = {}
+        # Bounded (least recently used first out): a node publishing to or hearing from very many
+        # topics keeps sequence state for the most recent MAX_TRACKED only.
+        self._next_seq: OrderedDict[str, int] = OrderedDict()
+        self._last_seen: OrderedDict[tuple[bytes, str], int] = OrderedDict()
         self.stats: dict[str, int] = {
             "published": 0,
             "publish_failed": 0,
@@ -100,6 +104,9 @@ class Backplane(ABC):
     def _wrap(self, topic: str, payload: bytes) -> bytes:
         seq = self._next_seq.get(topic, 0) + 1
         self._next_seq[topic] = seq
+        self._next_seq.move_to_end(topic)
+        if len(self._next_seq) > self.MAX_TRACKED:
+            self._next_seq.popitem(last=False)  # restarts at 1; receivers take that as a reset
         return _ENVELOPE.pack(_MAGIC, _VERSION, self.node_id, seq) + payload
 
     def _unwrap(self, topic: str, data: bytes) -> None:
@@ -120,8 +127,11 @@ class Backplane(ABC):
             log.warning(
                 "backplane: %d message(s) on topic %r from node %s were lost", missed, topic, node.hex()[:8]
             )
-        if last is None or seq > last:
-            self._last_seen[key] = seq
+        # A lower number means the sender's counter restarted (evicted topic): resynchronise.
+        self._last_seen[key] = seq
+        self._last_seen.move_to_end(key)
+        if len(self._last_seen) > self.MAX_TRACKED:
+            self._last_seen.popitem(last=False)
         self.stats["received"] += 1
         if self._deliver is not None:
             self._deliver(topic, data[_ENVELOPE.size :])

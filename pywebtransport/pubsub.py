@@ -608,14 +608,24 @@ class PubSubHub:
         peers.discard(peer)
         if not peers:
             del self._topics[topic]
+            lock = self._topic_locks.get(topic)
+            if lock is not None and (self.backplane is None or not self._started):
+                self._forget_lock(topic, lock)
             if self.backplane is not None and self._started:
                 task = asyncio.get_running_loop().create_task(self._backplane_leave(topic))
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _backplane_leave(self, topic: str) -> None:
-        async with self._topic_locks.setdefault(topic, asyncio.Lock()):
+        lock = self._topic_locks.setdefault(topic, asyncio.Lock())
+        async with lock:
             if topic not in self._topics and self.backplane is not None:
                 await self.backplane.unsubscribe(topic)
+        self._forget_lock(topic, lock)
+
+    def _forget_lock(self, topic: str, lock: asyncio.Lock) -> None:
+        # Per-topic locks live only while a topic is in use (no growth with topic churn).
+        if topic not in self._topics and not lock.locked() and self._topic_locks.get(topic) is lock:
+            del self._topic_locks[topic]
 
     async def _allowed(self, session: Any, topic: str, action: str) -> bool:
         if self.authorize is None:
@@ -705,12 +715,14 @@ class PubSubHub:
             if not await self._allowed(peer.session, topic, "subscribe"):
                 peer.reply(encode_frame(OP_FAIL, topic, rest + b"not authorized"))
                 return
-            async with self._topic_locks.setdefault(topic, asyncio.Lock()):
+            lock = self._topic_locks.setdefault(topic, asyncio.Lock())
+            async with lock:
                 first = topic not in self._topics
                 self._topics.setdefault(topic, set()).add(peer)
                 peer.topics.add(topic)
                 if first and self.backplane is not None:
                     await self.backplane.subscribe(topic)
+            self._forget_lock(topic, lock)
         peer.reply(encode_frame(OP_OK, topic, rest))
 
     def __repr__(self) -> str:

@@ -176,3 +176,33 @@ async def test_hub_closing_ends_subscriptions() -> None:
         await sub.get(timeout=5)
     with pytest.raises(PubSubError):
         await c.pubsub.publish("t", "x")
+
+
+async def test_topic_churn_leaves_no_state_behind() -> None:
+    bus = MemoryBus()
+    hub = PubSubHub(backplane=MemoryBackplane(bus))
+    local = PubSubHub()
+    await hub.start()
+    for h in (hub, local):
+        c = Client(h)
+        for i in range(100):
+            sub = await c.pubsub.subscribe(f"t{i}")
+            await sub.unsubscribe()
+        await asyncio.sleep(0.05)
+        assert h.topics == [] and h._topic_locks == {}
+    assert all(not members for members in bus.members.values())
+
+
+async def test_sequence_state_is_bounded_and_resynchronises() -> None:
+    bus = MemoryBus()
+    sender, receiver = MemoryBackplane(bus), MemoryBackplane(bus)
+    sender.MAX_TRACKED = 2  # type: ignore[misc]
+    got: list[tuple[str, bytes]] = []
+    await receiver.start(lambda topic, data: got.append((topic, data)))
+    for topic in ("a", "b", "c"):
+        await receiver.subscribe(topic)
+    for topic in ("a", "a", "b", "c", "a", "a"):  # "a" is evicted by "c" and restarts at 1
+        sender.publish(topic, topic.encode())
+    assert len(got) == 6
+    assert receiver.stats["messages_lost"] == 0
+    assert len(sender._next_seq) == 2
