@@ -638,7 +638,9 @@ class PubSubHub:
     async def serve(self, session: "WebTransportSession", stream: Any = None, timeout: float | None = 30.0) -> None:
         """Serve one client session until it closes its pub/sub stream or the session ends.
 
-        Without ``stream`` the session's first incoming bidirectional stream is used.
+        Without ``stream`` the session's first incoming bidirectional stream is used (unidirectional
+        streams arriving before it are refused); a client that opens none within ``timeout``
+        seconds gets TimeoutError.
         """
         if not self._started:
             await self.start()

@@ -202,7 +202,11 @@ class RpcManager:
             self._attach(await self._session.create_bidirectional_stream())
 
     async def accept(self, timeout: float | None = None) -> None:
-        """Use the peer's first incoming bidirectional stream as the RPC stream."""
+        """Use the peer's first incoming bidirectional stream as the RPC stream.
+
+        Unidirectional streams arriving before it are refused (STOP_SENDING); use ``stream=`` to
+        pick the stream yourself when the session carries other streams too.
+        """
         from .stream import WebTransportStream
 
         async with self._start_lock:
