@@ -25,6 +25,18 @@ class QuicConfiguration:
     Servers ask for a client certificate when ``request_client_certificate``
     or ``verify_peer`` is set; one that is sent is verified against ``cafile``
     (else the system store), and ``verify_peer`` makes it mandatory.
+
+    Bounds and options of the native data path (see docs/tuning.md):
+
+    * ``max_queued_events``: events of one connection waiting for the event
+      loop; received datagrams beyond it are dropped and counted
+      (``QuicConnection.counters().native_datagrams_dropped``).
+    * ``share_udp_binding`` (clients): connections to the same server address
+      share one UDP socket instead of 4 file descriptors each.
+    * ``session_resumption``: clients keep TLS resumption tickets and resume
+      the next connection to the same server; servers issue tickets.
+    * ``early_data``: also 0-RTT (servers accept it; resuming clients may
+      send stream data before the handshake completes).
     """
 
     is_client: bool = True
@@ -52,6 +64,10 @@ class QuicConfiguration:
     send_buffer_high_water: int = 1 << 20
     max_datagram_queue: int = 1024
     pacing: bool = True
+    max_queued_events: int = 4096
+    share_udp_binding: bool = True
+    session_resumption: bool = False
+    early_data: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -69,6 +85,19 @@ class QuicConfiguration:
         if self.is_client:
             return self.verifies_peer or bool(self.certificate_hashes)
         return self.verifies_peer or self.request_client_certificate
+
+    @property
+    def issues_tickets(self) -> bool:
+        """Server: whether clients get resumption tickets.
+
+        Not when client certificates are requested: a resumed handshake
+        carries no certificate, so the application could not see who it is.
+        """
+        return (
+            not self.is_client
+            and self.session_resumption
+            and not (self.verifies_peer or self.request_client_certificate)
+        )
 
     def validate(self) -> None:
         """Raise ConfigError with a clear message on any invalid value."""
@@ -112,6 +141,10 @@ class QuicConfiguration:
             )
         if self.max_stream_buffer <= 0 or self.send_buffer_high_water <= 0:
             raise ConfigError("max_stream_buffer and send_buffer_high_water must be > 0")
+        if not 1 <= self.max_queued_events <= 1 << 30:
+            raise ConfigError(f"max_queued_events must be within 1..2**30, got {self.max_queued_events}")
+        if self.early_data and not self.session_resumption:
+            raise ConfigError("early_data (0-RTT) needs session_resumption=True")
 
     def cache_key(self) -> tuple[Any, ...]:
         """A snapshot identifying the native configuration this produces.
@@ -143,7 +176,9 @@ class QuicConfiguration:
             "congestion_control": _CONGESTION[self.congestion_control],
             "send_buffering_enabled": -1,
             "pacing_enabled": 1 if self.pacing else 0,
-            "server_resumption_level": -1,
+            "server_resumption_level": (
+                -1 if not self.issues_tickets else 2 if self.early_data else 1
+            ),
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,
         }

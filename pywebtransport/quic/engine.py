@@ -3,7 +3,12 @@
 One :class:`Engine` exists per asyncio loop.  msquic worker threads append
 event records to its queue; the queue's fd wakes the loop (``add_reader``)
 only on the empty -> non-empty transition, and :meth:`Engine._drain` pulls
-every pending record with one native call per batch.
+one batch of records per wake-up with one native call.
+
+The drain is bounded: it handles at most ``_BATCH`` records and returns to
+the loop.  The fd stays readable while records remain (it is reset only when
+the queue is empty), so the loop calls the drain again after the callbacks
+that became ready meanwhile: a fast peer cannot starve the loop.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .._native import ffi, lib
 from .config import QuicConfiguration
 from .errors import ConfigError
 
+# Records handled per wake-up of the loop (bounded work per callback).
 _BATCH = 256
 
 
@@ -89,6 +95,7 @@ class NativeConfig:
                 "check that the certificate and key files are valid PEM and match"
             )
         self.handle = out[0]
+        self.key = config.cache_key()
         NativeConfig.live.add(self)
         self.max_stream_buffer = config.max_stream_buffer
         self.send_high_water = config.send_buffer_high_water
@@ -123,6 +130,9 @@ class Engine:
             raise OSError("cannot create the native event queue")
         self.fd = lib.pwt_queue_fd(self.queue)
         self.objects: dict[Any, NativeObject] = {}
+        # Client connections share one UDP socket per server address:
+        # (server ip, port) -> local address of the shared socket.
+        self.shared_bindings: dict[tuple[str, int], tuple[str, int]] = {}
         self._events = ffi.new("pwt_event[]", _BATCH)
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._attach()
@@ -159,42 +169,46 @@ class Engine:
         self._reader_loop = self.loop
 
     def register(self, handle: Any, obj: NativeObject) -> None:
-        self.objects[ffi.cast("void *", handle)] = obj
+        self.objects[handle] = obj  # cffi pointers hash by address, whatever their type
 
     def unregister(self, handle: Any) -> None:
-        self.objects.pop(ffi.cast("void *", handle), None)
+        self.objects.pop(handle, None)
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
+        """Handle one batch of records; returns how many were handled.
+
+        Never loops: records left in the queue keep the fd readable, so the
+        loop comes back after running what else is ready.
+        """
         events = self._events
         objects = self.objects
-        while True:
-            n = lib.pwt_queue_poll(self.queue, events, _BATCH)
-            pending: BaseException | None = None
-            for i in range(n):
-                ev = events[i]
-                obj = objects.get(ev.obj)
-                if obj is not None:
-                    try:
-                        obj._on_event(ev)
-                    except Exception as exc:  # a bug in a handler must not kill the drain
-                        if self.loop.is_closed():
-                            continue
-                        self.loop.call_exception_handler(
-                            {"message": "error while handling a QUIC event", "exception": exc}
-                        )
-                    except BaseException as exc:  # finish the batch: its records die at the next poll
-                        pending = pending or exc
-            if pending is not None:
-                raise pending
-            if n < _BATCH:
-                return
+        n: int = lib.pwt_queue_poll(self.queue, events, _BATCH)
+        pending: BaseException | None = None
+        for i in range(n):
+            ev = events[i]
+            obj = objects.get(ev.obj)
+            if obj is not None:
+                try:
+                    obj._on_event(ev)
+                except Exception as exc:  # a bug in a handler must not kill the drain
+                    if self.loop.is_closed():
+                        continue
+                    self.loop.call_exception_handler(
+                        {"message": "error while handling a QUIC event", "exception": exc}
+                    )
+                except BaseException as exc:  # finish the batch: its records die at the next poll
+                    pending = pending or exc
+        if pending is not None:
+            raise pending
+        return n
 
     def drain_blocking(self, deadline: float) -> None:
         """Process events without a running loop (interpreter exit)."""
         while self.objects and time.monotonic() < deadline:
             ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
             if ready:
-                self._drain()
+                while self._drain() == _BATCH:
+                    pass
 
     def close_all(self, deadline: float) -> None:
         """Abort every object and process events until all are closed (no running loop)."""
