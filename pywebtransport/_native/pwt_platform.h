@@ -10,7 +10,7 @@
  *
  * The shim keeps the POSIX spellings (pthread_mutex_lock, dlopen, ...); on
  * Windows this header maps the subset it uses onto SRWLOCK,
- * CONDITION_VARIABLE, CreateThread and LoadLibraryA/GetProcAddress.  Only
+ * CONDITION_VARIABLE, CreateThread and LoadLibraryExW/GetProcAddress.  Only
  * that subset is provided: threads are always detached, mutex/cond
  * attributes are ignored.  Atomics are C11 <stdatomic.h> everywhere (GCC,
  * clang, mingw-w64; MSVC needs /experimental:c11atomics, VS 2022 17.5+).
@@ -113,10 +113,31 @@ static int pwt_thread_create(pthread_t *th, void *(*fn)(void *), void *arg) {
 }
 #define pthread_create(th, attr, fn, arg) pwt_thread_create((th), (fn), (arg))
 
-/* Library loading. */
+/* Library loading.  Python passes the path as UTF-8: convert it for
+ * LoadLibraryExW (LoadLibraryA would read it in the ANSI code page and fail
+ * on non-ASCII user directories).  An absolute path also lets msquic.dll's
+ * own dependencies resolve from its directory. */
 #define RTLD_NOW 0
 #define RTLD_LOCAL 0
-#define dlopen(path, flags) ((void *)LoadLibraryA(path))
+
+static void *pwt_dlopen(const char *utf8_path) {
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8_path, -1, NULL, 0);
+    if (n <= 0) {
+        return NULL;
+    }
+    wchar_t *wide = (wchar_t *)malloc((size_t)n * sizeof(wchar_t));
+    if (wide == NULL) {
+        return NULL;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8_path, -1, wide, n);
+    int absolute = (n > 2 && wide[1] == L':') || (wide[0] == L'\\' && wide[1] == L'\\');
+    HMODULE h = LoadLibraryExW(wide, NULL, absolute ? LOAD_WITH_ALTERED_SEARCH_PATH : 0);
+    DWORD err = GetLastError();
+    free(wide);
+    SetLastError(err);
+    return (void *)h;
+}
+#define dlopen(path, flags) pwt_dlopen(path)
 #define dlclose(h) ((void)FreeLibrary((HMODULE)(h)))
 
 static void *pwt_dlsym(void *h, const char *name) {

@@ -2,7 +2,7 @@
 
 * Windows: ``pwt_shim.c`` cross-compiles with mingw-w64 against the pinned
   crate's msquic headers and links into a DLL with no unresolved symbol
-  (Winsock socket-pair wake-up, SRWLOCK, CreateThread, LoadLibraryA).  The
+  (Winsock socket-pair wake-up, SRWLOCK, CreateThread, LoadLibraryExW).  The
   cross compiler is a Debian package (``gcc-mingw-w64-x86-64``) that
   ``.ci/run`` installs; there (``PWT_REQUIRE_MINGW=1``) its absence fails.
 * macOS / BSD: the pipe wake-up of ``pwt_platform.h`` is compiled with
@@ -67,7 +67,7 @@ def test_shim_cross_compiles_and_links_for_windows(tmp_path: Path) -> None:
     undefined = {line.split()[-1] for line in symbols.splitlines() if " U " in line}
     assert {"pwt_init", "pwt_queue_new", "pwt_queue_fd", "pwt_queue_poll"} <= defined
     # The Windows primitives, not POSIX ones, were compiled in.
-    for name in ("LoadLibraryA", "GetProcAddress", "CreateThread", "socket", "accept", "send",
+    for name in ("LoadLibraryExW", "MultiByteToWideChar", "GetProcAddress", "CreateThread", "socket", "accept", "send",
                  "recv", "closesocket", "WSAStartup", "SleepConditionVariableSRW"):  # fmt: skip
         assert f"__imp_{name}" in undefined, name
     for posix in ("dlopen", "pthread_create", "eventfd", "pipe", "write", "read"):
@@ -119,3 +119,53 @@ def test_pipe_wakeup_of_macos_and_bsd(tmp_path: Path) -> None:
     )  # fmt: skip
     result = subprocess.run([str(exe)], capture_output=True, timeout=30)
     assert result.returncode == 0, f"pipe wake-up check {result.returncode} failed"
+
+
+def _load_in_subprocess(env_lib: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "from pywebtransport import _native\n"
+        "print(_native.library_path())\n"
+        "_native.ensure_initialized()\n"
+        "print('loaded')\n"
+    )
+    env = dict(os.environ, PYWEBTRANSPORT_MSQUIC_LIB=env_lib)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_msquic_lib_variable_is_what_gets_loaded(tmp_path: Path) -> None:
+    from pywebtransport import _native
+
+    bundled = Path(_native.library_path())
+    copy = tmp_path / "elsewhere" / bundled.name
+    copy.parent.mkdir()
+    shutil.copy2(bundled, copy)
+    ok = _load_in_subprocess(str(copy))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == [str(copy), "loaded"]
+    missing = tmp_path / "nowhere" / bundled.name
+    bad = _load_in_subprocess(str(missing))
+    assert bad.returncode != 0
+    assert f"cannot load msquic from {missing}" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("platform", "name"),
+    [("win32", "msquic.dll"), ("darwin", "libmsquic.2.dylib"), ("linux", "libmsquic.so.2")],
+)
+def test_msquic_lib_variable_wins_on_every_platform(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, name: str
+) -> None:
+    from pywebtransport import _native
+
+    assert _native._platform_library_name(platform) == name
+    monkeypatch.setattr(_native.sys, "platform", platform)
+    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_LIB", str(tmp_path / name))
+    assert _native.library_path() == str(tmp_path / name)
+    # Without it and with nothing bundled or installed, the error names this platform's file.
+    monkeypatch.delenv("PYWEBTRANSPORT_MSQUIC_LIB")
+    monkeypatch.setattr(_native, "_BUNDLED_NAMES", ())
+    monkeypatch.setattr(_native.ctypes.util, "find_library", lambda _name: None)
+    with pytest.raises(_native.NativeError, match=f"PYWEBTRANSPORT_MSQUIC_LIB to the path of {name}"):
+        _native.library_path()
