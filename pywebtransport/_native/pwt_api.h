@@ -26,8 +26,6 @@
 /* Client: a TLS resumption ticket for the next connection to this server
  * (data = the ticket). */
 #define PWT_EV_CONN_RESUMPTION_TICKET 22
-/* pwt_conn_start_async failed (u0 = status); the connection never started. */
-#define PWT_EV_CONN_START_FAILED 23
 #define PWT_EV_STREAM_START_COMPLETE 30
 #define PWT_EV_STREAM_RECEIVE 31
 #define PWT_EV_STREAM_WRITABLE 32
@@ -201,14 +199,12 @@ uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local);
 uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len);
 /* Sends may use 0-RTT keys when available (client with a ticket). */
 void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
-/* Client: set the addresses (and optionally a shared local socket and a
- * resumption ticket) and start, on the shim's helper thread: msquic's
- * SetParam from a non-worker thread blocks for a worker round trip.  A
- * failure arrives as PWT_EV_CONN_START_FAILED.  (pwt_conn_close likewise
- * hands msquic's blocking ConnectionClose to that thread.) */
-uint32_t pwt_conn_start_async(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
-                              const char *server_name, int32_t share, const pwt_addr *local,
-                              const unsigned char *ticket, uint32_t ticket_len);
+/* Client: pwt_conn_start plus, in the same call, a shared local socket
+ * (`share`, `local` as for pwt_conn_share_binding) and a resumption ticket
+ * (NULL/0 for none). */
+uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                           const char *server_name, int32_t share, const pwt_addr *local,
+                           const unsigned char *ticket, uint32_t ticket_len);
 uint64_t pwt_live_objects(void);
 
 /* Version stamp compiled into the extension; checked at import. */

@@ -1187,26 +1187,17 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
 /* ------------------------------------------------------------------ */
 /* Helper thread for msquic calls that block the caller                */
 /*
- * ConnectionClose and SetParam on a connection, called from a thread that
- * is not the connection's worker, queue an operation and WAIT for the
- * worker (msquic 2.5.1 has no async close).  Connection setup and close
- * would cost the event loop 3-4 such round trips per connection; they run
- * on this thread instead, in FIFO order, so the loop never waits.
+ * ConnectionClose, called from a thread that is not the connection's
+ * worker, queues an operation and WAITS for the worker (msquic 2.5.1 has no
+ * async close, QUIC_PARAM_CONN_CLOSE_ASYNC is 2.6).  Every closed connection
+ * would cost the event loop such a round trip; closes run on this thread
+ * instead, in order, so the loop never waits.  (Client setup SetParams stay
+ * on the loop: their round trips are part of the connect latency anyway,
+ * and a helper thread that must first be scheduled only adds to it.)
  */
-enum { JOB_CLOSE = 1, JOB_START = 2 };
-
 typedef struct pwt_job {
     struct pwt_job *next;
-    int kind;
     pwt_conn *c;
-    HQUIC cfg;
-    pwt_addr remote;
-    int share;
-    int has_local;
-    pwt_addr local;
-    unsigned char *ticket;
-    uint32_t ticket_len;
-    char server_name[256];
 } pwt_job;
 
 static pthread_mutex_t JobMu = PTHREAD_MUTEX_INITIALIZER;
@@ -1272,20 +1263,8 @@ static void *job_thread(void *arg) {
         }
         JobBusy = 1;
         pthread_mutex_unlock(&JobMu);
-        if (j->kind == JOB_CLOSE) {
-            MsQuic->ConnectionClose(j->c->h);
-            conn_free(j->c);
-        } else {
-            uint32_t st = conn_start_now(j->c, j->cfg, &j->remote, j->server_name, j->share,
-                                         j->has_local ? &j->local : NULL, j->ticket,
-                                         j->ticket_len);
-            if (st != 0) {
-                /* Never started: no SHUTDOWN_COMPLETE will come; Python
-                 * finalizes (and closes) on this record. */
-                push_ev(j->c->q, j->c, NULL, PWT_EV_CONN_START_FAILED, j->c, NULL, st, 0, 0);
-            }
-            free(j->ticket);
-        }
+        MsQuic->ConnectionClose(j->c->h);
+        conn_free(j->c);
         free(j);
         pthread_mutex_lock(&JobMu);
     }
@@ -1334,7 +1313,6 @@ void pwt_conn_close(pwt_conn *c) {
     }
     pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
     if (j != NULL) {
-        j->kind = JOB_CLOSE;
         j->c = c;
         if (job_submit(j)) {
             return;
@@ -1345,43 +1323,10 @@ void pwt_conn_close(pwt_conn *c) {
     conn_free(c);
 }
 
-uint32_t pwt_conn_start_async(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
-                              const char *server_name, int32_t share, const pwt_addr *local,
-                              const unsigned char *ticket, uint32_t ticket_len) {
-    size_t name_len = strlen(server_name);
-    if (name_len >= sizeof(((pwt_job *)0)->server_name)) {
-        return QUIC_STATUS_INVALID_PARAMETER;
-    }
-    pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
-    if (j == NULL) {
-        return QUIC_STATUS_OUT_OF_MEMORY;
-    }
-    j->kind = JOB_START;
-    j->c = c;
-    j->cfg = cfg->h;
-    j->remote = *remote;
-    j->share = share != 0;
-    if (local != NULL) {
-        j->has_local = 1;
-        j->local = *local;
-    }
-    memcpy(j->server_name, server_name, name_len + 1);
-    if (ticket != NULL && ticket_len > 0) {
-        j->ticket = (unsigned char *)malloc(ticket_len);
-        if (j->ticket == NULL) {
-            free(j);
-            return QUIC_STATUS_OUT_OF_MEMORY;
-        }
-        memcpy(j->ticket, ticket, ticket_len);
-        j->ticket_len = ticket_len;
-    }
-    if (!job_submit(j)) {
-        uint32_t st = conn_start_now(c, cfg->h, remote, server_name, share, local, ticket, ticket_len);
-        free(j->ticket);
-        free(j);
-        return st;
-    }
-    return QUIC_STATUS_SUCCESS;
+uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                           const char *server_name, int32_t share, const pwt_addr *local,
+                           const unsigned char *ticket, uint32_t ticket_len) {
+    return conn_start_now(c, cfg->h, remote, server_name, share, local, ticket, ticket_len);
 }
 
 uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {

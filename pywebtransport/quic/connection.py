@@ -267,10 +267,6 @@ class QuicConnection:
                 self.close_reason = CloseReason("peer", int(ev.u0))
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
-        elif t == lib.PWT_EV_CONN_START_FAILED:
-            if self.close_reason is None:
-                self.close_reason = CloseReason("transport", 0, _native.status_name(int(ev.u0)))
-            self._finalize()
 
     def _refresh_addresses(self) -> None:
         if self._handle is None:
@@ -567,10 +563,7 @@ async def _connect_one(
         if ticket is not None and config.early_data:
             lib.pwt_conn_allow_early_data(out[0], 1)
             zero_rtt = early_data
-    # Addresses, shared socket, ticket and start are applied on the shim's
-    # helper thread: each msquic SetParam from this thread would block the
-    # loop for a round trip to msquic's worker.
-    status = lib.pwt_conn_start_async(
+    status = lib.pwt_conn_start_ex(
         out[0],
         native_config.handle,
         _addr_to_native(ip, port),
