@@ -16,9 +16,6 @@
  *    SHUTDOWN_COMPLETE (STOP_COMPLETE for listeners), never from a callback
  *    of another object.
  */
-#ifdef _WIN32
-#error "the pywebtransport shim does not support Windows yet (it needs a socket-pair wake-up and LoadLibrary); see README, Platform status"
-#endif
 #define _GNU_SOURCE
 /* Preview declarations (QUIC_GLOBAL_EXECUTION_CONFIG); the library always
  * implements them, the macro only gates the header. */
@@ -28,17 +25,8 @@
 #include <string.h>
 #include <stdio.h>
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <dlfcn.h>
-#include <netinet/in.h>
-#ifdef __linux__
-#include <sys/eventfd.h>
-#endif
 
+#include "pwt_platform.h" /* threads, atomics, dlopen, wake-up fd per OS */
 #include "msquic.h"
 #include "pwt_api.h"
 
@@ -79,8 +67,8 @@ struct pwt_queue {
     pwt_node *tail;
     uint64_t count;
     int wake_pending;
-    int rfd;
-    int wfd;
+    pwt_fd_t rfd; /* Windows: the read end's SOCKET */
+    pwt_fd_t wfd;
     pwt_node *batch; /* handed to Python by the last poll */
 };
 
@@ -169,28 +157,9 @@ static void node_free(pwt_node *n) {
     free(n);
 }
 
-static void signal_fd(pwt_queue *q) {
-#ifdef __linux__
-    uint64_t one = 1;
-    ssize_t r = write(q->wfd, &one, sizeof(one));
-#else
-    char one = 1;
-    ssize_t r = write(q->wfd, &one, 1);
-#endif
-    (void)r;
-}
+static void signal_fd(pwt_queue *q) { pwt_wake_signal(q->wfd); }
 
-static void drain_fd(pwt_queue *q) {
-#ifdef __linux__
-    uint64_t value; /* one read resets an eventfd counter */
-    ssize_t r = read(q->rfd, &value, sizeof(value));
-    (void)r;
-#else
-    char buf[64];
-    while (read(q->rfd, buf, sizeof(buf)) > 0) {
-    }
-#endif
-}
+static void drain_fd(pwt_queue *q) { pwt_wake_drain(q->rfd); }
 
 /* Caller holds q->mu. */
 static int queue_link(pwt_queue *q, pwt_node *n) {
@@ -268,29 +237,16 @@ pwt_queue *pwt_queue_new(void) {
         return NULL;
     }
     pthread_mutex_init(&q->mu, NULL);
-#ifdef __linux__
-    q->rfd = q->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->rfd < 0) {
+    if (pwt_wake_open(&q->rfd, &q->wfd) != 0) {
+        pthread_mutex_destroy(&q->mu);
         free(q);
         return NULL;
     }
-#else
-    int fds[2];
-    if (pipe(fds) != 0) {
-        free(q);
-        return NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    q->rfd = fds[0];
-    q->wfd = fds[1];
-#endif
     return q;
 }
 
-int32_t pwt_queue_fd(pwt_queue *q) { return q->rfd; }
+/* Windows: a SOCKET; kernel handles have 32 significant bits, so it fits. */
+int32_t pwt_queue_fd(pwt_queue *q) { return (int32_t)q->rfd; }
 
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     free_list(q->batch);
@@ -351,10 +307,7 @@ void pwt_queue_free(pwt_queue *q) {
     jobs_flush(); /* closes still running on the helper thread touch the queue */
     free_list(q->batch);
     free_list(q->head);
-    close(q->rfd);
-    if (q->wfd != q->rfd) {
-        close(q->wfd);
-    }
+    pwt_wake_close(q->rfd, q->wfd);
     pthread_mutex_destroy(&q->mu);
     free(q);
 }
@@ -507,7 +460,9 @@ const char *pwt_status_name(uint32_t st) {
     case QUIC_STATUS_ALPN_NEG_FAILURE: return "ALPN_NEG_FAILURE";
     case QUIC_STATUS_STREAM_LIMIT_REACHED: return "STREAM_LIMIT_REACHED";
     case QUIC_STATUS_ALPN_IN_USE: return "ALPN_IN_USE";
+#ifdef QUIC_STATUS_ADDRESS_NOT_AVAILABLE /* POSIX only */
     case QUIC_STATUS_ADDRESS_NOT_AVAILABLE: return "ADDRESS_NOT_AVAILABLE";
+#endif
     case QUIC_STATUS_CLOSE_NOTIFY: return "CLOSE_NOTIFY";
     case QUIC_STATUS_BAD_CERTIFICATE: return "BAD_CERTIFICATE";
     case QUIC_STATUS_UNSUPPORTED_CERTIFICATE: return "UNSUPPORTED_CERTIFICATE";
@@ -536,14 +491,14 @@ static void addr_to_quic(const pwt_addr *a, QUIC_ADDR *q) {
         q->Ipv4.sin_port = htons(a->port);
         memcpy(&q->Ipv4.sin_addr, a->addr, 4);
     } else {
-        q->Ip.sa_family = AF_UNSPEC;
+        QuicAddrSetFamily(q, QUIC_ADDRESS_FAMILY_UNSPEC);
         q->Ipv4.sin_port = htons(a->port);
     }
 }
 
 static void addr_from_quic(const QUIC_ADDR *q, pwt_addr *a) {
     memset(a, 0, sizeof(*a));
-    if (q->Ip.sa_family == AF_INET6) {
+    if (QuicAddrGetFamily(q) == QUIC_ADDRESS_FAMILY_INET6) {
         a->family = 6;
         a->port = ntohs(q->Ipv6.sin6_port);
         memcpy(a->addr, &q->Ipv6.sin6_addr, 16);

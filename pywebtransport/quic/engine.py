@@ -9,6 +9,11 @@ The drain is bounded: it handles at most ``_BATCH`` records and returns to
 the loop.  The fd stays readable while records remain (it is reset only when
 the queue is empty), so the loop calls the drain again after the callbacks
 that became ready meanwhile: a fast peer cannot starve the loop.
+
+Loops without ``add_reader`` (Windows' default ``ProactorEventLoop``) get a
+:class:`_SocketWakeup` instead: a task awaiting ``loop.sock_recv()`` on the
+wake-up socket (on Windows the shim's fd is one end of a loopback socket
+pair), which drains batch after batch, yielding to the loop in between.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import select
+import socket
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .. import _native
 from .._native import ffi, lib
@@ -114,6 +120,73 @@ class NativeConfig:
             pass
 
 
+class _ReaderWakeup:
+    """Wake-ups through ``loop.add_reader`` (selector loops, uvloop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]) -> None:
+        loop.add_reader(fd, drain)  # NotImplementedError on loops without it
+        self.loop = loop
+        self.fd = fd
+
+    def stop(self) -> None:
+        if not self.loop.is_closed():
+            try:
+                self.loop.remove_reader(self.fd)
+            except Exception:
+                pass
+
+
+class _SocketWakeup:
+    """Wake-ups through a task awaiting ``loop.sock_recv`` (loops without ``add_reader``).
+
+    ``fd`` must be a socket (the shim's Windows wake-up is a loopback socket
+    pair).  The socket object only borrows it: :meth:`stop` detaches, the
+    shim closes it.  Each wake-up byte received is followed by drains until
+    a batch comes back short, i.e. the queue was emptied (the shim then
+    clears the socket and signals again on its next record).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]) -> None:
+        self.loop = loop
+        self.fd = fd
+        self._drain = drain
+        self._sock = socket.socket(fileno=fd)
+        self._sock.setblocking(False)
+        self.task: asyncio.Task[None] = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            data = await self.loop.sock_recv(self._sock, 64)
+            if not data:
+                return  # the write end is gone: the queue was freed
+            while True:
+                try:
+                    n = self._drain()
+                except Exception as exc:  # keep waking: one bad batch must not stop the engine
+                    self.loop.call_exception_handler(
+                        {"message": "error while draining QUIC events", "exception": exc}
+                    )
+                    n = 0
+                if n < _BATCH:
+                    break
+                await asyncio.sleep(0)  # let the callbacks that became ready run
+
+    def stop(self) -> None:
+        if not self.loop.is_closed():
+            self.task.cancel()
+        self._sock.detach()  # the shim owns (and closes) the socket
+
+
+def _wakeup_for(
+    loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]
+) -> "_ReaderWakeup | _SocketWakeup":
+    """``add_reader`` where the loop has it, else a ``sock_recv`` task (Windows Proactor)."""
+    try:
+        return _ReaderWakeup(loop, fd, drain)
+    except NotImplementedError:
+        return _SocketWakeup(loop, fd, drain)
+
+
 class Engine:
     """Event queue + dispatch table for one asyncio loop."""
 
@@ -134,7 +207,8 @@ class Engine:
         # (server ip, port) -> local address of the shared socket.
         self.shared_bindings: dict[tuple[str, int], tuple[str, int]] = {}
         self._events = ffi.new("pwt_event[]", _BATCH)
-        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: _ReaderWakeup | _SocketWakeup | None = None
+        self._socket_wakeup = False  # wake-ups via sock_recv (see drain_blocking)
         self._attach()
         Engine._all.append(self)
 
@@ -165,8 +239,8 @@ class Engine:
                 cls._all.remove(engine)
 
     def _attach(self) -> None:
-        self.loop.add_reader(self.fd, self._drain)
-        self._reader_loop = self.loop
+        self._wakeup = _wakeup_for(self.loop, self.fd, self._drain)
+        self._socket_wakeup = isinstance(self._wakeup, _SocketWakeup)
 
     def register(self, handle: Any, obj: NativeObject) -> None:
         self.objects[handle] = obj  # cffi pointers hash by address, whatever their type
@@ -204,19 +278,21 @@ class Engine:
 
     def drain_blocking(self, deadline: float) -> None:
         """Process events without a running loop (interpreter exit)."""
+        # A sock_recv left pending by a stopped _SocketWakeup may swallow a
+        # wake-up byte: then poll every 50 ms whether or not the fd fired.
+        stolen = self._socket_wakeup
         while self.objects and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
-            if ready:
+            timeout = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.fd], [], [], min(timeout, 0.05) if stolen else timeout)
+            if ready or stolen:
                 while self._drain() == _BATCH:
                     pass
 
     def close_all(self, deadline: float) -> None:
         """Abort every object and process events until all are closed (no running loop)."""
-        if self._reader_loop is not None and not self._reader_loop.is_closed():
-            try:
-                self._reader_loop.remove_reader(self.fd)
-            except Exception:
-                pass
+        if self._wakeup is not None:
+            self._wakeup.stop()
+            self._wakeup = None
         while self.objects and time.monotonic() < deadline:
             self.shutdown_all()  # again: connections accepted meanwhile must go too
             self.drain_blocking(min(deadline, time.monotonic() + 0.25))
