@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import DatagramError, SessionError, TimeoutError
 from .quic import DatagramTooLarge, QuicError
 from .quic.waiters import Waiters
+from .types import SessionState
 
 if TYPE_CHECKING:
     from .session import WebTransportSession
 
 __all__ = ["WebTransportDatagramDuplexStream"]
+
+
+_USABLE = (SessionState.CONNECTED, SessionState.DRAINING)
 
 
 def _varint_len(value: int) -> int:
@@ -44,7 +48,7 @@ class WebTransportDatagramDuplexStream:
     @property
     def max_datagram_size(self) -> int:
         """Largest payload that fits one QUIC datagram on the current path."""
-        quic_max = self._session.connection.quic.max_datagram_size
+        quic_max = self._session.connection.max_datagram_size
         return max(0, quic_max - _varint_len(self._session.id >> 2))
 
     @property
@@ -68,31 +72,35 @@ class WebTransportDatagramDuplexStream:
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
-        self._session._check_usable()
+        if self._session._state not in _USABLE:
+            self._session._check_usable()
 
     def try_send(self, data: bytes | str) -> None:
         """Send one datagram now; raises DatagramError if it cannot be sent."""
-        if isinstance(data, str):
-            data = data.encode()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                data = data.encode()
+            elif isinstance(data, (bytes, bytearray, memoryview)):
+                data = bytes(data)
+            else:
+                raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
         self._check()
-        limit = self.max_datagram_size
-        if len(data) > limit:
+        session = self._session
+        try:
+            # The QUIC layer checks the size against the path's current limit.
+            session.connection.send_datagram(session.id, data)
+        except DatagramTooLarge as exc:
+            limit = max(0, exc.max_size - _varint_len(session.id >> 2))
             raise DatagramError(
                 f"datagram of {len(data)} bytes exceeds the maximum of {limit} bytes",
                 datagram_size=len(data),
                 max_size=limit,
-            )
-        try:
-            self._session.connection.send_datagram(self._session.id, bytes(data))
-        except DatagramTooLarge as exc:
-            raise DatagramError(str(exc), datagram_size=len(data), max_size=exc.max_size) from None
+            ) from None
         except QuicError as exc:
             raise DatagramError(f"datagram not sent: {exc}", datagram_size=len(data)) from None
         self.datagrams_sent += 1
         self.bytes_sent += len(data)
-        self._session._stats["datagrams_sent"] += 1
+        session._stats["datagrams_sent"] += 1
 
     async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:
         """Send one datagram (``priority`` and ``ttl`` are accepted for compatibility)."""

@@ -17,7 +17,8 @@ from .exceptions import (
     StreamError,
     TimeoutError,
 )
-from .quic import CloseReason, QuicError, QuicStream
+from .quic import CloseReason, QuicError
+from .quic.interface import QuicStreamTransport
 from .quic.waiters import Waiters
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .types import SessionState
@@ -59,6 +60,8 @@ class WebTransportSession:
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
+        # Peer-opened stream ids with their direction (for WT_MAX_STREAMS credit).
+        self._peer_opened: dict[int, bool] = {}
         self._incoming: deque[IncomingStream] = deque()
         self._incoming_waiters = Waiters()
         self._max_incoming = max_incoming_streams
@@ -73,7 +76,6 @@ class WebTransportSession:
             "streams_accepted": 0,
             "bytes_sent": 0,
             "datagrams_sent": 0,
-            "datagrams_received": 0,
         }
 
     # -- properties --------------------------------------------------------
@@ -133,6 +135,8 @@ class WebTransportSession:
         self.status = 200
         if self._state == SessionState.CONNECTING:
             self._state = SessionState.CONNECTED
+            # From now on datagrams go straight to the duplex stream.
+            self._connection.session_established(self._id, self.datagrams._feed)
         if not self._ready.done():
             self._ready.set_result(None)
 
@@ -200,29 +204,29 @@ class WebTransportSession:
         self._wake_incoming()
         self._connection.session_finished(self._id)
 
-    def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
+    def _on_peer_stream(self, quic: QuicStreamTransport, bidi: bool) -> None:
         stream: IncomingStream
         if bidi:
             stream = WebTransportStream(self, quic)
         else:
             stream = WebTransportReceiveStream(self, quic)
-        self._streams[quic.stream_id] = stream
-        self._forget_on_close(quic)
-        quic._closed.add_done_callback(lambda _f: self._connection.peer_stream_finished(self._id, bidi))
+        sid = quic.stream_id
+        self._streams[sid] = stream
+        self._peer_opened[sid] = bidi
         self._stats["streams_accepted"] += 1
+        self._connection.bind_stream(self, quic, stream)
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
             return
         self._incoming.append(stream)
-        self._wake_incoming()
+        self._incoming_waiters.wake_all()
 
-    def _forget_on_close(self, quic: QuicStream) -> None:
-        sid = quic.stream_id
-
-        def forget(_f: object) -> None:
-            self._streams.pop(sid, None)
-
-        quic._closed.add_done_callback(forget)
+    def _on_stream_released(self, stream_id: int) -> None:
+        """The transport released a stream of this session (both directions done)."""
+        self._streams.pop(stream_id, None)
+        bidi = self._peer_opened.pop(stream_id, None)
+        if bidi is not None:
+            self._connection.peer_stream_finished(self._id, bidi)
 
     def _on_stream_data(self, stream_id: int, data: bytes, fin: bool, preconsumed: bool = False) -> None:
         stream = self._streams.get(stream_id)
@@ -235,10 +239,11 @@ class WebTransportSession:
             stream._feed_error(error)
 
     def _on_datagram(self, data: bytes) -> None:
-        self._stats["datagrams_received"] += 1
-        self.datagrams._feed(data)
+        if self._datagrams is None:
+            self._datagrams = WebTransportDatagramDuplexStream(self)
+        self._datagrams._feed(data)
 
-    async def _send(self, quic: QuicStream, data: bytes | bytearray | memoryview, fin: bool) -> None:
+    async def _send(self, quic: QuicStreamTransport, data: bytes | bytearray | memoryview, fin: bool) -> None:
         await self._connection.send_stream_data(self._id, quic, data, fin)
 
     def _on_consumed(self, n: int) -> None:
@@ -280,23 +285,22 @@ class WebTransportSession:
         self._check_usable()
         quic = await self._open(bidi=True, timeout=timeout)
         stream = WebTransportStream(self, quic)
-        self._register_local(stream, quic)
+        self._streams[quic.stream_id] = stream
+        self._stats["streams_created"] += 1
+        self._connection.bind_stream(self, quic, stream)
         return stream
 
     async def create_unidirectional_stream(self, timeout: float | None = None) -> WebTransportSendStream:
         self._check_usable()
         quic = await self._open(bidi=False, timeout=timeout)
         stream = WebTransportSendStream(self, quic)
-        self._register_local(stream, quic)
+        self._streams[quic.stream_id] = stream
+        self._stats["streams_created"] += 1
+        self._connection.bind_stream(self, quic, None)
         return stream
 
-    def _register_local(self, stream: WebTransportReceiveStream | WebTransportSendStream, quic: QuicStream) -> None:
-        self._streams[quic.stream_id] = stream
-        self._forget_on_close(quic)
-        self._stats["streams_created"] += 1
-
-    async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:
-        if timeout is None and self._connection.h3.flow_control_enabled:
+    async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStreamTransport:
+        if timeout is None and self._connection.flow_control_enabled:
             # May wait for the peer's WT_MAX_STREAMS credit.
             timeout = self._connection.stream_creation_timeout
         try:
@@ -352,8 +356,14 @@ class WebTransportSession:
 
     # -- stats --------------------------------------------------------------
     def get_session_stats(self) -> SessionStats:
+        received = self._datagrams.datagrams_received if self._datagrams is not None else 0
         return SessionStats(
-            {**self._stats, "uptime": time.monotonic() - self._created, "state": str(self._state)}
+            {
+                **self._stats,
+                "datagrams_received": received,
+                "uptime": time.monotonic() - self._created,
+                "state": str(self._state),
+            }
         )
 
     @property

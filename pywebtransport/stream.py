@@ -17,7 +17,7 @@ from .exceptions import StreamError, StreamResetError
 from .h3.errors import webtransport_code_to_http3
 from .quic import QuicError, StreamStopped
 from .quic.buffer import ChunkBuffer
-from .quic.stream import QuicStream
+from .quic.interface import QuicStreamTransport
 from .quic.waiters import Waiters
 from .types import StreamDirection, StreamState
 
@@ -35,13 +35,15 @@ class StreamStats(dict[str, Any]):
 
 class _StreamBase:
     def __init__(
-        self, session: "WebTransportSession", quic: QuicStream, direction: StreamDirection
+        self, session: "WebTransportSession", quic: QuicStreamTransport, direction: StreamDirection
     ) -> None:
         self._session = session
         self._quic = quic
         self._direction = direction
         self._created = time.monotonic()
         self._state = StreamState.OPEN
+        # Session flow control: payload goes through the session's credit accounting.
+        self._flow_control = session.connection.flow_control_enabled
 
     @property
     def stream_id(self) -> int:
@@ -109,7 +111,7 @@ class WebTransportReceiveStream(_StreamBase):
     def __init__(
         self,
         session: "WebTransportSession",
-        quic: QuicStream,
+        quic: QuicStreamTransport,
         direction: StreamDirection = StreamDirection.RECEIVE_ONLY,
     ) -> None:
         super().__init__(session, quic, direction)
@@ -122,11 +124,26 @@ class WebTransportReceiveStream(_StreamBase):
         self._discarding = False
 
     # -- fed by the connection layer ---------------------------------------
+    def _on_data(self, data: bytes, fin: bool) -> None:
+        """Payload straight from the QUIC stream (installed when the stream is bound)."""
+        if data:
+            if self._discarding:
+                # Bytes still in flight after abort_reading(): nobody will read them.
+                self._consumed(len(data), len(data))
+            else:
+                self._buffer.append(data)
+        if fin:
+            self._eof = True
+            self._half_close(local=False)
+        self._waiters.wake_all()
+
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
+        """Payload delivered through the HTTP/3 core (first bytes, early arrivals).
+
+        ``preconsumed`` bytes were already reported to the transport.
+        """
         if data and self._discarding:
-            # Bytes still in flight after abort_reading(): nobody will read them.
-            self._quic.consumed(0 if preconsumed else len(data))
-            self._session._on_consumed(len(data))
+            self._consumed(0 if preconsumed else len(data), len(data))
             data = b""
         if data:
             self._buffer.append(data)
@@ -135,7 +152,14 @@ class WebTransportReceiveStream(_StreamBase):
         if fin:
             self._eof = True
             self._half_close(local=False)
-        self._wake()
+        self._waiters.wake_all()
+
+    def _consumed(self, transport: int, payload: int) -> None:
+        """The one route for consumed bytes: transport credit, then session credit."""
+        if transport:
+            self._quic.consumed(transport)
+        if self._flow_control:
+            self._session._on_consumed(payload)
 
     def _feed_error(self, exc: Exception) -> None:
         if self._error is None and not (self._eof and isinstance(exc, QuicError)):
@@ -152,10 +176,13 @@ class WebTransportReceiveStream(_StreamBase):
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
-        credit = min(self._preconsumed, len(data))
-        self._preconsumed -= credit
-        self._quic.consumed(len(data) - credit)
-        self._session._on_consumed(len(data))
+        k = len(data)
+        if self._preconsumed:
+            credit = min(self._preconsumed, k)
+            self._preconsumed -= credit
+            self._consumed(k - credit, k)
+        else:
+            self._consumed(k, k)
         return data
 
     def _raise_error(self) -> None:
@@ -243,8 +270,7 @@ class WebTransportReceiveStream(_StreamBase):
         if self._buffer:
             # Unread bytes are dropped; they still count as consumed for session credit.
             unread = self._buffer.take()
-            self._quic.consumed(len(unread) - self._preconsumed)
-            self._session._on_consumed(len(unread))
+            self._consumed(len(unread) - self._preconsumed, len(unread))
             self._preconsumed = 0
         if self._error is None and not self._eof:
             self._error = StreamError("stream reading was aborted locally", stream_id=self.stream_id)
@@ -262,7 +288,7 @@ class WebTransportSendStream(_StreamBase):
     def __init__(
         self,
         session: "WebTransportSession",
-        quic: QuicStream,
+        quic: QuicStreamTransport,
         direction: StreamDirection = StreamDirection.SEND_ONLY,
     ) -> None:
         super().__init__(session, quic, direction)
@@ -309,10 +335,13 @@ class WebTransportSendStream(_StreamBase):
             data = data.cast("B")
         self._check_writable()
         try:
-            await self._session._send(self._quic, data, end_stream)
+            if self._flow_control:
+                await self._session._send(self._quic, data, end_stream)
+            else:
+                await self._quic.write(data, end_stream)
         except QuicError as exc:
             raise self._translate(exc) from None
-        self._session._count_sent(len(data))
+        self._session._stats["bytes_sent"] += len(data)
         if end_stream:
             self._fin = True
             self._half_close(local=True)
@@ -361,7 +390,7 @@ class WebTransportSendStream(_StreamBase):
 class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
     """A bidirectional WebTransport stream."""
 
-    def __init__(self, session: "WebTransportSession", quic: QuicStream) -> None:
+    def __init__(self, session: "WebTransportSession", quic: QuicStreamTransport) -> None:
         WebTransportReceiveStream.__init__(self, session, quic, StreamDirection.BIDIRECTIONAL)
         self._fin = False
         self._reset = False

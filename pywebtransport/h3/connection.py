@@ -691,6 +691,30 @@ class H3Connection:
             raise
         return events
 
+    def bound_stream_data(self, session_id: int, length: int) -> None:
+        """Account ``length`` payload bytes the adapter delivered straight to a bound stream.
+
+        Once :class:`WebTransportStreamOpened` was dispatched and the adapter
+        bound the stream to its session, later payload bypasses
+        :meth:`receive_stream_data`; only session flow control needs to see
+        it.  Raises :class:`H3Error` (close the connection) when the peer
+        exceeds the session's WT_MAX_DATA.
+        """
+        if self._error is not None:
+            return
+        session = self._sessions.get(session_id)
+        if session is None or not session.flow_control:
+            return
+        session.data_received += length
+        if session.data_received > session.local_max_data:
+            self._error = WebTransportFlowControlError("peer exceeded the WebTransport data limit")
+            raise self._error
+
+    def session_flow_control(self, session_id: int) -> bool:
+        """Whether WebTransport flow control applies to this session."""
+        session = self._sessions.get(session_id)
+        return session is not None and session.flow_control
+
     def holds_early(self, stream_id: int) -> bool:
         """Whether ``stream_id`` waits (with its bytes) for its session to open.
 
@@ -729,6 +753,10 @@ class H3Connection:
 
     def _is_local(self, stream_id: int) -> bool:
         return _is_client_initiated(stream_id) == self.is_client
+
+    def session_limit(self) -> int:
+        """Concurrent sessions allowed on this connection by our SETTINGS and the peer's."""
+        return self._session_limit()
 
     def _session_limit(self) -> int:
         peer = self._peer_settings

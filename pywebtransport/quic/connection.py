@@ -24,6 +24,7 @@ from .errors import (
     DatagramTooLarge,
     QuicError,
 )
+from .interface import QuicStreamTransport
 from .stream import QuicStream
 from .waiters import Waiters
 
@@ -138,7 +139,7 @@ class QuicConnection:
         self._local_close_code: int | None = None
         self._max_datagram = 0
         self._datagrams_enabled = False
-        self.on_stream: Callable[[QuicStream], None] | None = None
+        self._on_stream: Callable[[QuicStreamTransport], None] | None = None
         self._on_datagram: Callable[[bytes], None] | None = None
         self.on_connected: Callable[["QuicConnection"], None] | None = None
         self.on_closed: Callable[[CloseReason], None] | None = None
@@ -147,6 +148,17 @@ class QuicConnection:
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
         engine.register(handle, self)
+
+    @property
+    def on_stream(self) -> Callable[[QuicStreamTransport], None] | None:
+        """Callback for peer-opened streams; setting it delivers any queued ones."""
+        return self._on_stream
+
+    @on_stream.setter
+    def on_stream(self, callback: Callable[[QuicStreamTransport], None] | None) -> None:
+        self._on_stream = callback
+        while callback is not None and self._incoming:
+            callback(self._incoming.popleft())
 
     @property
     def on_datagram(self) -> Callable[[bytes], None] | None:
@@ -204,8 +216,8 @@ class QuicConnection:
             stream = QuicStream(self, ev.obj2, unidirectional=bool(flags & 1), local=False)
             stream.stream_id = int(ev.u0)
             self._track_stream(stream, ev.obj2)
-            if self.on_stream is not None:
-                self.on_stream(stream)
+            if self._on_stream is not None:
+                self._on_stream(stream)
             else:
                 self._incoming.append(stream)
                 self._wake_incoming()
