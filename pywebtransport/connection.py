@@ -149,6 +149,8 @@ class WebTransportConnection:
         self.pending_opens = 0  # client: sessions being opened on this connection
         self._rtt_value = 0.1
         self._rtt_at = 0.0
+        # Cached h3.flow_control_enabled (it changes only when the peer's SETTINGS arrive).
+        self._flow_control = False
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
         quic.on_stream = self._on_peer_stream  # also delivers streams accepted before this
@@ -189,7 +191,7 @@ class WebTransportConnection:
     @property
     def flow_control_enabled(self) -> bool:
         """WebTransport flow control was negotiated on this connection."""
-        return self.h3.flow_control_enabled
+        return self._flow_control
 
     @property
     def max_datagram_size(self) -> int:
@@ -369,6 +371,7 @@ class WebTransportConnection:
             if session is not None:
                 session._on_datagram(event.data)
         elif isinstance(event, ev.SettingsReceived):
+            self._flow_control = self.h3.flow_control_enabled
             if not self._settings.done():
                 self._settings.set_result(None)
         elif isinstance(event, ev.WebTransportSessionRequested):
@@ -586,7 +589,7 @@ class WebTransportConnection:
         self, session_id: int, stream: QuicStreamTransport, data: bytes | bytearray | memoryview, fin: bool
     ) -> None:
         """Write stream payload, within the peer's WT_MAX_DATA when flow control is on."""
-        if not self.h3.flow_control_enabled:
+        if not self._flow_control:
             await stream.write(data, fin=fin)
             return
         credit = self._send_credit(session_id)
@@ -623,7 +626,7 @@ class WebTransportConnection:
 
     # -- session flow control: credit we grant -------------------------------
     def _track_credit(self, session_id: int) -> None:
-        if self.h3.flow_control_enabled:
+        if self._flow_control:
             config = self.h3.config
             self._credit[session_id] = new_receive_credit(
                 config.initial_max_data,
