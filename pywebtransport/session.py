@@ -223,7 +223,12 @@ class WebTransportSession:
 
     def _on_stream_released(self, stream_id: int) -> None:
         """The transport released a stream of this session (both directions done)."""
-        self._streams.pop(stream_id, None)
+        stream = self._streams.pop(stream_id, None)
+        if isinstance(stream, WebTransportReceiveStream) and not stream._eof and stream._error is None:
+            # Released without FIN or reset (the connection went away): readers must not hang.
+            reason = self._connection.quic.close_reason
+            cause = f"connection {reason.describe()}" if reason is not None else "released by the transport"
+            stream._feed_error(StreamError(f"stream {stream_id} closed: {cause}", stream_id=stream_id))
         bidi = self._peer_opened.pop(stream_id, None)
         if bidi is not None:
             self._connection.peer_stream_finished(self._id, bidi)

@@ -172,3 +172,12 @@ class QuicTransport(Protocol):
     def stats(self) -> "ConnectionStats":
         """Transport statistics (see :class:`~pywebtransport.quic.ConnectionStats`)."""
         ...
+
+
+if TYPE_CHECKING:
+    from .connection import QuicConnection
+    from .stream import QuicStream
+
+    def _msquic_classes_conform(conn: QuicConnection, stream: QuicStream) -> tuple[QuicTransport, QuicStreamTransport]:
+        """Never called: ``mypy --strict`` checks here that the msquic classes implement the interface."""
+        return conn, stream
