@@ -150,10 +150,14 @@ class WebTransportClient:
 
         quic.closed.add_done_callback(forget)
         try:
-            await conn.start()
-            await conn.wait_settings()
+            # Our SETTINGS, the server's and the CONNECT stream's id come independently.
+            _, _, connect_stream = await asyncio.gather(conn.start(), conn.wait_settings(), quic.open_stream())
             session = await conn.open_session(
-                path, authority=authority, headers=list(headers.items()), protocols=protocols
+                path,
+                authority=authority,
+                headers=list(headers.items()),
+                protocols=protocols,
+                stream=connect_stream,
             )
             await session.ready(timeout=None)
         except BaseException:
