@@ -150,14 +150,10 @@ class WebTransportClient:
 
         quic.closed.add_done_callback(forget)
         try:
-            # Our SETTINGS, the server's and the CONNECT stream's id come independently.
-            _, _, connect_stream = await asyncio.gather(conn.start(), conn.wait_settings(), quic.open_stream())
+            await conn.start()
+            await conn.wait_settings()
             session = await conn.open_session(
-                path,
-                authority=authority,
-                headers=list(headers.items()),
-                protocols=protocols,
-                stream=connect_stream,
+                path, authority=authority, headers=list(headers.items()), protocols=protocols
             )
             await session.ready(timeout=None)
         except BaseException:

@@ -158,14 +158,13 @@ class WebTransportConnection:
     # -- setup -------------------------------------------------------------
     async def start(self) -> None:
         """Open our control and QPACK streams and send SETTINGS."""
-        quic = self.quic
         try:
-            # Each open waits for msquic to assign the id: wait for the three at once.
-            # (If one fails the connection is going away and takes the others along.)
-            control, enc, dec = await asyncio.gather(*(quic.open_stream(unidirectional=True) for _ in range(3)))
+            control = await self.quic.open_stream(unidirectional=True)
             control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
             self._control = control
+            enc = await self.quic.open_stream(unidirectional=True)
             enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
+            dec = await self.quic.open_stream(unidirectional=True)
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
@@ -499,17 +498,11 @@ class WebTransportConnection:
         headers: Sequence[tuple[str, str]] = (),
         protocols: Sequence[str] = (),
         origin: str | None = None,
-        stream: QuicStreamTransport | None = None,
     ) -> "WebTransportSession":
-        """Client: send an extended CONNECT; returns the (connecting) session.
-
-        ``stream`` is a fresh local bidirectional stream to carry it (opened
-        here when not given).
-        """
+        """Client: send an extended CONNECT; returns the (connecting) session."""
         from .session import WebTransportSession
 
-        if stream is None:
-            stream = await self.quic.open_stream()
+        stream = await self.quic.open_stream()
         try:
             data = self.h3.connect_session(
                 stream.stream_id,
