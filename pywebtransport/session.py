@@ -197,6 +197,8 @@ class WebTransportSession:
         for stream in list(self._streams.values()):
             if isinstance(stream, WebTransportReceiveStream):
                 stream._feed_error(StreamError(f"session closed: {error}", stream_id=stream.stream_id))
+                # Bytes still in flight belong to a gone session: drop them (counted as consumed).
+                stream._discarding = True
         if self._datagrams is not None:
             self._datagrams._close(error)
         if not self._closed.done():
