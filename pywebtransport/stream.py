@@ -201,7 +201,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b""
-            await self._wait()
+            await self._waiters.wait()
         return self._take(size)
 
     async def read_all(self, max_size: int | None = None) -> bytes:
@@ -225,7 +225,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b"".join(parts)
-            await self._wait()
+            await self._waiters.wait()
 
     async def readexactly(self, n: int) -> bytes:
         while self._buffer.size < n:
@@ -233,7 +233,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), n)
-            await self._wait()
+            await self._waiters.wait()
         return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
@@ -245,7 +245,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), None)
-            await self._wait()
+            await self._waiters.wait()
 
     async def readline(self) -> bytes:
         try:
