@@ -136,6 +136,7 @@ class WebTransportConnection:
         self.sessions: dict[int, "WebTransportSession"] = {}
         # Quarter-stream-id prefix (encoded) -> datagram sink of a usable session.
         self._datagram_sinks: dict[bytes, Callable[[bytes], None]] = {}
+        self._datagram_prefixes: dict[int, bytes] = {}
         self._settings: asyncio.Future[None] = self._loop.create_future()
         self._control: QuicStreamTransport | None = None
         self._created = time.monotonic()
@@ -314,12 +315,18 @@ class WebTransportConnection:
         self._run(lambda: self.h3.receive_datagram(data))
 
     def _route_datagrams(self, session_id: int, sink: Callable[[bytes], None] | None) -> None:
-        """Install (or with None remove) the fast route for a session's datagrams."""
+        """Install (or with None remove) the fast routes for a session's datagrams.
+
+        Received: prefix -> ``sink``.  Sent: session -> prefix, so sending skips
+        the core while the session is usable.
+        """
         key = encode_varint(session_id >> 2)
         if sink is None:
             self._datagram_sinks.pop(key, None)
+            self._datagram_prefixes.pop(session_id, None)
         else:
             self._datagram_sinks[key] = sink
+            self._datagram_prefixes[session_id] = key
 
     def _run(self, call: Callable[[], list[ev.H3Event]]) -> list[ev.H3Event]:
         try:
@@ -481,6 +488,7 @@ class WebTransportConnection:
     def _on_quic_closed(self, reason: CloseReason) -> None:
         self.state = ConnectionState.CLOSED
         self._datagram_sinks.clear()
+        self._datagram_prefixes.clear()
         self.h3.connection_lost()
         for session in list(self.sessions.values()):
             session._on_connection_lost(reason)
@@ -717,7 +725,12 @@ class WebTransportConnection:
             self.reject_session(session_id, 503)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
-        self.quic.send_datagram(self.h3.encode_datagram(session_id, data))
+        """Send one datagram of a session (raises the QUIC layer's DatagramError)."""
+        prefix = self._datagram_prefixes.get(session_id)
+        if prefix is None:  # not usable (the core says why) or not established here yet
+            self.quic.send_datagram(self.h3.encode_datagram(session_id, data))
+        else:
+            self.quic.send_datagram(prefix + data)
 
     def close_session(self, session_id: int, code: int, reason: str) -> None:
         self._route_datagrams(session_id, None)

@@ -311,6 +311,8 @@ class WebTransportSession:
             # May wait for the peer's WT_MAX_STREAMS credit.
             timeout = self._connection.stream_creation_timeout
         try:
+            if timeout is None:
+                return await self._connection.open_stream(self._id, bidi=bidi)
             return await asyncio.wait_for(self._connection.open_stream(self._id, bidi=bidi), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
