@@ -289,6 +289,8 @@ class H3Connection(WebTransportSessions):
     # -- stream type detection
 
     def _unknown_data(self, stream: _Stream, data: bytes, fin: bool, events: list[H3Event]) -> None:
+        if not stream.prefix and self._wt_first_chunk(stream, data, fin, events):
+            return
         stream.prefix += data
         buf = stream.prefix
         first = decode_varint(buf, 0)

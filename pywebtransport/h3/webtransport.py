@@ -524,10 +524,34 @@ class WebTransportSessions:
                 stream.kind = _Kind.IGNORED
             return
         session_id, offset = parsed
-        if session_id & 0x3:
-            raise IdError(f"invalid WebTransport session ID {session_id}")
         rest = bytes(buf[offset:])
         buf.clear()
+        self._wt_header(stream, session_id, rest, bidi=bidi, fin=fin, events=events)
+
+    def _wt_first_chunk(self, stream: _Stream, data: bytes, fin: bool, events: list[H3Event]) -> bool:
+        """Fast path: a new stream whose first chunk holds a whole WebTransport header.
+
+        Returns False (nothing consumed) when the chunk needs the general parser.
+        """
+        first = decode_varint(data, 0)
+        if first is None:
+            return False
+        signal, offset = first
+        bidi = not _is_uni(stream.stream_id)
+        if signal != (FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT):
+            return False
+        second = decode_varint(data, offset)
+        if second is None:
+            return False
+        session_id, offset = second
+        self._wt_header(stream, session_id, data[offset:], bidi=bidi, fin=fin, events=events)
+        return True
+
+    def _wt_header(
+        self, stream: _Stream, session_id: int, rest: bytes, *, bidi: bool, fin: bool, events: list[H3Event]
+    ) -> None:
+        if session_id & 0x3:
+            raise IdError(f"invalid WebTransport session ID {session_id}")
         stream.kind = _Kind.WEBTRANSPORT
         stream.session_id = session_id
         self._wt_new_stream(stream, bidi, events)
