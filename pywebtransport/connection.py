@@ -216,6 +216,7 @@ class WebTransportConnection:
                 packets_sent=stats.packets_sent,
                 packets_received=stats.packets_received,
                 packets_lost=stats.packets_lost,
+                datagrams_lost=self.quic.datagrams_lost,
             )
         if self.h3.flow_control_enabled:
             data.update(

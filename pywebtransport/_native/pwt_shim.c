@@ -41,6 +41,11 @@
 #include "msquic.h"
 #include "pwt_api.h"
 
+/* Datagram payload that fits any QUIC path: the 1200-byte minimum packet less the short
+ * header with a 20-byte connection ID and 4-byte packet number, the AEAD tag and the
+ * DATAGRAM frame header. */
+#define PWT_DGRAM_MIN_PATH_PAYLOAD (1200u - (1u + 20u + 4u) - 16u - 3u)
+
 
 /* msquic reports queued calls as PENDING; Python only needs ok/not ok. */
 static uint32_t norm(QUIC_STATUS st) { return QUIC_SUCCEEDED(st) ? 0 : (uint32_t)st; }
@@ -855,6 +860,18 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         c->addrs_known |= known;
         pthread_mutex_unlock(&c->addr_mu);
+        /* A server learns the peer's datagram support before the application owns the
+         * connection, so msquic's first DATAGRAM_STATE_CHANGED is not indicated; the next
+         * comes only when path MTU discovery succeeds, which loss can delay for seconds.
+         * Until then allow what fits the minimum QUIC path MTU. */
+        BOOLEAN dgram_ok = FALSE;
+        sz = sizeof(dgram_ok);
+        if (atomic_load(&c->dgram_max) == 0 &&
+            QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_DATAGRAM_SEND_ENABLED, &sz, &dgram_ok)) &&
+            dgram_ok) {
+            unsigned int expected = 0;
+            atomic_compare_exchange_strong(&c->dgram_max, &expected, PWT_DGRAM_MIN_PATH_PAYLOAD);
+        }
         push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
         break;
     }
@@ -926,7 +943,7 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         QUIC_DATAGRAM_SEND_STATE st = ev->DATAGRAM_SEND_STATE_CHANGED.State;
         if (QUIC_DATAGRAM_SEND_STATE_IS_FINAL(st)) {
             free(ev->DATAGRAM_SEND_STATE_CHANGED.ClientContext);
-            if (st == QUIC_DATAGRAM_SEND_CANCELED) {
+            if (st == QUIC_DATAGRAM_SEND_CANCELED || st == QUIC_DATAGRAM_SEND_LOST_DISCARDED) {
                 push_simple(c->q, PWT_EV_CONN_DATAGRAM_LOST, c, NULL, (uint64_t)st, 0, 0);
             }
         }

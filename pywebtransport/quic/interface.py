@@ -118,6 +118,8 @@ class QuicTransport(Protocol):
 
     is_client: bool
     close_reason: CloseReason | None
+    #: Datagrams msquic reported lost (counter).
+    datagrams_lost: int
 
     @property
     def on_stream(self) -> Callable[[QuicStreamTransport], None] | None:

@@ -224,6 +224,7 @@ class FakeQuicConnection:
         self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
         self.datagrams_sent: list[bytes] = []
+        self.datagrams_lost = 0
         self.rtt = 0.001
 
     # -- callbacks -------------------------------------------------------------
