@@ -135,6 +135,8 @@ async def test_bound_stream_bytes_bypass_the_h3_core() -> None:
     # Neither side's HTTP/3 core saw those bytes, nor the FIN.
     assert [c for c in server_core if c[0] == incoming.stream_id] == []
     assert [c for c in client_core if c[0] == stream.stream_id] == []
+    info = ends.client.info()
+    assert info["rtt"] == ends.cq.rtt and info["datagrams_lost"] == 0
 
 
 async def test_every_delivered_byte_is_consumed_exactly_once() -> None:
