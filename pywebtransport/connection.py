@@ -241,6 +241,10 @@ class WebTransportConnection:
         binding = self._bindings.pop(sid, None)
         if binding is not None and binding.session is not None:
             binding.session._on_stream_released(sid)
+        # Drop the callbacks (bound methods of the binding and the public stream):
+        # without those back references the stream's objects are freed by reference
+        # counting instead of piling up for the cyclic garbage collector.
+        stream.set_receiver(_discard)
         self._connect_streams.discard(sid)
         self._answered.discard(sid)
         if self.h3.holds_early(sid):
@@ -497,6 +501,12 @@ class WebTransportConnection:
         if not self._settings.done():
             self._settings.set_exception(ConnectionError(f"connection {reason.describe()}"))
             self._settings.exception()
+        # Nothing more comes from QUIC: drop its references to us (reference cycles).
+        quic = self.quic
+        quic.on_stream = None
+        quic.on_datagram = None
+        quic.on_closed = None
+        self._bindings.clear()
 
     # -- outgoing ----------------------------------------------------------
     async def open_session(
