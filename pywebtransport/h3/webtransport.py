@@ -73,6 +73,9 @@ _WT_PROTOCOLS = frozenset((WT_PROTOCOL_DRAFT02.encode(), WT_PROTOCOL_H3.encode()
 _REQUEST_PSEUDO = REQUEST_PSEUDO_HEADERS
 _RESPONSE_PSEUDO = RESPONSE_PSEUDO_HEADERS
 
+_USABLE_STATES = (SessionState.OPEN, SessionState.DRAINING)
+_LIVE_STATES = (SessionState.OPEN, SessionState.DRAINING, SessionState.CONNECTING)
+
 
 class _Session:
     __slots__ = (
@@ -128,11 +131,11 @@ class _Session:
 
     @property
     def usable(self) -> bool:
-        return self.machine.state in (SessionState.OPEN, SessionState.DRAINING)
+        return self.machine.state in _USABLE_STATES
 
     @property
     def live(self) -> bool:
-        return self.machine.state in (SessionState.CONNECTING, SessionState.OPEN, SessionState.DRAINING)
+        return self.machine.state in _LIVE_STATES
 
 
 class WebTransportSessions:
