@@ -30,6 +30,8 @@ __all__ = ["WebTransportSession", "SessionStats"]
 
 IncomingStream = WebTransportStream | WebTransportReceiveStream
 
+_CLOSED = SessionState.CLOSED  # looked up once (hot: every write checks it)
+
 
 class SessionStats(dict[str, Any]):
     """Counters of one session (dict for 0.1.x compatibility)."""
@@ -105,7 +107,7 @@ class WebTransportSession:
 
     @property
     def is_closed(self) -> bool:
-        return self._state == SessionState.CLOSED
+        return self._state is _CLOSED
 
     @property
     def connection(self) -> "WebTransportConnection":

@@ -28,6 +28,12 @@ __all__ = ["WebTransportReceiveStream", "WebTransportSendStream", "WebTransportS
 
 DEFAULT_READ_SIZE = 8192
 
+# Enum members looked up once (a class attribute lookup costs ~0.2 µs on 3.11).
+_OPEN, _CLOSED = StreamState.OPEN, StreamState.CLOSED
+_HALF_CLOSED_LOCAL, _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE
+_ENDED = (StreamState.CLOSED, StreamState.RESET_RECEIVED, StreamState.RESET_SENT)
+_BIDI = StreamDirection.BIDIRECTIONAL
+
 
 class StreamStats(dict[str, Any]):
     """Counters of one stream (a dict for compatibility with 0.1.x)."""
@@ -63,26 +69,21 @@ class _StreamBase:
 
     @property
     def is_closed(self) -> bool:
-        return self._quic.is_closed or self._state in (
-            StreamState.CLOSED,
-            StreamState.RESET_RECEIVED,
-            StreamState.RESET_SENT,
-        )
+        return self._quic.is_closed or self._state in _ENDED
 
     async def wait_closed(self) -> None:
         await self._quic.wait_closed()
         self._state = StreamState.CLOSED if self._state == StreamState.OPEN else self._state
 
     def _half_close(self, local: bool) -> None:
-        if self._state == StreamState.OPEN:
-            if self._direction == StreamDirection.BIDIRECTIONAL:
-                self._state = (
-                    StreamState.HALF_CLOSED_LOCAL if local else StreamState.HALF_CLOSED_REMOTE
-                )
+        state = self._state
+        if state is _OPEN:
+            if self._direction is _BIDI:
+                self._state = _HALF_CLOSED_LOCAL if local else _HALF_CLOSED_REMOTE
             else:
-                self._state = StreamState.CLOSED
-        elif self._state in (StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE):
-            self._state = StreamState.CLOSED
+                self._state = _CLOSED
+        elif state is _HALF_CLOSED_LOCAL or state is _HALF_CLOSED_REMOTE:
+            self._state = _CLOSED
 
     def get_summary(self) -> dict[str, Any]:
         return {
