@@ -331,3 +331,38 @@ async def test_connection_loss_closes_sessions_and_streams() -> None:
     assert await asyncio.wait_for(incoming.readexactly(1), STEP) == b"x"
     with pytest.raises(StreamError):
         await asyncio.wait_for(incoming.read(), STEP)
+
+
+async def test_finished_streams_leave_no_reference_cycles() -> None:
+    """Per-stream objects die by reference counting: no work for the cyclic GC per request."""
+    import gc
+
+    ends = await connect()
+    assert ends.session is not None
+    server_session = ends.requests[0]
+
+    async def serve() -> None:
+        async for incoming in server_session.incoming_streams():
+            assert isinstance(incoming, WebTransportStream)
+            await incoming.write(await incoming.read_all(), end_stream=True)
+
+    server = asyncio.ensure_future(serve())
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(20):
+            stream = await ends.session.create_bidirectional_stream()
+            await stream.write(b"req %d" % i, end_stream=True)
+            assert await asyncio.wait_for(stream.read_all(), STEP) == b"req %d" % i
+        del stream
+        await settle()
+        assert ends.session._streams == {} and server_session._streams == {}
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        leaked = [o for o in gc.garbage if type(o).__name__ in ("WebTransportStream", "_Binding", "ChunkBuffer")]
+        assert leaked == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        server.cancel()
