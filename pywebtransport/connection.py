@@ -21,7 +21,7 @@ from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
 from .h3.varint import encode_varint
 from .h3.wt_credit import ReceiveCredit, data_consumed, new_receive_credit, peer_stream_finished
-from .quic import CloseReason, QuicError
+from .quic import CloseReason, PeerCertificate, QuicError
 from .quic.interface import DataReceiver, QuicStreamTransport, QuicTransport
 from .quic.waiters import Waiters
 from .types import ConnectionState
@@ -168,6 +168,9 @@ class WebTransportConnection:
             dec = await self.quic.open_stream(unidirectional=True)
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
+            reason = await self.quic.closing_reason()
+            if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
+                raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
 
@@ -198,6 +201,11 @@ class WebTransportConnection:
     def max_datagram_size(self) -> int:
         """Largest QUIC datagram payload the path allows now (0 if datagrams are off)."""
         return self.quic.max_datagram_size
+
+    @property
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's verified certificate, if one was verified (see `quic.PeerCertificate`)."""
+        return self.quic.peer_certificate
 
     def info(self) -> ConnectionInfo:
         data: dict[str, Any] = {

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -498,17 +499,38 @@ def _write_pair(
     stem = hostname.strip("[]").replace(":", "_")
     cert_path = directory / f"{stem}.crt"
     key_path = directory / f"{stem}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Create the key file readable by its owner only, before any key material is written.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_bytes)
+    _replace_file(key_path, key_bytes, 0o600)
+    _replace_file(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     return str(cert_path), str(key_path)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Atomically replace `path` with a new file of `data` and `mode`.
+
+    The data goes to a fresh file (created exclusively, so never through a symlink,
+    and with `mode` before any byte is written) that is then renamed over `path`:
+    an existing file keeps neither its old mode nor its inode, a symlink at `path`
+    is replaced rather than followed, and readers never see a partial file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def generate_self_signed_cert(
@@ -524,6 +546,9 @@ def generate_self_signed_cert(
     `output_dir` and returns their paths. The certificate names `hostname` in its common
     name and subjectAltName (as an IP address when it is one; ``localhost`` also covers
     127.0.0.1 and ::1). Colons of IPv6 literals become ``_`` in the file names.
+
+    Raises:
+        ConfigurationError: `key_size` is below 2048 or `days_valid` below 1.
     """
     if key_size < 2048:
         raise ConfigurationError(
@@ -555,6 +580,9 @@ def generate_browser_cert(
     ``(cert_path, key_path, sha256)``, where `sha256` is the digest of the DER certificate
     to pass to ``new WebTransport(url, {serverCertificateHashes: [{algorithm: "sha-256",
     value}]})``.
+
+    Raises:
+        ConfigurationError: `days_valid` is not between 1 and 14.
     """
     if not 1 <= days_valid <= _BROWSER_CERT_MAX_VALIDITY.days:
         raise ConfigurationError(

@@ -24,6 +24,7 @@ from .errors import CloseReason, QuicError
 
 if TYPE_CHECKING:
     from .connection import ConnectionStats
+    from .tls import PeerCertificate
 
 __all__ = ["DataReceiver", "ErrorReceiver", "QuicStreamTransport", "QuicTransport"]
 
@@ -120,6 +121,8 @@ class QuicTransport(Protocol):
     close_reason: CloseReason | None
     #: Datagrams msquic reported lost (counter).
     datagrams_lost: int
+    #: The peer's verified certificate (None if none was verified).
+    peer_certificate: "PeerCertificate | None"
 
     @property
     def on_stream(self) -> Callable[[QuicStreamTransport], None] | None:
@@ -169,6 +172,10 @@ class QuicTransport(Protocol):
 
     async def wait_closed(self) -> CloseReason:
         """Wait until the connection is fully shut down."""
+        ...
+
+    async def closing_reason(self, timeout: float = 1.0) -> CloseReason | None:
+        """Why the connection is closing, or None (waits up to ``timeout`` for the event)."""
         ...
 
     def stats(self) -> "ConnectionStats":

@@ -24,6 +24,7 @@ from pywebtransport.quic.errors import (
     StreamStopped,
 )
 from pywebtransport.quic.interface import DataReceiver, ErrorReceiver, QuicStreamTransport
+from pywebtransport.quic.tls import PeerCertificate
 
 MAX_DATAGRAM = 1200
 
@@ -225,6 +226,7 @@ class FakeQuicConnection:
         self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
         self.datagrams_sent: list[bytes] = []
         self.datagrams_lost = 0
+        self.peer_certificate: PeerCertificate | None = None
         self.rtt = 0.001
 
     # -- callbacks -------------------------------------------------------------
@@ -299,6 +301,10 @@ class FakeQuicConnection:
 
     async def wait_closed(self) -> CloseReason:
         return await asyncio.shield(self._closed)
+
+    async def closing_reason(self, timeout: float = 1.0) -> CloseReason | None:
+        await asyncio.sleep(0)
+        return self.close_reason
 
     def stats(self) -> ConnectionStats:
         return ConnectionStats(
