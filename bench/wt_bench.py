@@ -26,6 +26,9 @@ Scenarios:
   echo       64-byte messages on ONE long-lived WT bidi stream: client writes
              64 B, server echoes, client waits for 64 B; --rounds timed
              rounds after --warmup discarded rounds; p50/p99 in microseconds.
+  reqecho    64 B request/response on a NEW WT bidi stream per request
+             (client writes 64 B + FIN, server echoes + FIN, client reads to
+             FIN); --req-rounds timed after --warmup//4 discarded; p50/p99.
   datagram   send one 64-byte datagram (sequence number), wait <= 200 ms for
              its echo, retry count reported; round trips per second.
   setup      sequential: new QUIC connection + CONNECT + 200 + session close
@@ -64,7 +67,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_common import fmt, median, pct, run_profiled  # noqa: E402
 
-SCENARIOS = ("upload", "echo", "datagram", "setup")
+SCENARIOS = ("upload", "echo", "reqecho", "datagram", "setup")
 MSG = 64
 DGRAM_TIMEOUT = 0.2
 CLOSE_WEBTRANSPORT_SESSION = 0x2843
@@ -146,7 +149,7 @@ class PwtBench:
             await app.server.listen(host="127.0.0.1", port=0)
             port = app.server.local_address[1]
             url = f"https://127.0.0.1:{port}"
-            if only & {"upload", "echo", "datagram"}:
+            if only & {"upload", "echo", "reqecho", "datagram"}:
                 async with WebTransportClient(config) as client:
                     session = await client.connect(url + "/bench")
                     if "upload" in only:
@@ -160,6 +163,10 @@ class PwtBench:
                         p50, p99 = await self.echo(session, a.rounds, a.warmup, profiler)
                         out.update(echo_rounds=a.rounds, echo_p50_us=round(p50, 1), echo_p99_us=round(p99, 1))
                         out["echo_cpu_us"] = round(self.cpu_us, 1)
+                    if "reqecho" in only:
+                        p50, p99 = await self.reqecho(session, a.req_rounds, a.warmup // 4, profiler)
+                        out.update(req_rounds=a.req_rounds, req_p50_us=round(p50, 1), req_p99_us=round(p99, 1))
+                        out["req_cpu_us"] = round(self.cpu_us, 1)
                     if "datagram" in only:
                         _prof(profiler, True)
                         rate, retries = await self.datagrams(session, a.dgram_rounds)
@@ -215,6 +222,26 @@ class PwtBench:
         assert got == msg
         await s.close()
         await s.read_all()
+        v = sorted(samples[warmup:])
+        return pct(v, 0.50), pct(v, 0.99)
+
+    async def reqecho(self, session: Any, rounds: int, warmup: int, profiler: Any) -> tuple[float, float]:
+        self.mode = "echo"
+        msg = b"r" * MSG
+        clock = time.perf_counter_ns
+        samples = []
+        for i in range(rounds + warmup):
+            if i == warmup:
+                c0 = time.thread_time()
+                _prof(profiler, True)
+            t0 = clock()
+            s = await session.create_bidirectional_stream()
+            await s.write(msg, end_stream=True)
+            got = await s.read_all()
+            samples.append(clock() - t0)
+        _prof(profiler, False)
+        self.cpu_us = 1e6 * (time.thread_time() - c0) / rounds
+        assert got == msg
         v = sorted(samples[warmup:])
         return pct(v, 0.50), pct(v, 0.99)
 
@@ -465,7 +492,7 @@ class AioquicBench:
         authority = f"127.0.0.1:{port}"
         self.AqClient = AqClient
         try:
-            if only & {"upload", "echo", "datagram"}:
+            if only & {"upload", "echo", "reqecho", "datagram"}:
                 async with connect("127.0.0.1", port, configuration=self.client_config(), create_protocol=AqClient) as c:
                     session = await c.open_session(authority, "/bench")
                     if "upload" in only:
@@ -479,6 +506,10 @@ class AioquicBench:
                         p50, p99 = await self.echo(c, session, a.rounds, a.warmup, profiler)
                         out.update(echo_rounds=a.rounds, echo_p50_us=round(p50, 1), echo_p99_us=round(p99, 1))
                         out["echo_cpu_us"] = round(self.cpu_us, 1)
+                    if "reqecho" in only:
+                        p50, p99 = await self.reqecho(c, session, a.req_rounds, a.warmup // 4, profiler)
+                        out.update(req_rounds=a.req_rounds, req_p50_us=round(p50, 1), req_p99_us=round(p99, 1))
+                        out["req_cpu_us"] = round(self.cpu_us, 1)
                     if "datagram" in only:
                         _prof(profiler, True)
                         rate, retries = await self.datagrams(c, session, a.dgram_rounds)
@@ -541,6 +572,28 @@ class AioquicBench:
         quic.send_stream_data(sid, b"", end_stream=True)
         c.transmit()
         await c.read_all(sid)
+        v = sorted(samples[warmup:])
+        return pct(v, 0.50), pct(v, 0.99)
+
+    async def reqecho(self, c: Any, session: int, rounds: int, warmup: int, profiler: Any) -> tuple[float, float]:
+        self.server_cls.mode = "echo"
+        quic = c._quic
+        msg = b"r" * MSG
+        clock = time.perf_counter_ns
+        samples = []
+        for i in range(rounds + warmup):
+            if i == warmup:
+                c0 = time.thread_time()
+                _prof(profiler, True)
+            t0 = clock()
+            sid = c.open_bidi(session)
+            quic.send_stream_data(sid, msg, end_stream=True)
+            c.transmit()
+            got = await c.read_all(sid)
+            samples.append(clock() - t0)
+        _prof(profiler, False)
+        self.cpu_us = 1e6 * (time.thread_time() - c0) / rounds
+        assert got == msg
         v = sorted(samples[warmup:])
         return pct(v, 0.50), pct(v, 0.99)
 
@@ -613,6 +666,8 @@ def report(pw: list[dict], aq: list[dict], repro: str) -> str:
     add("1. bulk upload, 1 WT bidi stream", "upload_mib_s", "MiB/s", "higher")
     add("2. echo 64 B, 1 stream, p50", "echo_p50_us", "us", "lower")
     add("2. echo 64 B, 1 stream, p99", "echo_p99_us", "us", "lower")
+    add("2a. echo 64 B, new bidi stream per request, p50", "req_p50_us", "us", "lower")
+    add("2a. echo 64 B, new bidi stream per request, p99", "req_p99_us", "us", "lower")
     add("3. datagram ping-pong", "dgram_rt_per_s", "rt/s", "higher")
     add("4. session setups (sequential)", "setups_per_s", "/s", "higher")
     add("4a. setup: open part (QUIC+CONNECT+200)", "setup_open_us", "us", "lower")
@@ -636,6 +691,7 @@ def report(pw: list[dict], aq: list[dict], repro: str) -> str:
         for key, label in (
             ("upload_cpu_pct", "upload loop CPU {:.0f}%"),
             ("echo_cpu_us", "echo CPU/round {:.1f} us"),
+            ("req_cpu_us", "per-request echo CPU/round {:.1f} us"),
             ("dgram_cpu_us", "datagram CPU/round {:.1f} us"),
             ("setup_open_us", "setup open {:.0f} us"),
             ("setup_close_us", "setup close {:.0f} us"),
@@ -665,6 +721,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=None, help="MiB uploaded (default 64; 16 with --quick)")
     ap.add_argument("--rounds", type=int, default=None, help="echo rounds (default 3000; 1000 with --quick)")
     ap.add_argument("--warmup", type=int, default=200, help="echo rounds discarded first")
+    ap.add_argument("--req-rounds", type=int, default=None, help="per-request echoes (default 2000; 500 with --quick)")
     ap.add_argument("--dgram-rounds", type=int, default=None, help="datagram round trips (default = --rounds)")
     ap.add_argument("--setups", type=int, default=None, help="sequential session setups (default 50; 20 with --quick)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per implementation, median reported")
@@ -681,6 +738,7 @@ def main() -> int:
     q = args.quick
     args.size = args.size if args.size is not None else (16 if q else 64)
     args.rounds = args.rounds if args.rounds is not None else (1000 if q else 3000)
+    args.req_rounds = args.req_rounds if args.req_rounds is not None else (500 if q else 2000)
     args.dgram_rounds = args.dgram_rounds if args.dgram_rounds is not None else args.rounds
     args.setups = args.setups if args.setups is not None else (20 if q else 50)
     only = {s.strip() for s in args.only.split(",") if s.strip()}

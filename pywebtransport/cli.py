@@ -218,6 +218,7 @@ def _info() -> int:
 
 async def _probe_connection() -> dict[str, object]:
     """Open one loopback session to see what msquic negotiates on a live connection."""
+    from .quic import QuicConnection
     from .quic.observe import connection_flags
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,8 +230,10 @@ async def _probe_connection() -> dict[str, object]:
                 stream = await session.create_bidirectional_stream()
                 await stream.write_all(b"x" * 100_000)
                 await stream.read_all()
-                flags = connection_flags(session.connection.quic)
-                stats = session.connection.quic.stats()
+                quic = session.connection.quic
+                assert isinstance(quic, QuicConnection)
+                flags = connection_flags(quic)
+                stats = quic.stats()
                 await session.close()
     return {
         "loopback_ecn_capable": flags["ecn_capable"],

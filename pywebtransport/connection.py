@@ -22,13 +22,17 @@ from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream, WriteTimeout
+from .h3.varint import encode_varint
+from .h3.wt_credit import ReceiveCredit, data_consumed, new_receive_credit, peer_stream_finished
+from .quic import CloseReason, PeerCertificate, QuicError, WriteTimeout
+from .quic.interface import DataReceiver, QuicStreamTransport, QuicTransport
 from .quic.waiters import Waiters, wait_with_timeout
 from .types import ConnectionState, EventType
 
 if TYPE_CHECKING:
     from .config import ClientConfig, ServerConfig
     from .session import WebTransportSession
+    from .stream import WebTransportReceiveStream
 
 __all__ = [
     "ConnectionInfo",
@@ -42,8 +46,6 @@ __all__ = [
 log = logging.getLogger("pywebtransport.connection")
 
 _USABLE = (H3SessionState.OPEN, H3SessionState.DRAINING)
-# Upper bound of an auto-scaled receive window, as a multiple of the configured one.
-_MAX_WINDOW_SCALE = 16
 
 
 class ConnectionInfo(dict[str, Any]):
@@ -67,19 +69,37 @@ def h3_config_for(config: "ClientConfig | ServerConfig") -> H3Config:
     )
 
 
-class _Credit:
-    """Receive-side WebTransport credit we granted for one session."""
+class _Binding:
+    """The callbacks of one QUIC stream while the HTTP/3 core parses it.
 
-    __slots__ = ("consumed", "max_data", "window", "granted_at", "closed", "max_streams")
+    Stream-level resets, STOP_SENDING and the final release always go
+    through the core; data does until the stream is bound to a public
+    stream (then :meth:`QuicStreamTransport.set_data_receiver` sends it
+    straight there).
+    """
 
-    def __init__(self, config: H3Config, window: int) -> None:
-        self.consumed = 0
-        self.max_data = config.initial_max_data
-        self.window = window
-        self.granted_at = time.monotonic()
-        # Peer-opened streams that finished, and the limit we announced: [bidi, uni].
-        self.closed = [0, 0]
-        self.max_streams = [config.initial_max_streams_bidi, config.initial_max_streams_uni]
+    __slots__ = ("conn", "stream", "stream_id", "session")
+
+    def __init__(self, conn: "WebTransportConnection", stream: QuicStreamTransport) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.stream_id = stream.stream_id
+        # The session owning the public stream, once bound (told of the release).
+        self.session: "WebTransportSession | None" = None
+
+    def on_data(self, data: bytes, fin: bool) -> None:
+        self.conn._on_stream_data(self.stream, data, fin)
+
+    def on_reset(self, code: int) -> None:
+        conn, sid = self.conn, self.stream_id
+        conn._run(lambda: conn.h3.receive_stream_reset(sid, code))
+
+    def on_stop(self, code: int) -> None:
+        conn, sid = self.conn, self.stream_id
+        conn._run(lambda: conn.h3.receive_stop_sending(sid, code))
+
+    def on_closed(self) -> None:
+        self.conn._on_stream_closed(self.stream)
 
 
 class WebTransportConnection(EventEmitter, ConnectionCompat):
@@ -87,11 +107,18 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     Events: CONNECTION_ESTABLISHED, SETTINGS_RECEIVED, SESSION_REQUEST, PROTOCOL_ERROR,
     CONNECTION_CLOSED and CONNECTION_LOST (see the events guide).
+
+    Uses the QUIC layer only through :class:`~pywebtransport.quic.interface.QuicTransport`.
+    Every stream's bytes go through the sans-IO core until the stream is
+    bound to a public stream object; from then on the QUIC stream delivers
+    payload straight to it (the core still sees resets, STOP_SENDING and
+    the stream's release).  Datagrams of usable sessions are routed by one
+    dict lookup on their quarter-stream-id prefix.
     """
 
     def __init__(
         self,
-        quic: QuicConnection,
+        quic: QuicTransport,
         *,
         h3_config: H3Config | None = None,
         config: "ClientConfig | ServerConfig | None" = None,
@@ -118,15 +145,19 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.stream_creation_timeout: float = getattr(
             config, "stream_creation_timeout", Defaults.STREAM_CREATION_TIMEOUT
         )
-        self._credit: dict[int, _Credit] = {}
+        self._credit: dict[int, ReceiveCredit] = {}
         self._credit_waiters = Waiters()
         self.credit_updates_sent = 0
         self.credit_updates_received = 0
         self._loop = asyncio.get_running_loop()
-        self._streams: dict[int, QuicStream] = {}
+        self._streams: dict[int, QuicStreamTransport] = {}
+        self._bindings: dict[int, _Binding] = {}
         self.sessions: dict[int, "WebTransportSession"] = {}
+        # Quarter-stream-id prefix (encoded) -> datagram sink of a usable session.
+        self._datagram_sinks: dict[bytes, Callable[[bytes], None]] = {}
+        self._datagram_prefixes: dict[int, bytes] = {}
         self._settings: asyncio.Future[None] = self._loop.create_future()
-        self._control: QuicStream | None = None
+        self._control: QuicStreamTransport | None = None
         self._created = time.monotonic()
         self.state = ConnectionState.CONNECTING
         # Set before the streams below are drained: a request already buffered
@@ -136,27 +167,26 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._connect_streams: set[int] = set()
         self._answered: set[int] = set()
         self._current_stream: int | None = None
-        self._retired: dict[int, QuicStream] = {}
+        self._retired: dict[int, QuicStreamTransport] = {}
         self.pending_opens = 0  # client: sessions being opened on this connection
         self._rtt_value = 0.1
         self._rtt_at = 0.0
-        quic.on_stream = self._on_peer_stream
+        # Cached h3.flow_control_enabled (it changes only when the peer's SETTINGS arrive).
+        self._flow_control = False
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
-        # Streams accepted before the hooks were installed.
-        while quic._incoming:
-            self._on_peer_stream(quic._incoming.popleft())
+        quic.on_stream = self._on_peer_stream  # also delivers streams accepted before this
 
     # -- setup -------------------------------------------------------------
     async def start(self) -> None:
         """Open our control and QPACK streams and send SETTINGS."""
         try:
-            control = await self.quic.open_uni_stream()
+            control = await self.quic.open_stream(unidirectional=True)
             control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
             self._control = control
-            enc = await self.quic.open_uni_stream()
+            enc = await self.quic.open_stream(unidirectional=True)
             enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
-            dec = await self.quic.open_uni_stream()
+            dec = await self.quic.open_stream(unidirectional=True)
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
             reason = await self.quic.closing_reason()
@@ -184,6 +214,16 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     @property
     def local_address(self) -> tuple[str, int] | None:
         return self.quic.local_address
+
+    @property
+    def flow_control_enabled(self) -> bool:
+        """WebTransport flow control was negotiated on this connection."""
+        return self._flow_control
+
+    @property
+    def max_datagram_size(self) -> int:
+        """Largest QUIC datagram payload the path allows now (0 if datagrams are off)."""
+        return self.quic.max_datagram_size
 
     @property
     def peer_certificate(self) -> PeerCertificate | None:
@@ -217,35 +257,35 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         return ConnectionInfo(data)
 
     # -- incoming ----------------------------------------------------------
-    def _on_peer_stream(self, stream: QuicStream) -> None:
+    def _on_peer_stream(self, stream: QuicStreamTransport) -> None:
         self._streams[stream.stream_id] = stream
         self._attach(stream)
 
-    def _attach(self, stream: QuicStream) -> None:
+    def _attach(self, stream: QuicStreamTransport) -> None:
+        binding = _Binding(self, stream)
+        self._bindings[stream.stream_id] = binding
+        stream.set_receiver(binding.on_data, binding.on_reset, binding.on_stop, binding.on_closed)
+
+    def _on_stream_closed(self, stream: QuicStreamTransport) -> None:
         sid = stream.stream_id
+        self._streams.pop(sid, None)
+        binding = self._bindings.pop(sid, None)
+        if binding is not None and binding.session is not None:
+            binding.session._on_stream_released(sid)
+        # Drop the callbacks (bound methods of the binding and the public stream):
+        # without those back references the stream's objects are freed by reference
+        # counting instead of piling up for the cyclic garbage collector.
+        stream.set_receiver(_discard)
+        self._connect_streams.discard(sid)
+        self._answered.discard(sid)
+        if self.h3.holds_early(sid):
+            # QUIC is done but the core still holds its bytes for a session that
+            # is not accepted yet: keep it until that is decided.
+            self._retired[sid] = stream
+        else:
+            self.h3.stream_closed(sid)
 
-        def on_data(data: bytes, fin: bool) -> None:
-            self._on_stream_data(stream, data, fin)
-
-        def on_reset(code: int) -> None:
-            self._run(lambda: self.h3.receive_stream_reset(sid, code))
-
-        def on_stop(code: int) -> None:
-            self._run(lambda: self.h3.receive_stop_sending(sid, code))
-
-        def on_closed() -> None:
-            self._streams.pop(sid, None)
-            self._connect_streams.discard(sid)
-            if self.h3.holds_early(sid):
-                # QUIC is done but the core still holds its bytes for a session that
-                # is not accepted yet: keep it until that is decided.
-                self._retired[sid] = stream
-            else:
-                self.h3.stream_closed(sid)
-
-        stream.set_receiver(on_data, on_reset, on_stop, on_closed)
-
-    def _on_stream_data(self, stream: QuicStream, data: bytes, fin: bool) -> None:
+    def _on_stream_data(self, stream: QuicStreamTransport, data: bytes, fin: bool) -> None:
         self._current_stream = stream.stream_id
         try:
             events = self._run(lambda: self.h3.receive_stream_data(stream.stream_id, data, fin))
@@ -259,8 +299,70 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if len(data) > payload:
             stream.consumed(len(data) - payload)
 
+    def bind_stream(
+        self,
+        session: "WebTransportSession",
+        quic: QuicStreamTransport,
+        stream: "WebTransportReceiveStream | None",
+    ) -> None:
+        """Bind a WebTransport stream to its public object.
+
+        The session hears of the stream's release.  A readable ``stream``
+        gets ``quic``'s later payload straight from the QUIC stream: with
+        session flow control the bytes are still counted by the core (one
+        call, no events); without it nothing else runs.
+        """
+        binding = self._bindings.get(quic.stream_id)
+        if binding is None or quic.is_closed:
+            # Released already (bytes held for a session accepted later): tell the
+            # session once the events of this batch (its data) are delivered.
+            self._loop.call_soon(session._on_stream_released, quic.stream_id)
+            return
+        binding.session = session
+        if stream is None:
+            return
+        sink: DataReceiver = stream._on_data
+        session_id = session.id
+        if self.h3.session_flow_control(session_id):
+            feed = sink
+            h3 = self.h3
+
+            def counted(data: bytes, fin: bool) -> None:
+                if data:
+                    try:
+                        h3.bound_stream_data(session_id, len(data))
+                    except H3Error as exc:
+                        self.close(int(exc.code), str(exc))
+                        quic.consumed(len(data))
+                        return
+                feed(data, fin)
+
+            sink = counted
+        quic.set_data_receiver(sink)
+
     def _on_datagram(self, data: bytes) -> None:
+        if data:
+            # The quarter stream ID is a varint; its length is in the top two bits.
+            n = 1 << (data[0] >> 6)
+            sink = self._datagram_sinks.get(data[:n])
+            if sink is not None:
+                sink(data[n:])
+                return
         self._run(lambda: self.h3.receive_datagram(data))
+
+    def _route_datagrams(self, session_id: int, sink: Callable[[bytes], None] | None) -> None:
+        """Install (or with None remove) the fast routes for a session's datagrams.
+
+        Received: prefix -> ``sink``.  Sent: session -> prefix, so sending skips
+        the core while the session is usable.
+        """
+        key = encode_varint(session_id >> 2)
+        if sink is None:
+            self._datagram_sinks.pop(key, None)
+            self._datagram_prefixes.pop(session_id, None)
+        else:
+            self._datagram_sinks[key] = sink
+            self._datagram_prefixes[session_id] = key
 
     def _run(self, call: Callable[[], list[ev.H3Event]]) -> list[ev.H3Event]:
         try:
@@ -271,8 +373,11 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                 self._ee_fire(EventType.PROTOCOL_ERROR, {"error_code": int(exc.code), "message": str(exc)})
             self.close(int(exc.code), str(exc))
             return []
-        events = events + self.h3.pop_events()
-        self._dispatch_all(events)
+        pending = self.h3.pop_events()
+        if pending:
+            events = events + pending
+        if events:
+            self._dispatch_all(events)
         return events
 
     def _dispatch_all(self, events: list[ev.H3Event]) -> None:
@@ -301,16 +406,17 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                         stream.consumed(len(event.data))
                     stream.stop_sending(int(ErrorCode.WT_SESSION_GONE))
                     stream.reset(int(ErrorCode.WT_SESSION_GONE))
-        elif isinstance(event, ev.DatagramReceived):
-            session = self.sessions.get(event.session_id)
-            if session is not None:
-                session._on_datagram(event.data)
         elif isinstance(event, ev.WebTransportStreamOpened):
             session = self.sessions.get(event.session_id)
             quic = self._streams.get(event.stream_id) or self._retired.get(event.stream_id)
             if session is not None and quic is not None:
                 session._on_peer_stream(quic, event.bidi)
+        elif isinstance(event, ev.DatagramReceived):
+            session = self.sessions.get(event.session_id)
+            if session is not None:
+                session._on_datagram(event.data)
         elif isinstance(event, ev.SettingsReceived):
+            self._flow_control = self.h3.flow_control_enabled
             if not self._settings.done():
                 self._settings.set_result(None)
             if self._ee_listened and EventType.SETTINGS_RECEIVED in self._ee_listening:  # event hook
@@ -326,6 +432,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             if session is not None:
                 session._on_rejected(event.status)
         elif isinstance(event, ev.SessionCloseReceived):
+            self._route_datagrams(event.session_id, None)
             session = self.sessions.get(event.session_id)
             if session is not None and session._ee_listened:  # event hook
                 session._pwt_on_capsule("close_webtransport_session", {"code": event.code, "reason": event.reason})
@@ -336,6 +443,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             if connect is not None:
                 connect.finish()
         elif isinstance(event, ev.SessionAborted):
+            self._route_datagrams(event.session_id, None)
             session = self.sessions.get(event.session_id)
             if session is not None:
                 session._on_aborted(event.error_code)
@@ -389,14 +497,13 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         stream = self._streams.get(stream_id)
         if stream is None or stream_id in self._answered or stream_id in self.sessions:
             return
-        self._answered.add(stream_id)
+        self._answered.add(stream_id)  # forgotten when the stream is released
         try:
             data = self.h3.send_headers(stream_id, [(b":status", b"404")], end_stream=True)
         except (H3UsageError, H3Error):
             stream.reset(int(ErrorCode.H3_REQUEST_REJECTED))
             return
         stream.write_nowait(data, fin=True)
-        stream._closed.add_done_callback(lambda _f: self._answered.discard(stream_id))
 
     def _on_session_requested(self, event: ev.WebTransportSessionRequested) -> None:
         from .session import WebTransportSession
@@ -430,6 +537,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     def _on_quic_closed(self, reason: CloseReason) -> None:
         self.state = ConnectionState.CLOSED
+        self._datagram_sinks.clear()
+        self._datagram_prefixes.clear()
         if self._ee_listened:  # event hook
             self._pwt_closed_events(reason)
         self.h3.connection_lost()
@@ -439,6 +548,12 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if not self._settings.done():
             self._settings.set_exception(ConnectionError(f"connection {reason.describe()}"))
             self._settings.exception()
+        # Nothing more comes from QUIC: drop its references to us (reference cycles).
+        quic = self.quic
+        quic.on_stream = None
+        quic.on_datagram = None
+        quic.on_closed = None
+        self._bindings.clear()
 
     # -- outgoing ----------------------------------------------------------
     async def open_session(
@@ -453,7 +568,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         """Client: send an extended CONNECT; returns the (connecting) session."""
         from .session import WebTransportSession
 
-        stream = await self.quic.open_bidi_stream()
+        stream = await self.quic.open_stream()
         try:
             data = self.h3.connect_session(
                 stream.stream_id,
@@ -487,7 +602,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         peer = self.h3.peer_settings
         if peer is None or self.is_closed or self.h3.goaway_received is not None:
             return False
-        limit = min(self.h3._session_limit(), peer.max_sessions)
+        limit = min(self.h3.session_limit(), peer.max_sessions)
         # Count CONNECT streams still open (the peer counts a session until its
         # CONNECT stream ends) plus opens in progress.
         return len(self._connect_streams) + self.pending_opens < limit
@@ -511,7 +626,13 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if session is not None:
             session._on_rejected(status)
 
-    async def open_stream(self, session_id: int, *, bidi: bool) -> QuicStream:
+    def session_established(self, session_id: int, sink: Callable[[bytes], None]) -> None:
+        """A session became usable: route its datagrams to ``sink`` directly."""
+        if self.h3.session_state(session_id) in _USABLE:
+            self._route_datagrams(session_id, sink)
+
+    async def open_stream(self, session_id: int, *, bidi: bool) -> QuicStreamTransport:
+        """Open a WebTransport stream for a session; its header is already queued."""
         stream = await self.quic.open_stream(unidirectional=not bidi)
         try:
             # The peer's WT_MAX_STREAMS may hold us back; wait for its credit.
@@ -528,21 +649,18 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if bidi:
             self._attach(stream)
         else:
-            sid = stream.stream_id
-
-            def forget(_fut: object) -> None:
-                self._streams.pop(sid, None)
-                self.h3.stream_closed(sid)
-
-            stream._closed.add_done_callback(forget)
+            # Nothing to receive: only the release matters.
+            binding = _Binding(self, stream)
+            self._bindings[stream.stream_id] = binding
+            stream.set_receiver(_discard, None, binding.on_stop, binding.on_closed)
         stream.write_nowait(prefix)
         return stream
 
     async def send_stream_data(
-        self, session_id: int, stream: QuicStream, data: bytes | bytearray | memoryview, fin: bool
+        self, session_id: int, stream: QuicStreamTransport, data: bytes | bytearray | memoryview, fin: bool
     ) -> None:
         """Write stream payload, within the peer's WT_MAX_DATA when flow control is on."""
-        if not self.h3.flow_control_enabled:
+        if not self._flow_control:
             await stream.write(data, fin=fin)
             return
         credit = self._send_credit(session_id)
@@ -555,7 +673,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                 await stream.write(rest, fin=fin)
                 return
             if credit == 0 and rest:
-                if stream._write_error is not None or stream.is_closed:
+                if stream.write_error is not None or stream.is_closed:
                     await stream.write(rest, fin=fin)  # raises the stream's own error
                     return
                 if not await wait_with_timeout(self._credit_waiters.wait(), self.write_timeout):  # config: write_timeout
@@ -580,11 +698,19 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     # -- session flow control: credit we grant -------------------------------
     def _track_credit(self, session_id: int) -> None:
-        if self.h3.flow_control_enabled:
-            self._credit[session_id] = _Credit(self.h3.config, self._window)
+        if self._flow_control:
+            config = self.h3.config
+            self._credit[session_id] = new_receive_credit(
+                config.initial_max_data,
+                config.initial_max_streams_bidi,
+                config.initial_max_streams_uni,
+                self._window,
+                time.monotonic(),
+            )
 
     def session_finished(self, session_id: int) -> None:
         """A session object is done: forget it and wake tasks waiting for credit."""
+        self._route_datagrams(session_id, None)
         self.sessions.pop(session_id, None)
         self._credit.pop(session_id, None)
         self._credit_waiters.wake_all()
@@ -594,29 +720,37 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         credit = self._credit.get(session_id)
         if credit is None or n <= 0:
             return
-        credit.consumed += n
-        if credit.max_data - credit.consumed >= credit.window // 2:
+        if credit.max_data - (credit.consumed + n) >= credit.window // 2:
+            self._credit[session_id] = ReceiveCredit(
+                credit.consumed + n,
+                credit.max_data,
+                credit.window,
+                credit.granted_at,
+                credit.closed_bidi,
+                credit.closed_uni,
+                credit.max_streams_bidi,
+                credit.max_streams_uni,
+            )
             return
-        now = time.monotonic()
-        if self._auto_scale and now - credit.granted_at < 4 * self._rtt():
-            # Credit runs out within a few round trips: the window limits throughput.
-            credit.window = min(credit.window * 2, self._window * _MAX_WINDOW_SCALE)
-        credit.granted_at = now
-        credit.max_data = credit.consumed + credit.window
-        self._grant(session_id, max_data=credit.max_data)
+        credit, max_data = data_consumed(
+            credit, n, time.monotonic(), self._rtt(), base_window=self._window, auto_scale=self._auto_scale
+        )
+        self._credit[session_id] = credit
+        if max_data is not None:
+            self._grant(session_id, max_data=max_data)
 
     def peer_stream_finished(self, session_id: int, bidi: bool) -> None:
         """A peer-opened stream is done: extend WT_MAX_STREAMS once enough have finished."""
         credit = self._credit.get(session_id)
         if credit is None:
             return
-        i = 0 if bidi else 1
-        initial = self.h3.config.initial_max_streams_bidi if bidi else self.h3.config.initial_max_streams_uni
-        credit.closed[i] += 1
-        target = credit.closed[i] + initial
-        if target - credit.max_streams[i] < max(1, min(self._stream_increment[i], initial // 2)):
+        config = self.h3.config
+        initial = config.initial_max_streams_bidi if bidi else config.initial_max_streams_uni
+        increment = self._stream_increment[0 if bidi else 1]
+        credit, target = peer_stream_finished(credit, bidi, initial, increment)
+        self._credit[session_id] = credit
+        if target is None:
             return
-        credit.max_streams[i] = target
         if bidi:
             self._grant(session_id, max_streams_bidi=target)
         else:
@@ -655,9 +789,15 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self.reject_session(session_id, 503)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
-        self.quic.send_datagram(self.h3.encode_datagram(session_id, data))
+        """Send one datagram of a session (raises the QUIC layer's DatagramError)."""
+        prefix = self._datagram_prefixes.get(session_id)
+        if prefix is None:  # not usable (the core says why) or not established here yet
+            self.quic.send_datagram(self.h3.encode_datagram(session_id, data))
+        else:
+            self.quic.send_datagram(prefix + data)
 
     def close_session(self, session_id: int, code: int, reason: str) -> None:
+        self._route_datagrams(session_id, None)
         stream = self._streams.get(session_id)
         try:
             data = self.h3.close_session_data(session_id, code, reason)
@@ -717,3 +857,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     async def wait_closed(self) -> None:
         await self.quic.wait_closed()
+
+
+def _discard(data: bytes, fin: bool) -> None:
+    """Receiver of streams that carry nothing to us (our unidirectional ones)."""

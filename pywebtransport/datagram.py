@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .compat.datagram import DatagramCompat, DatagramMessage, DatagramQueue, DatagramStats
 from .datagram_extras import DatagramBroadcaster, DatagramReliabilityLayer
@@ -15,7 +15,7 @@ from .exceptions import DatagramError, SessionError, TimeoutError
 from .monitor import DatagramMonitor
 from .quic import DatagramTooLarge, QuicError
 from .quic.waiters import Waiters
-from .types import EventType
+from .types import EventType, SessionState
 
 if TYPE_CHECKING:
     from .session import WebTransportSession
@@ -29,6 +29,9 @@ __all__ = [
     "DatagramStats",
     "WebTransportDatagramDuplexStream",
 ]
+
+
+_USABLE = (SessionState.CONNECTED, SessionState.DRAINING)
 
 
 def _varint_len(value: int) -> int:
@@ -60,7 +63,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     @property
     def max_datagram_size(self) -> int:
         """Largest payload that fits one QUIC datagram on the current path."""
-        quic_max = self._session.connection.quic.max_datagram_size
+        quic_max = self._session.connection.max_datagram_size
         room = max(0, quic_max - _varint_len(self._session.id >> 2))
         return min(room, self._session.connection.max_datagram_payload)  # config: max_datagram_size
 
@@ -90,37 +93,43 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
-        self._session._check_usable()
+        if self._session._state not in _USABLE:
+            self._session._check_usable()
 
     def try_send(self, data: bytes | str) -> None:
         """Send one datagram now; raises DatagramError if it cannot be sent."""
-        if isinstance(data, str):
-            data = data.encode()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                data = data.encode()
+            elif isinstance(data, (bytes, bytearray, memoryview)):
+                data = bytes(data)
+            else:
+                raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
         self._check()
-        limit = self.max_datagram_size
-        if len(data) > limit:
-            raise DatagramError(
-                f"datagram of {len(data)} bytes exceeds the maximum of {limit} bytes",
-                datagram_size=len(data),
-                max_size=limit,
-            )
+        session = self._session
+        cap = session.connection.max_datagram_payload  # config: max_datagram_size
+        if len(data) > cap:
+            self._too_large(len(data), cap)
         try:
-            self._session.connection.send_datagram(self._session.id, bytes(data))
+            # The QUIC layer checks the size against the path's current limit.
+            session.connection.send_datagram(session.id, data)
         except DatagramTooLarge as exc:
-            if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
-                self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
-            raise DatagramError(str(exc), datagram_size=len(data), max_size=exc.max_size) from None
+            self._too_large(len(data), max(0, exc.max_size - _varint_len(session.id >> 2)))
         except QuicError as exc:
             if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
                 self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
             raise DatagramError(f"datagram not sent: {exc}", datagram_size=len(data)) from None
         self.datagrams_sent += 1
         self.bytes_sent += len(data)
-        self._session._stats["datagrams_sent"] += 1
+        session._stats["datagrams_sent"] += 1
         if self._ee_listened and EventType.DATAGRAM_SENT in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_SENT, {"size": len(data), "sequence": self.datagrams_sent, "send_time": time.time()})
+
+    def _too_large(self, size: int, limit: int) -> NoReturn:
+        error = f"datagram of {size} bytes exceeds the maximum of {limit} bytes"
+        if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
+            self._ee_fire(EventType.DATAGRAM_ERROR, {"size": size, "error": error})
+        raise DatagramError(error, datagram_size=size, max_size=limit)
 
     async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:
         """Send one datagram (``priority`` and ``ttl`` are accepted for compatibility)."""

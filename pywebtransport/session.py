@@ -20,7 +20,8 @@ from .exceptions import (
     StreamError,
     TimeoutError,
 )
-from .quic import CloseReason, PeerCertificate, QuicError, QuicStream
+from .quic import CloseReason, PeerCertificate, QuicError
+from .quic.interface import QuicStreamTransport
 from .quic.waiters import Waiters
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .protocol import session_event_data, stream_event_data
@@ -33,6 +34,8 @@ __all__ = ["SessionManager", "SessionStats", "WebTransportSession"]
 
 IncomingStream = WebTransportStream | WebTransportReceiveStream
 _SESSION_SERIAL = itertools.count(1)
+
+_CLOSED = SessionState.CLOSED  # looked up once (hot: every write checks it)
 
 
 class SessionStats(dict[str, Any]):
@@ -68,6 +71,8 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
+        # Peer-opened stream ids with their direction (for WT_MAX_STREAMS credit).
+        self._peer_opened: dict[int, bool] = {}
         self._incoming: deque[IncomingStream] = deque()
         self._incoming_waiters = Waiters()
         self._max_incoming = max_incoming_streams
@@ -82,7 +87,6 @@ class WebTransportSession(EventEmitter, SessionCompat):
             "streams_accepted": 0,
             "bytes_sent": 0,
             "datagrams_sent": 0,
-            "datagrams_received": 0,
         }
 
     # -- properties --------------------------------------------------------
@@ -116,7 +120,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     @property
     def is_closed(self) -> bool:
-        return self._state == SessionState.CLOSED
+        return self._state is _CLOSED
 
     @property
     def connection(self) -> "WebTransportConnection":
@@ -156,6 +160,8 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self.status = 200
         if self._state == SessionState.CONNECTING:
             self._state = SessionState.CONNECTED
+            # From now on datagrams go straight to the duplex stream.
+            self._connection.session_established(self._id, self.datagrams._feed)
         if not self._ready.done():
             self._ready.set_result(None)
             if self._ee_listened and EventType.SESSION_READY in self._ee_listening:  # event hook
@@ -220,6 +226,8 @@ class WebTransportSession(EventEmitter, SessionCompat):
         for stream in list(self._streams.values()):
             if isinstance(stream, WebTransportReceiveStream):
                 stream._feed_error(StreamError(f"session closed: {error}", stream_id=stream.stream_id))
+                # Bytes still in flight belong to a gone session: drop them (counted as consumed).
+                stream._discarding = True
         if self._datagrams is not None:
             self._datagrams._close(error)
         if not self._closed.done():
@@ -229,33 +237,38 @@ class WebTransportSession(EventEmitter, SessionCompat):
         if self._ee_listened and EventType.SESSION_CLOSED in self._ee_listening:  # event hook
             self._ee_fire(EventType.SESSION_CLOSED, {"session_id": self.session_id, "code": self.close_code, "reason": self.close_reason})
 
-    def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
+    def _on_peer_stream(self, quic: QuicStreamTransport, bidi: bool) -> None:
         stream: IncomingStream
         if bidi:
             stream = WebTransportStream(self, quic)
         else:
             stream = WebTransportReceiveStream(self, quic)
-        self._streams[quic.stream_id] = stream
-        self._forget_on_close(quic)
-        quic._closed.add_done_callback(lambda _f: self._connection.peer_stream_finished(self._id, bidi))
+        sid = quic.stream_id
+        self._streams[sid] = stream
+        self._peer_opened[sid] = bidi
         self._stats["streams_accepted"] += 1
+        self._connection.bind_stream(self, quic, stream)
         if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
             return
         self._incoming.append(stream)
-        self._wake_incoming()
+        self._incoming_waiters.wake_all()
 
-    def _forget_on_close(self, quic: QuicStream) -> None:
-        sid = quic.stream_id
-
-        def forget(_f: object) -> None:
-            stream = self._streams.pop(sid, None)
-            if stream is not None and stream._ee_listened and EventType.STREAM_CLOSED in stream._ee_listening:  # event hook
-                stream._ee_fire(EventType.STREAM_CLOSED, {"stream_id": sid, "state": str(stream.state)})
-
-        quic._closed.add_done_callback(forget)
+    def _on_stream_released(self, stream_id: int) -> None:
+        """The transport released a stream of this session (both directions done)."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None and stream._ee_listened and EventType.STREAM_CLOSED in stream._ee_listening:  # event hook
+            stream._ee_fire(EventType.STREAM_CLOSED, {"stream_id": stream_id, "state": str(stream.state)})
+        if isinstance(stream, WebTransportReceiveStream) and not stream._eof and stream._error is None:
+            # Released without FIN or reset (the connection went away): readers must not hang.
+            reason = self._connection.quic.close_reason
+            cause = f"connection {reason.describe()}" if reason is not None else "released by the transport"
+            stream._feed_error(StreamError(f"stream {stream_id} closed: {cause}", stream_id=stream_id))
+        bidi = self._peer_opened.pop(stream_id, None)
+        if bidi is not None:
+            self._connection.peer_stream_finished(self._id, bidi)
 
     def _on_stream_data(self, stream_id: int, data: bytes, fin: bool, preconsumed: bool = False) -> None:
         stream = self._streams.get(stream_id)
@@ -268,10 +281,11 @@ class WebTransportSession(EventEmitter, SessionCompat):
             stream._feed_error(error)
 
     def _on_datagram(self, data: bytes) -> None:
-        self._stats["datagrams_received"] += 1
-        self.datagrams._feed(data)
+        if self._datagrams is None:
+            self._datagrams = WebTransportDatagramDuplexStream(self)
+        self._datagrams._feed(data)
 
-    async def _send(self, quic: QuicStream, data: bytes | bytearray | memoryview, fin: bool) -> None:
+    async def _send(self, quic: QuicStreamTransport, data: bytes | bytearray | memoryview, fin: bool) -> None:
         await self._connection.send_stream_data(self._id, quic, data, fin)
 
     def _on_consumed(self, n: int) -> None:
@@ -313,28 +327,31 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._check_usable()
         quic = await self._open(bidi=True, timeout=timeout)
         stream = WebTransportStream(self, quic)
-        self._register_local(stream, quic)
+        self._streams[quic.stream_id] = stream
+        self._stats["streams_created"] += 1
+        self._connection.bind_stream(self, quic, stream)
+        if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
         return stream
 
     async def create_unidirectional_stream(self, timeout: float | None = None) -> WebTransportSendStream:
         self._check_usable()
         quic = await self._open(bidi=False, timeout=timeout)
         stream = WebTransportSendStream(self, quic)
-        self._register_local(stream, quic)
-        return stream
-
-    def _register_local(self, stream: WebTransportReceiveStream | WebTransportSendStream, quic: QuicStream) -> None:
         self._streams[quic.stream_id] = stream
-        self._forget_on_close(quic)
         self._stats["streams_created"] += 1
+        self._connection.bind_stream(self, quic, None)
         if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
+        return stream
 
-    async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:
-        if timeout is None and self._connection.h3.flow_control_enabled:
+    async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStreamTransport:
+        if timeout is None and self._connection.flow_control_enabled:
             # May wait for the peer's WT_MAX_STREAMS credit.
             timeout = self._connection.stream_creation_timeout
         try:
+            if timeout is None:
+                return await self._connection.open_stream(self._id, bidi=bidi)
             return await asyncio.wait_for(self._connection.open_stream(self._id, bidi=bidi), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
@@ -387,8 +404,14 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     # -- stats --------------------------------------------------------------
     def get_session_stats(self) -> SessionStats:
+        received = self._datagrams.datagrams_received if self._datagrams is not None else 0
         return SessionStats(
-            {**self._stats, "uptime": time.monotonic() - self._created, "state": str(self._state)}
+            {
+                **self._stats,
+                "datagrams_received": received,
+                "uptime": time.monotonic() - self._created,
+                "state": str(self._state),
+            }
         )
 
     @property

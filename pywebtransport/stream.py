@@ -19,7 +19,7 @@ from .exceptions import StreamError, StreamResetError, TimeoutError
 from .h3.errors import webtransport_code_to_http3
 from .quic import QuicError, StreamStopped, WriteTimeout
 from .quic.buffer import ChunkBuffer
-from .quic.stream import QuicStream
+from .quic.interface import QuicStreamTransport
 from .quic.waiters import Waiters, wait_with_timeout
 from .types import EventType, StreamDirection, StreamState
 
@@ -38,6 +38,12 @@ __all__ = [
 
 DEFAULT_READ_SIZE = 8192
 
+# Enum members looked up once (a class attribute lookup costs ~0.2 µs on 3.11).
+_OPEN, _CLOSED = StreamState.OPEN, StreamState.CLOSED
+_HALF_CLOSED_LOCAL, _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE
+_ENDED = (StreamState.CLOSED, StreamState.RESET_RECEIVED, StreamState.RESET_SENT)
+_BIDI = StreamDirection.BIDIRECTIONAL
+
 
 class StreamStats(dict[str, Any]):
     """Counters of one stream (a dict for compatibility with 0.1.x)."""
@@ -47,7 +53,7 @@ class _StreamBase(EventEmitter):
     """Common part of the stream classes; events: STREAM_DATA_RECEIVED, STREAM_ERROR, STREAM_CLOSED."""
 
     def __init__(
-        self, session: "WebTransportSession", quic: QuicStream, direction: StreamDirection
+        self, session: "WebTransportSession", quic: QuicStreamTransport, direction: StreamDirection
     ) -> None:
         self._session = session
         self._quic = quic
@@ -55,6 +61,8 @@ class _StreamBase(EventEmitter):
         self._direction = direction
         self._created = time.monotonic()
         self._state = StreamState.OPEN
+        # Session flow control: payload goes through the session's credit accounting.
+        self._flow_control = session.connection.flow_control_enabled
 
     @property
     def stream_id(self) -> int:
@@ -74,26 +82,21 @@ class _StreamBase(EventEmitter):
 
     @property
     def is_closed(self) -> bool:
-        return self._quic.is_closed or self._state in (
-            StreamState.CLOSED,
-            StreamState.RESET_RECEIVED,
-            StreamState.RESET_SENT,
-        )
+        return self._quic.is_closed or self._state in _ENDED
 
     async def wait_closed(self) -> None:
         await self._quic.wait_closed()
         self._state = StreamState.CLOSED if self._state == StreamState.OPEN else self._state
 
     def _half_close(self, local: bool) -> None:
-        if self._state == StreamState.OPEN:
-            if self._direction == StreamDirection.BIDIRECTIONAL:
-                self._state = (
-                    StreamState.HALF_CLOSED_LOCAL if local else StreamState.HALF_CLOSED_REMOTE
-                )
+        state = self._state
+        if state is _OPEN:
+            if self._direction is _BIDI:
+                self._state = _HALF_CLOSED_LOCAL if local else _HALF_CLOSED_REMOTE
             else:
-                self._state = StreamState.CLOSED
-        elif self._state in (StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE):
-            self._state = StreamState.CLOSED
+                self._state = _CLOSED
+        elif state is _HALF_CLOSED_LOCAL or state is _HALF_CLOSED_REMOTE:
+            self._state = _CLOSED
 
     def get_summary(self) -> dict[str, Any]:
         return {
@@ -122,7 +125,7 @@ class WebTransportReceiveStream(_StreamBase):
     def __init__(
         self,
         session: "WebTransportSession",
-        quic: QuicStream,
+        quic: QuicStreamTransport,
         direction: StreamDirection = StreamDirection.RECEIVE_ONLY,
     ) -> None:
         super().__init__(session, quic, direction)
@@ -135,13 +138,30 @@ class WebTransportReceiveStream(_StreamBase):
         self._discarding = False
 
     # -- fed by the connection layer ---------------------------------------
+    def _on_data(self, data: bytes, fin: bool) -> None:
+        """Payload straight from the QUIC stream (installed when the stream is bound)."""
+        if self._ee_listened and EventType.STREAM_DATA_RECEIVED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_DATA_RECEIVED, {"stream_id": self.stream_id, "data": data, "end_stream": fin})
+        if data:
+            if self._discarding:
+                # Bytes still in flight after abort_reading(): nobody will read them.
+                self._consumed(len(data), len(data))
+            else:
+                self._buffer.append(data)
+        if fin:
+            self._eof = True
+            self._half_close(local=False)
+        self._waiters.wake_all()
+
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
+        """Payload delivered through the HTTP/3 core (first bytes, early arrivals).
+
+        ``preconsumed`` bytes were already reported to the transport.
+        """
         if self._ee_listened and EventType.STREAM_DATA_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_DATA_RECEIVED, {"stream_id": self.stream_id, "data": data, "end_stream": fin})
         if data and self._discarding:
-            # Bytes still in flight after abort_reading(): nobody will read them.
-            self._quic.consumed(0 if preconsumed else len(data))
-            self._session._on_consumed(len(data))
+            self._consumed(0 if preconsumed else len(data), len(data))
             data = b""
         if data:
             self._buffer.append(data)
@@ -150,7 +170,14 @@ class WebTransportReceiveStream(_StreamBase):
         if fin:
             self._eof = True
             self._half_close(local=False)
-        self._wake()
+        self._waiters.wake_all()
+
+    def _consumed(self, transport: int, payload: int) -> None:
+        """The one route for consumed bytes: transport credit, then session credit."""
+        if transport:
+            self._quic.consumed(transport)
+        if self._flow_control:
+            self._session._on_consumed(payload)
 
     def _feed_error(self, exc: Exception) -> None:
         if self._ee_listened and EventType.STREAM_ERROR in self._ee_listening:  # event hook
@@ -173,10 +200,13 @@ class WebTransportReceiveStream(_StreamBase):
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
-        credit = min(self._preconsumed, len(data))
-        self._preconsumed -= credit
-        self._quic.consumed(len(data) - credit)
-        self._session._on_consumed(len(data))
+        k = len(data)
+        if self._preconsumed:
+            credit = min(self._preconsumed, k)
+            self._preconsumed -= credit
+            self._consumed(k - credit, k)
+        else:
+            self._consumed(k, k)
         return data
 
     def _raise_error(self) -> None:
@@ -195,7 +225,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b""
-            await self._wait()
+            await self._waiters.wait()
         return self._take(size)
 
     async def read_all(self, max_size: int | None = None) -> bytes:
@@ -219,7 +249,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b"".join(parts)
-            await self._wait()
+            await self._waiters.wait()
 
     async def readexactly(self, n: int) -> bytes:
         while self._buffer.size < n:
@@ -227,7 +257,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), n)
-            await self._wait()
+            await self._waiters.wait()
         return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
@@ -239,7 +269,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), None)
-            await self._wait()
+            await self._waiters.wait()
 
     async def readline(self) -> bytes:
         try:
@@ -264,8 +294,7 @@ class WebTransportReceiveStream(_StreamBase):
         if self._buffer:
             # Unread bytes are dropped; they still count as consumed for session credit.
             unread = self._buffer.take()
-            self._quic.consumed(len(unread) - self._preconsumed)
-            self._session._on_consumed(len(unread))
+            self._consumed(len(unread) - self._preconsumed, len(unread))
             self._preconsumed = 0
         if self._error is None and not self._eof:
             self._error = StreamError("stream reading was aborted locally", stream_id=self.stream_id)
@@ -283,7 +312,7 @@ class WebTransportSendStream(_StreamBase):
     def __init__(
         self,
         session: "WebTransportSession",
-        quic: QuicStream,
+        quic: QuicStreamTransport,
         direction: StreamDirection = StreamDirection.SEND_ONLY,
     ) -> None:
         super().__init__(session, quic, direction)
@@ -333,10 +362,13 @@ class WebTransportSendStream(_StreamBase):
             data = data.cast("B")
         self._check_writable()
         try:
-            await self._session._send(self._quic, data, end_stream)
+            if self._flow_control:
+                await self._session._send(self._quic, data, end_stream)
+            else:
+                await self._quic.write(data, end_stream)
         except QuicError as exc:
             raise self._translate(exc) from None
-        self._session._count_sent(len(data))
+        self._session._stats["bytes_sent"] += len(data)
         if end_stream:
             self._fin = True
             self._half_close(local=True)
@@ -385,7 +417,7 @@ class WebTransportSendStream(_StreamBase):
 class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
     """A bidirectional WebTransport stream."""
 
-    def __init__(self, session: "WebTransportSession", quic: QuicStream) -> None:
+    def __init__(self, session: "WebTransportSession", quic: QuicStreamTransport) -> None:
         WebTransportReceiveStream.__init__(self, session, quic, StreamDirection.BIDIRECTIONAL)
         self._fin = False
         self._reset = False

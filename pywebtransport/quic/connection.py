@@ -25,6 +25,7 @@ from .errors import (
     DatagramTooLarge,
     QuicError,
 )
+from .interface import QuicStreamTransport
 from .stream import QuicStream
 from .tls import PeerCertificate, verify_peer_certificate
 from .waiters import Waiters
@@ -171,7 +172,7 @@ class QuicConnection:
         self._local_close_code: int | None = None
         self._max_datagram = 0
         self._datagrams_enabled = False
-        self.on_stream: Callable[[QuicStream], None] | None = None
+        self._on_stream: Callable[[QuicStreamTransport], None] | None = None
         self._on_datagram: Callable[[bytes], None] | None = None
         self.on_connected: Callable[["QuicConnection"], None] | None = None
         self.on_closed: Callable[[CloseReason], None] | None = None
@@ -190,6 +191,17 @@ class QuicConnection:
         self.peer_certificate: PeerCertificate | None = None
         self.certificate_error: str | None = None
         engine.register(handle, self)
+
+    @property
+    def on_stream(self) -> Callable[[QuicStreamTransport], None] | None:
+        """Callback for peer-opened streams; setting it delivers any queued ones."""
+        return self._on_stream
+
+    @on_stream.setter
+    def on_stream(self, callback: Callable[[QuicStreamTransport], None] | None) -> None:
+        self._on_stream = callback
+        while callback is not None and self._incoming:
+            callback(self._incoming.popleft())
 
     @property
     def on_datagram(self) -> Callable[[bytes], None] | None:
@@ -247,10 +259,9 @@ class QuicConnection:
             handle = ev.obj2
             stream = QuicStream(self, handle, unidirectional=bool(ev.u1 & 1), local=False)
             stream.stream_id = ev.u0
-            self._streams[handle] = stream
-            self._engine.objects[handle] = stream
-            if self.on_stream is not None:
-                self.on_stream(stream)
+            self._track_stream(stream, handle)
+            if self._on_stream is not None:
+                self._on_stream(stream)
             else:
                 self._incoming.append(stream)
                 self._wake_incoming()

@@ -151,6 +151,21 @@ class QuicStream:
         if self._read_error is not None and isinstance(self._read_error, StreamReset) and on_reset:
             on_reset(self._read_error.error_code)
 
+    def set_data_receiver(self, on_data: DataReceiver) -> None:
+        """Replace only the data callback (the stream must be in push mode already).
+
+        Used once a stream is bound to its final owner: later bytes go straight
+        there.  Nothing is re-delivered.
+        """
+        if self._receiver is None:
+            raise RuntimeError("set_data_receiver() needs set_receiver() first")
+        self._receiver = on_data
+
+    @property
+    def write_error(self) -> QuicError | None:
+        """Why the send direction cannot be used any more (None while it can)."""
+        return self._write_error
+
     def consumed(self, n: int) -> None:
         """Report that ``n`` delivered bytes were consumed (push mode)."""
         if n:
