@@ -366,6 +366,11 @@ class ClientConfig(_ConfigMixin):
     reuse_connections: bool = False
     """Open new sessions on an existing connection to the same host and port when its
     negotiated settings allow another session."""
+    share_udp_binding: bool = True
+    """Let this process's connections to the same server address share one UDP socket
+    (4 file descriptors per connection otherwise, which caps a process near
+    ``ulimit -n`` / 4 connections). Turn it off to give each connection its own source
+    port, e.g. when a multi-process server should spread one client's connections."""
     server_certificate_hashes: list[bytes | str] = field(default_factory=list)
     """SHA-256 digests of server certificates to accept (32 bytes, or 64 hex digits with or
     without colons), like browsers' ``serverCertificateHashes``. When given, a server is

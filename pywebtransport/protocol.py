@@ -169,5 +169,5 @@ class WebTransportProtocolHandler(EventEmitter):
             "streams_created": sum(s._stats["streams_created"] for s in sessions),
             "streams_accepted": sum(s._stats["streams_accepted"] for s in sessions),
             "datagrams_sent": sum(s._stats["datagrams_sent"] for s in sessions),
-            "datagrams_received": sum(s._stats["datagrams_received"] for s in sessions),
+            "datagrams_received": sum(int(s.stats.get("datagrams_received", 0)) for s in sessions),
         }

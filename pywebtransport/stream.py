@@ -225,7 +225,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b""
-            await self._waiters.wait()
+            await self._wait()
         return self._take(size)
 
     async def read_all(self, max_size: int | None = None) -> bytes:
@@ -249,7 +249,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 return b"".join(parts)
-            await self._waiters.wait()
+            await self._wait()
 
     async def readexactly(self, n: int) -> bytes:
         while self._buffer.size < n:
@@ -257,7 +257,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), n)
-            await self._waiters.wait()
+            await self._wait()
         return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
@@ -269,7 +269,7 @@ class WebTransportReceiveStream(_StreamBase):
                 self._raise_error()
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), None)
-            await self._waiters.wait()
+            await self._wait()
 
     async def readline(self) -> bytes:
         try:

@@ -51,7 +51,8 @@ async def test_two_workers_share_the_port_and_keep_connections_pinned(certs: Cer
     )
     try:
         url = f"https://127.0.0.1:{port}/who"
-        config = ClientConfig.create(ca_certs=str(certs.ca_cert))
+        # Each connection gets its own source port (real clients come from many addresses).
+        config = ClientConfig.create(ca_certs=str(certs.ca_cert), share_udp_binding=False)
         async with WebTransportClient(config) as client:
             loop = asyncio.get_running_loop()
             first = await connect_retrying(client, url, loop.time() + 30)
