@@ -481,6 +481,8 @@ class WebTransportConnection:
                 self.h3.stream_closed(sid)
 
             stream._closed.add_done_callback(forget)
+        # A reset must still deliver the stream header (RESET_STREAM_AT when negotiated).
+        stream.reliable_size = len(prefix)
         stream.write_nowait(prefix)
         return stream
 

@@ -18,6 +18,8 @@ class QuicConfiguration:
     Server endpoints need ``certfile`` + ``keyfile`` (PEM) or ``pkcs12``.
     Clients verify the server certificate by default (system trust store, or
     ``cafile``); set ``verify_peer=False`` to opt out explicitly.
+    ``reliable_reset`` offers RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset,
+    transport parameter 0x1d), which WebTransport draft-14+ peers require.
     """
 
     is_client: bool = True
@@ -42,6 +44,7 @@ class QuicConfiguration:
     send_buffer_high_water: int = 1 << 20
     max_datagram_queue: int = 1024
     pacing: bool = True
+    reliable_reset: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -125,6 +128,7 @@ class QuicConfiguration:
             "server_resumption_level": -1,
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,
+            "reliable_reset_enabled": 1 if self.reliable_reset else 0,
         }
 
 

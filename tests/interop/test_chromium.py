@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from interop_matrix import InteropHandle
 from pywebtransport import (
     ServerApp,
     ServerConfig,
@@ -325,6 +326,13 @@ async def next_event(server: WTServer, browser: Browser) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+def chromium_version() -> str:
+    """Major version of the installed Chromium, e.g. "156" (the interop matrix row)."""
+    out = subprocess.run([find_chromium(), "--version"], capture_output=True, text=True, timeout=30)
+    words = [w for w in out.stdout.split() if w[:1].isdigit()]
+    return words[0].split(".")[0] if words else "unknown"
+
+
 def test_chromium_is_installed() -> None:
     binary = find_chromium()
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
@@ -332,9 +340,11 @@ def test_chromium_is_installed() -> None:
     assert "Chromium" in out.stdout or "Chrome" in out.stdout, out.stdout
 
 
+@pytest.mark.interop("Chromium", "browser → our server", "session", "bidi", "uni", "datagrams", "close")
 async def test_chromium_streams_datagrams_and_client_close(
-    wt_server: WTServer, page_server: PageServer, browser: Browser
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
 ) -> None:
+    interop.version(chromium_version())
     result = await run_page(browser, page_server, wt_server, "echo")
     assert result["bidiEcho"] == "ECHO: hello bidi from chrome"
     assert result["uniReply"] == "UNI: hello uni from chrome"
@@ -349,8 +359,10 @@ async def test_chromium_streams_datagrams_and_client_close(
     assert closed == [("closed", 42, "bye from chrome", True)], (events, wt_server.log)
 
 
+@pytest.mark.interop("Chromium", "browser → our server", "close")
 async def test_chromium_sees_server_close_code_and_reason(
-    wt_server: WTServer, page_server: PageServer, browser: Browser
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
 ) -> None:
+    interop.version(chromium_version())
     result = await run_page(browser, page_server, wt_server, "bye")
     assert (result["closeCode"], result["reason"]) == (4242, "server says bye"), result

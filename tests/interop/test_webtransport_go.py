@@ -1,6 +1,7 @@
 """Interop with real webtransport-go peers (draft-15/16 WebTransport over HTTP/3) on loopback UDP.
 
 * webtransport-go **v0.11.x** client (tests/interop/go/client) against our ServerApp.
+* webtransport-go **v0.12.x** client (tests/interop/go/client012) against our ServerApp, with resets.
 * webtransport-go **v0.12.x** server (tests/interop/go/server) against our WebTransportClient.
 
 The Go programs are built once into a cache outside the clone (see go_peers.py); a missing Go
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from interop_matrix import InteropHandle
 from certs import CertSet
 from go_peers import GoPeer, build_go_peer
 from pywebtransport import (
@@ -32,6 +34,7 @@ from pywebtransport import (
     WebTransportSession,
     WebTransportStream,
 )
+from pywebtransport.exceptions import StreamResetError
 
 pytestmark = pytest.mark.timeout(120, func_only=True)
 
@@ -59,6 +62,11 @@ PEER_CLOSE_RACE = (
 @pytest.fixture(scope="session")
 def go_client() -> GoPeer:
     return build_go_peer("client")
+
+
+@pytest.fixture(scope="session")
+def go_client012() -> GoPeer:
+    return build_go_peer("client012")
 
 
 @pytest.fixture(scope="session")
@@ -99,19 +107,43 @@ async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
                 await events.put(("datagram", data))
                 await session.datagrams.send(b"ECHO: " + data)
 
+        async def bidi(stream: WebTransportStream) -> None:
+            # The first bytes select the behaviour (see go/client012/main.go).
+            try:
+                head = await stream.readexactly(7)
+            except StreamResetError as exc:  # reset before any payload: only the header arrived
+                await events.put(("reset", exc.reset_code))
+                return
+            except Exception as exc:
+                await events.put(("bidi-error", repr(exc)))
+                raise
+            if head == b"stop-me":
+                stream.abort_reading(55)
+                await events.put(("stopped", 55))
+                return
+            data = head + await stream.read_all()
+            if data == b"please-reset":
+                await events.put(("reset-request", data))
+                stream.abort_writing(99)
+                out = await session.create_unidirectional_stream()
+                await out.write(b"doomed")
+                out.abort_writing(123)
+                return
+            await events.put(("bidi", data))
+            await stream.write_all(b"ECHO: " + data)
+
         async def streams() -> None:
             async for stream in session.incoming_streams():
                 if isinstance(stream, WebTransportStream):
-                    data = await stream.read_all()
-                    await events.put(("bidi", data))
-                    await stream.write_all(b"ECHO: " + data)
+                    tasks.append(asyncio.ensure_future(bidi(stream)))
                 else:
                     data = await stream.read_all()
                     await events.put(("uni", data))
                     out = await session.create_unidirectional_stream()
                     await out.write_all(b"UNI: " + data)
 
-        tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
+        tasks: list[asyncio.Future[None]] = []
+        tasks += [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
         try:
             await session.wait_closed()
             await events.put(("closed", session.close_code, session.close_reason, session.closed_by_peer))
@@ -145,10 +177,12 @@ async def run_go_client(peer: GoPeer, *args: str) -> tuple[dict[str, Any], str]:
     return json.loads(lines[-1]), err.decode()
 
 
+@pytest.mark.interop("webtransport-go", "Go client → our server", "session", "bidi", "uni", "datagrams", "close")
 @pytest.mark.parametrize("verified", [True, False], ids=["ca-verified-localhost", "insecure-127.0.0.1"])
 async def test_go_v011_client_against_our_server(
-    go_client: GoPeer, our_server: OurServer, certs: CertSet, verified: bool
+    go_client: GoPeer, our_server: OurServer, certs: CertSet, verified: bool, interop: InteropHandle
 ) -> None:
+    interop.version(go_client.webtransport_go)
     assert go_client.webtransport_go.startswith("v0.11."), go_client
     if verified:
         args = ["-url", f"https://localhost:{our_server.port}/echo", "-ca", str(certs.ca_cert)]
@@ -178,6 +212,46 @@ async def test_go_v011_client_against_our_server(
     # What must hold: the session ends as closed by the peer, and a code that does
     # arrive is exactly the one sent.
     assert closed[1:3] in ((4711, "go client done ✓"), (None, "")), (PEER_CLOSE_RACE, closed, headers)
+
+
+@pytest.mark.interop("webtransport-go", "Go client → our server", "session", "bidi", "uni", "datagrams", "reset", "close")
+@pytest.mark.parametrize("verified", [True, False], ids=["ca-verified-localhost", "insecure-127.0.0.1"])
+async def test_go_v012_client_against_our_server(
+    go_client012: GoPeer, our_server: OurServer, certs: CertSet, verified: bool, interop: InteropHandle
+) -> None:
+    """The draft-16 client: it refuses servers without RESET_STREAM_AT, and resets carry codes."""
+    interop.version(go_client012.webtransport_go)
+    assert go_client012.webtransport_go.startswith("v0.12."), go_client012
+    if verified:
+        args = ["-url", f"https://localhost:{our_server.port}/echo", "-ca", str(certs.ca_cert)]
+    else:
+        args = ["-url", f"https://127.0.0.1:{our_server.port}/echo", "-insecure"]
+    args += ["-close-code", "4712", "-close-reason", "go v0.12 done ✓", "-timeout", "30s"]
+
+    result, stderr = await run_go_client(go_client012, *args)
+    assert result["ok"], f"Go client failed at step {result['step']!r}: {result.get('error')}\n{result}\n{stderr}"
+    assert result["status"] == 200, result
+    assert result["bidi_echo"] == "ECHO: hello from webtransport-go", result
+    assert result["uni_reply"] == "UNI: one-way from go", result
+    assert result["datagram_echo"].startswith("ECHO: dgram-"), result
+    # our resets reached the Go client with their WebTransport codes (mapped through the H3 space),
+    # the uni stream's header survived the reset (RESET_STREAM_AT), and so did STOP_SENDING's code
+    assert result["bidi_reset_code"] == 99, result
+    assert result["uni_reset_code"] == 123, result
+    assert result["stop_code"] == 55, result
+    assert result["closed"], result
+
+    _, headers = await our_server.next_event("session")
+    assert await our_server.next_event("bidi") == ("bidi", b"hello from webtransport-go")
+    assert await our_server.next_event("uni") == ("uni", b"one-way from go")
+    _, dgram = await our_server.next_event("datagram")
+    assert dgram.startswith(b"dgram-"), dgram
+    # the Go client's RESET_STREAM_AT delivered the stream header, so the reset was attributed
+    assert await our_server.next_event("reset") == ("reset", 77)
+    assert await our_server.next_event("stopped") == ("stopped", 55)
+    closed = await our_server.next_event("closed")
+    assert closed[0] == "closed" and closed[3] is True, closed
+    assert closed[1:3] in ((4712, "go v0.12 done ✓"), (None, "")), (PEER_CLOSE_RACE, closed, headers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,9 +331,11 @@ async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoS
                 await t
 
 
+@pytest.mark.interop("webtransport-go", "our client → Go server", "session", "bidi", "uni", "datagrams", "close")
 async def test_our_client_against_go_v012_server(
-    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet
+    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet, interop: InteropHandle
 ) -> None:
+    interop.version(go_server.webtransport_go)
     assert go_server.webtransport_go.startswith("v0.12."), go_server
     srv = go_server_proc
     async with WebTransportClient(ClientConfig.create(ca_certs=str(certs.ca_cert))) as client:
