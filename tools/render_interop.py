@@ -42,7 +42,7 @@ FEATURES: dict[str, str] = {
     "subprotocol": "subprotocol",
 }
 # Result values and how they appear in the table.
-SYMBOLS = {"pass": "✓", "fail": "✗", "skip": "skipped"}
+SYMBOLS = {"pass": "✓", "fail": "✗", "skip": "skipped", "unsupported": "not in peer"}
 NOT_RUN = "–"
 # Peer display order (rows of unknown peers follow, sorted).
 PEER_ORDER = ("Chromium", "Firefox", "aioquic", "webtransport-go", "wtransport")
@@ -67,7 +67,7 @@ Cells = dict[Row, dict[str, str]]
 def cells_from_results(records: list[dict[str, str]]) -> Cells:
     """Fold result records into table cells; any failure of a cell wins over passes."""
     cells: Cells = {}
-    rank = {"fail": 2, "pass": 1, "skip": 0}
+    rank = {"fail": 3, "pass": 2, "unsupported": 1, "skip": 0}
     for rec in records:
         row = Row(rec["peer"], rec["version"], rec["direction"])
         feature, result = rec["feature"], rec["result"]

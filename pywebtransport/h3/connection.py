@@ -32,9 +32,11 @@ from .capsules import (
     MaxDataCapsule,
     MaxStreamsCapsule,
     encode_close_session,
+    encode_data_blocked,
     encode_drain_session,
     encode_max_data,
     encode_max_streams,
+    encode_streams_blocked,
 )
 from .errors import (
     ClosedCriticalStreamError,
@@ -610,6 +612,23 @@ class H3Connection:
         if max_streams_uni is not None and max_streams_uni > session.local_max_streams_uni:
             session.local_max_streams_uni = max_streams_uni
             out += encode_max_streams(False, max_streams_uni)
+        return encode_data_frame_header(len(out)) + out if out else b""
+
+    def session_blocked_data(self, session_id: int, *, data: bool = False, bidi: bool | None = None) -> bytes:
+        """WT_DATA_BLOCKED and/or WT_STREAMS_BLOCKED (one DATA frame) at the peer's current limits.
+
+        For a sender held back by the peer's WT_MAX_DATA (``data``) or WT_MAX_STREAMS (``bidi``:
+        which stream kind).  Empty when flow control is off or the session is not usable.
+        """
+        session = self._sessions.get(session_id)
+        if session is None or not session.usable or not session.flow_control:
+            return b""
+        out = b""
+        if data:
+            out += encode_data_blocked(session.peer_max_data)
+        if bidi is not None:
+            limit = session.peer_max_streams_bidi if bidi else session.peer_max_streams_uni
+            out += encode_streams_blocked(bidi, limit)
         return encode_data_frame_header(len(out)) + out if out else b""
 
     def send_goaway(self, last_id: int | None = None) -> bytes:

@@ -20,6 +20,7 @@ class _Declared:
     features: tuple[str, ...]
     version: str | None = None
     passed: set[str] = field(default_factory=set)
+    unsupported: set[str] = field(default_factory=set)
 
 
 class InteropRecorder:
@@ -53,6 +54,8 @@ class InteropRecorder:
             outcome = result
             if result == "fail" and feature in decl.passed:
                 outcome = "pass"
+            elif result == "pass" and feature in decl.unsupported:
+                outcome = "unsupported"
             self.records.append(
                 {
                     "peer": decl.peer,
@@ -96,7 +99,17 @@ class InteropHandle:
         self._decl.version = version
 
     def ok(self, *features: str) -> None:
+        """These features passed their checks (they stay "pass" if the test fails later)."""
+        for feature in self._check(features):
+            self._decl.passed.add(feature)
+
+    def unsupported(self, *features: str) -> None:
+        """The test verified that the peer lacks these features (recorded if the test passes)."""
+        for feature in self._check(features):
+            self._decl.unsupported.add(feature)
+
+    def _check(self, features: tuple[str, ...]) -> tuple[str, ...]:
         for feature in features:
             if feature not in self._decl.features:
                 raise AssertionError(f"feature {feature!r} is not declared by this test's interop marker")
-            self._decl.passed.add(feature)
+        return features

@@ -194,6 +194,13 @@ async def wt_server(tmp_path: Path) -> AsyncIterator[WTServer]:
         await session.close(4242, "server says bye")
         srv.log.append("bye closed")
 
+    @app.route("/proto")
+    async def proto(session: WebTransportSession) -> None:
+        srv = holder["s"]
+        srv.log.append(f"proto session offered {session.available_protocols!r}")
+        await srv.events.put(("protocols", session.available_protocols, session.headers.get("wt-available-protocols")))
+        await session.wait_closed()
+
     async with app:
         await app.server.listen(host="127.0.0.1", port=0)
         assert app.server.local_address is not None
@@ -303,8 +310,14 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         b.stop()
 
 
-async def run_page(browser: Browser, pages: PageServer, server: WTServer, scenario: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{pages.port}/page.html?port={server.port}&hash={server.cert_hash.hex()}&scenario={scenario}"
+async def run_page(
+    browser: Any, pages: PageServer, server: WTServer, scenario: str, who: str = "chrome"
+) -> dict[str, Any]:
+    """Load the page in ``browser`` (anything with start/wait_result/diagnostics) and return its result."""
+    url = (
+        f"http://127.0.0.1:{pages.port}/page.html?port={server.port}&hash={server.cert_hash.hex()}"
+        f"&scenario={scenario}&who={who}"
+    )
     browser.start(url)
     result = await browser.wait_result(pages)
     assert result.get("ok"), (
@@ -366,3 +379,15 @@ async def test_chromium_sees_server_close_code_and_reason(
     interop.version(chromium_version())
     result = await run_page(browser, page_server, wt_server, "bye")
     assert (result["closeCode"], result["reason"]) == (4242, "server says bye"), result
+
+
+@pytest.mark.interop("Chromium", "browser → our server", "subprotocol")
+async def test_chromium_negotiates_a_subprotocol(
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
+) -> None:
+    """W3C ``protocols`` option: Chromium offers wt-available-protocols, our server picks the first."""
+    interop.version(chromium_version())
+    result = await run_page(browser, page_server, wt_server, "protocols")
+    event = await next_event(wt_server, browser)
+    assert event[0] == "protocols" and event[1] == ("pwt-echo.v2", "pwt-echo.v1"), (event, result)
+    assert result["protocol"] == "pwt-echo.v2", result
