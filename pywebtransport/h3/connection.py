@@ -27,10 +27,12 @@ from .capsules import (
     Capsule,
     CapsuleParser,
     CloseSessionCapsule,
+    DataBlockedCapsule,
     DatagramCapsule,
     DrainSessionCapsule,
     MaxDataCapsule,
     MaxStreamsCapsule,
+    StreamsBlockedCapsule,
     encode_close_session,
     encode_data_blocked,
     encode_drain_session,
@@ -283,6 +285,9 @@ class H3Connection:
     the connection ignores further input.  Stream-level errors never raise:
     they come back as :class:`StreamStopRequested` / :class:`StreamResetRequested`.
     """
+
+    #: WT_DATA_BLOCKED / WT_STREAMS_BLOCKED capsules received (informational; flow control on).
+    blocked_capsules_received = 0
 
     def __init__(self, is_client: bool, config: H3Config | None = None) -> None:
         self.is_client = is_client
@@ -1257,6 +1262,9 @@ class H3Connection:
             # Without negotiated flow control these capsules are ignored.
             if session.flow_control:
                 self._flow_control_capsule(session, capsule, events)
+        elif isinstance(capsule, (DataBlockedCapsule, StreamsBlockedCapsule)):
+            if session.flow_control:
+                self.blocked_capsules_received += 1
 
     def _flow_control_capsule(
         self, session: _Session, capsule: MaxDataCapsule | MaxStreamsCapsule, events: list[H3Event]

@@ -83,6 +83,7 @@ class OurServer:
     def __init__(self, port: int) -> None:
         self.port = port
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.drain_first = False  # send DRAIN_WEBTRANSPORT_SESSION right after accepting
 
     async def next_event(self, kind: str) -> tuple[Any, ...]:
         while True:
@@ -93,13 +94,37 @@ class OurServer:
 
 @pytest.fixture
 async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
-    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    async for server in _our_server(certs):
+        yield server
+
+
+# WebTransport flow control on, with limits small enough that both sides block and grant credit.
+FC_LIMITS: dict[str, Any] = {
+    "webtransport_flow_control": True,
+    "initial_max_data": 16,
+    "initial_max_streams_bidi": 1,
+    "initial_max_streams_uni": 1,
+    "flow_control_window_size": 16,
+}
+
+
+@pytest.fixture
+async def our_fc_server(certs: CertSet) -> AsyncIterator[OurServer]:
+    async for server in _our_server(certs, **FC_LIMITS):
+        yield server
+
+
+async def _our_server(certs: CertSet, **options: Any) -> AsyncIterator[OurServer]:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key), **options))
     holder: dict[str, OurServer] = {}
 
     @app.route("/echo")
     async def echo(session: WebTransportSession) -> None:
         events = holder["s"].events
         await events.put(("session", dict(session.headers)))
+        if holder["s"].drain_first:
+            session.drain()
+            await events.put(("drained", session.state.value))
 
         async def datagrams() -> None:
             while True:
@@ -144,9 +169,19 @@ async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
 
         tasks: list[asyncio.Future[None]] = []
         tasks += [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
+        conn = session.connection
         try:
             await session.wait_closed()
             await events.put(("closed", session.close_code, session.close_reason, session.closed_by_peer))
+            await events.put(
+                (
+                    "flow-control",
+                    conn.blocked_sent,
+                    conn.h3.blocked_capsules_received,
+                    conn.credit_updates_sent,
+                    conn.credit_updates_received,
+                )
+            )
         finally:
             for t in tasks:
                 t.cancel()
@@ -286,6 +321,12 @@ class GoServer:
 
 @pytest.fixture
 async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoServer]:
+    async with start_go_server(go_server, certs) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def start_go_server(go_server: GoPeer, certs: CertSet, *extra: str) -> AsyncIterator[GoServer]:
     proc = await asyncio.create_subprocess_exec(
         str(go_server.binary),
         "-cert",
@@ -294,6 +335,7 @@ async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoS
         str(certs.key),
         "-port",
         "0",
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -385,3 +427,72 @@ async def test_our_client_against_go_v012_server(
         assert closed.get("code") == 4242, closed
         assert closed.get("reason") == "python says bye ✓", closed
         assert closed.get("remote") is True, closed
+
+
+# --------------------------------------------------------------------------------------------
+# 3. draft-16 session flow control (WT_MAX_DATA / WT_MAX_STREAMS / WT_*_BLOCKED) and DRAIN
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.interop("webtransport-go", "Go client → our server", "flow-control", "drain")
+async def test_go_v012_client_flow_control_and_drain_against_our_server(
+    go_client012: GoPeer, our_fc_server: OurServer, certs: CertSet, interop: InteropHandle
+) -> None:
+    """Both sides enable WT flow control with limits of 1 stream and 16-20 bytes, so each side blocks,
+    says so (WT_*_BLOCKED) and is released by the other's WT_MAX_* credit.  Our server also sends
+    DRAIN first: webtransport-go v0.12 has no DRAIN (it skips the capsule) and carries on."""
+    interop.version(go_client012.webtransport_go)
+    our_fc_server.drain_first = True
+    args = ["-url", f"https://localhost:{our_fc_server.port}/echo", "-ca", str(certs.ca_cert)]
+    args += ["-max-streams", "1", "-max-uni-streams", "1", "-max-data", "20"]
+    args += ["-close-code", "7", "-close-reason", "fc done", "-timeout", "30s"]
+    result, stderr = await run_go_client(go_client012, *args)
+    assert result["ok"], f"Go client failed at step {result['step']!r}: {result.get('error')}\n{result}\n{stderr}"
+    assert result["bidi_echo"] == "ECHO: hello from webtransport-go", result
+    assert result["uni_reply"] == "UNI: one-way from go", result
+    assert (result["bidi_reset_code"], result["uni_reset_code"], result["stop_code"]) == (99, 123, 55), result
+
+    await our_fc_server.next_event("session")
+    assert await our_fc_server.next_event("drained") == ("drained", "draining")
+    assert await our_fc_server.next_event("bidi") == ("bidi", b"hello from webtransport-go")
+    await our_fc_server.next_event("closed")
+    _, blocked_sent, blocked_received, credit_sent, credit_received = await our_fc_server.next_event("flow-control")
+    # our server was held back by the Go client's limits (its 32-byte echo > 20 bytes) and said so,
+    # the Go client was held back by ours (4 bidi streams > 1, 26 bytes > 16) and said so; both granted credit
+    assert blocked_sent >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    assert blocked_received >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    assert credit_sent >= 1 and credit_received >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    interop.ok("flow-control")
+    interop.unsupported("drain")  # webtransport-go neither sends DRAIN nor reacts to it; it tolerates ours
+
+
+@pytest.mark.interop("webtransport-go", "our client → Go server", "flow-control", "drain")
+async def test_our_client_flow_control_and_drain_against_go_v012_server(
+    go_server: GoPeer, certs: CertSet, interop: InteropHandle
+) -> None:
+    interop.version(go_server.webtransport_go)
+    limits = dict(FC_LIMITS, initial_max_data=64, flow_control_window_size=64)
+    async with start_go_server(go_server, certs, "-max-streams", "1", "-max-uni-streams", "1", "-max-data", "64") as srv:
+        config = ClientConfig.create(ca_certs=str(certs.ca_cert), **limits)
+        async with WebTransportClient(config) as client:
+            session = await asyncio.wait_for(client.connect(f"https://localhost:{srv.port}/echo"), STEP)
+            conn = session.connection
+            assert conn.h3.flow_control_enabled
+            await srv.next_event("session")
+            session.drain()  # the Go server skips the capsule; the session goes on
+            # three bidi streams in turn against a limit of 1; 300 bytes against 64 bytes of credit each way
+            payload = bytes(range(100)) * 3
+            for i in range(3):
+                stream = await asyncio.wait_for(session.create_bidirectional_stream(), STEP)
+                writer = asyncio.ensure_future(stream.write_all(payload))
+                assert await asyncio.wait_for(stream.read_all(), STEP) == b"ECHO: " + payload, i
+                await asyncio.wait_for(writer, STEP)
+                assert (await srv.next_event("bidi"))["bytes"] == len(payload)
+            assert conn.blocked_sent >= 2, conn.blocked_sent  # streams and data
+            assert conn.h3.blocked_capsules_received >= 1  # the Go server waited for our WT_MAX_DATA
+            assert conn.credit_updates_received >= 2 and conn.credit_updates_sent >= 1
+            interop.ok("flow-control")
+            await asyncio.wait_for(session.close(4243, "fc bye"), STEP)
+            closed = await srv.next_event("session_closed")
+            assert (closed.get("code"), closed.get("reason")) == (4243, "fc bye"), closed
+    interop.unsupported("drain")

@@ -688,6 +688,7 @@ def test_flow_control_blocked_capsules() -> None:
     assert pair.client.session_blocked_data(0, bidi=True) == data_frame(encode_capsule(0x190B4D43, b"\x01"))
     assert pair.client.session_blocked_data(0) == b""
     assert pair.to_server(0, frame) == []  # informational for the receiver: no event, no error
+    assert pair.server.blocked_capsules_received == 2
     unmanaged = make_pair()
     unmanaged.open_session()
     assert unmanaged.client.session_blocked_data(0, data=True, bidi=True) == b""  # flow control off

@@ -44,6 +44,9 @@ func main() {
 	certFile := flag.String("cert", "", "PEM certificate (chain)")
 	keyFile := flag.String("key", "", "PEM private key")
 	port := flag.Int("port", 0, "UDP port on 127.0.0.1 (0 = pick one)")
+	maxStreams := flag.Int64("max-streams", 0, "WT flow control: bidi streams a client may open (0 = off)")
+	maxUniStreams := flag.Int64("max-uni-streams", 0, "WT flow control: uni streams a client may open (0 = off)")
+	maxData := flag.Int64("max-data", 0, "WT flow control: bytes a client may send (0 = off)")
 	flag.Parse()
 
 	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
@@ -73,6 +76,7 @@ func main() {
 		},
 		// Accept any origin but report it, so tests can see what the client sent.
 		CheckOrigin: func(r *http.Request) bool { return true },
+		Config:      &webtransport.Config{MaxIncomingStreams: *maxStreams, MaxIncomingUniStreams: *maxUniStreams, MaxIncomingData: *maxData},
 	}
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		sess, err := srv.Upgrade(w, r)
