@@ -176,6 +176,11 @@ async def wt_server(tmp_path: Path) -> AsyncIterator[WTServer]:
                     answer = await push.read_all()
                     srv.log.append(f"server bidi answer {answer!r}")
                     await srv.events.put(("server-bidi-answer", answer))
+                    # Acknowledge on a new uni stream: the page waits for it before it moves on, so
+                    # a browser that closes its connection right after close() (Firefox) cannot
+                    # race the answer's last bytes.
+                    ack = await session.create_unidirectional_stream()
+                    await ack.write_all(b"answer received")
 
         tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
         try:
@@ -362,6 +367,7 @@ async def test_chromium_streams_datagrams_and_client_close(
     assert result["bidiEcho"] == "ECHO: hello bidi from chrome"
     assert result["uniReply"] == "UNI: hello uni from chrome"
     assert result["serverBidi"] == "server-initiated bidi"
+    assert result["answerAck"] == "answer received"
     assert result["datagramEcho"].startswith("ECHO: dgram ")
     assert result["localClose"] == {"closeCode": 42, "reason": "bye from chrome"}
 

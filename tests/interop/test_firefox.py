@@ -210,7 +210,8 @@ async def test_firefox_streams_datagrams_and_client_close(
     interop.ok("session")
     assert result["bidiEcho"] == "ECHO: hello bidi from firefox", result
     assert result["uniReply"] == "UNI: hello uni from firefox", result
-    assert result["serverBidi"] == "server-initiated bidi", result
+    assert result["serverBidi"] == "server-initiated bidi"
+    assert result["answerAck"] == "answer received", result
     interop.ok("uni")
     assert result["datagramEcho"].startswith("ECHO: dgram "), result
     interop.ok("datagrams")
