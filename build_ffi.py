@@ -44,6 +44,15 @@ def msquic_include_and_lib() -> tuple[Path, Path | None]:
 
 INCLUDE_DIR, BUNDLED_LIB = msquic_include_and_lib()
 
+def platform_build_args() -> dict[str, list[str]]:
+    """Compiler flags and system libraries of the shim per OS."""
+    if sys.platform == "win32":
+        # MSVC: C11 atomics are experimental there; the wake-up is a socket pair (Winsock).
+        return {"extra_compile_args": ["/O2", "/std:c11", "/experimental:c11atomics"], "libraries": ["ws2_32"]}
+    libraries = ["dl", "pthread"] if sys.platform.startswith("linux") else []
+    return {"extra_compile_args": ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"], "libraries": libraries}
+
+
 ffibuilder = FFI()
 ffibuilder.cdef((NATIVE / "pwt_api.h").read_text())
 ffibuilder.set_source(
@@ -52,8 +61,7 @@ ffibuilder.set_source(
     sources=[str((NATIVE / "pwt_shim.c").relative_to(ROOT))],
     include_dirs=[str(NATIVE), str(INCLUDE_DIR)],
     define_macros=[("PWT_PACKAGE_VERSION", f'"{package_version()}"')],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
-    libraries=["dl", "pthread"],
+    **platform_build_args(),
 )
 
 if __name__ == "__main__":

@@ -66,11 +66,12 @@ async def _running(app: ServerApp, host: str, port: int) -> AsyncIterator[int]:
 
 async def _demo() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        cert, key, _ = generate_browser_cert("localhost", output_dir=tmp)
+        cert, key, digest = generate_browser_cert("localhost", output_dir=tmp)
         async with _running(echo_app(cert, key), "127.0.0.1", 0) as port:
             url = f"https://127.0.0.1:{port}/echo"
             print(f"echo server listening at {url}")
-            config = ClientConfig.create(verify_mode=ssl.CERT_NONE)
+            # The demo server's certificate is self-signed: pin it by its hash.
+            config = ClientConfig.create(server_certificate_hashes=[digest])
             async with WebTransportClient.create(config=config) as client:
                 async with await client.connect(url) as session:
                     print(f"session {session.session_id} established")
@@ -128,12 +129,15 @@ async def _serve(host: str, port: int, browser_demo: bool, http_port: int, durat
     return 0
 
 
-async def _connect(url: str, insecure: bool, cafile: str | None, datagram: bool) -> int:
-    config = (
-        ClientConfig.create(verify_mode=ssl.CERT_NONE)
-        if insecure
-        else ClientConfig.create(ca_certs=cafile)
-    )
+async def _connect(
+    url: str, insecure: bool, cafile: str | None, datagram: bool, cert_hashes: list[str] | None = None
+) -> int:
+    if cert_hashes:
+        config = ClientConfig.create(server_certificate_hashes=list(cert_hashes))
+    elif insecure:
+        config = ClientConfig.create(verify_mode=ssl.CERT_NONE)
+    else:
+        config = ClientConfig.create(ca_certs=cafile)
     async with WebTransportClient.create(config=config) as client:
         async with await client.connect(url) as session:
             print(f"connected to {url} (session {session.session_id}); one line = one message", file=sys.stderr)
@@ -167,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     connect = sub.add_parser("connect", help="send stdin lines to a WebTransport URL and print replies")
     connect.add_argument("url")
     connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-    connect.add_argument("--cafile")
+    connect.add_argument("--cafile", help="trust only the CAs in this PEM file")
+    connect.add_argument(
+        "--cert-hash",
+        action="append",
+        metavar="SHA256",
+        help="accept the server whose certificate has this SHA-256 (hex; as printed by 'serve')",
+    )
     connect.add_argument("--datagram", action="store_true", help="send datagrams instead of streams")
     cert = sub.add_parser("cert", help="make a browser-acceptable certificate and print its SHA-256")
     cert.add_argument("hostname", nargs="?", default="localhost")
@@ -182,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 _serve(args.host, args.port, args.browser_demo, args.http_port, args.duration)
             )
         if args.command == "connect":
-            return asyncio.run(_connect(args.url, args.insecure, args.cafile, args.datagram))
+            return asyncio.run(
+                _connect(args.url, args.insecure, args.cafile, args.datagram, args.cert_hash)
+            )
     except KeyboardInterrupt:
         return 130
     except WebTransportError as exc:

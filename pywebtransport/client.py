@@ -10,17 +10,41 @@ from typing import Any
 
 from .config import ClientConfig
 from .connection import WebTransportConnection
-from .exceptions import ClientError, ConfigurationError, SessionError, TimeoutError, WebTransportError
+from .exceptions import (
+    CertificateVerificationError,
+    ClientError,
+    ConfigurationError,
+    SessionError,
+    TimeoutError,
+    WebTransportError,
+)
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
-from .utils import parse_webtransport_url
+from .utils import get_logger, parse_webtransport_url
 
 __all__ = ["WebTransportClient", "quic_config_for_client"]
+
+logger = get_logger("client")
+_warned_insecure = False
+
+
+def _warn_insecure_once() -> None:
+    global _warned_insecure
+    if not _warned_insecure:
+        _warned_insecure = True
+        logger.warning(
+            "Server certificate verification is disabled (verify_mode=CERT_NONE): any server "
+            "can impersonate the one you connect to. Pin a self-signed server with "
+            "ClientConfig(server_certificate_hashes=[...]) or trust its CA with ca_certs instead."
+        )
 
 
 def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
     """Translate the documented ClientConfig into the QUIC layer's configuration."""
+    pins = config.pinned_certificate_hashes()
     verify = config.verify_mode != ssl.CERT_NONE
+    if not verify and not pins:
+        _warn_insecure_once()
     window = 1 << max(16, (int(config.initial_max_stream_data_bidi_local) - 1).bit_length())
     return QuicConfiguration(
         is_client=True,
@@ -29,6 +53,8 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
         certfile=config.certfile,
         keyfile=config.keyfile,
         verify_peer=verify,
+        check_hostname=bool(config.check_hostname),
+        certificate_hashes=pins,
         idle_timeout=float(config.connection_idle_timeout or 60.0),
         handshake_timeout=float(config.connect_timeout),
         max_peer_bidi_streams=min(65535, int(config.max_incoming_streams)),
@@ -120,7 +146,13 @@ class WebTransportClient:
         except (QuicError, OSError) as exc:
             self._stats["failed"] += 1
             if isinstance(exc, CertificateVerifyError):
-                raise ClientError(str(exc), target_url=url) from exc
+                raise CertificateVerificationError(
+                    f"cannot connect to {url}: {exc}",
+                    expected_host=host,
+                    target_url=url,
+                    certificate_error=str(exc),
+                    certificate_path=self._config.ca_certs,
+                ) from exc
             raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
         self._stats["successful"] += 1
         self._stats["connect_time_total"] += time.monotonic() - start

@@ -65,6 +65,20 @@ def _describe(hint: Any) -> str:
     return text.replace("typing.", "").replace("collections.abc.", "").replace("ssl.", "")
 
 
+def certificate_hash_bytes(value: bytes | str) -> bytes | None:
+    """A SHA-256 digest given as 32 bytes or hex text (colons allowed), or None if invalid."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value) if len(value) == 32 else None
+    if isinstance(value, str):
+        text = value.replace(":", "").strip()
+        if len(text) == 64:
+            try:
+                return bytes.fromhex(text)
+            except ValueError:
+                return None
+    return None
+
+
 class _ConfigMixin:
     """Behaviour shared by the two configuration dataclasses."""
 
@@ -271,15 +285,18 @@ class ClientConfig(_ConfigMixin):
     max_stream_buffer_size: int = Defaults.MAX_STREAM_BUFFER_SIZE
     """Upper bound the stream receive buffer may grow to."""
     verify_mode: ssl.VerifyMode = ssl.CERT_REQUIRED
-    """Server certificate verification; ``ssl.CERT_NONE`` accepts self-signed certificates."""
+    """Server certificate verification; ``ssl.CERT_NONE`` accepts any certificate (and logs
+    a warning once); prefer `server_certificate_hashes` for self-signed servers."""
     ca_certs: str | None = None
-    """PEM file of trusted CA certificates (the system store is used when None)."""
+    """PEM file of the CA certificates trusted to sign the server's certificate. When given,
+    these are the only trust anchors; the system store is used when None."""
     certfile: str | None = None
     """Client certificate (PEM) for mutual TLS; requires `keyfile`."""
     keyfile: str | None = None
     """Private key (PEM) matching `certfile`."""
     check_hostname: bool = True
-    """Check the server name against its certificate (ignored with ``CERT_NONE``)."""
+    """Check that the server's certificate is valid for the URL's host (DNS name or IP
+    address in its subjectAltName; wildcards per RFC 6125). Ignored with ``CERT_NONE``."""
     alpn_protocols: list[str] = field(default_factory=_default_alpn)
     """ALPN protocol identifiers offered in the TLS handshake."""
     http_version: str = "3"
@@ -349,6 +366,11 @@ class ClientConfig(_ConfigMixin):
     reuse_connections: bool = False
     """Open new sessions on an existing connection to the same host and port when its
     negotiated settings allow another session."""
+    server_certificate_hashes: list[bytes | str] = field(default_factory=list)
+    """SHA-256 digests of server certificates to accept (32 bytes, or 64 hex digits with or
+    without colons), like browsers' ``serverCertificateHashes``. When given, a server is
+    accepted if and only if its certificate's digest is listed and the certificate is within
+    its validity period; CA, host name and `verify_mode` checks do not apply."""
 
     _POSITIVE: ClassVar[tuple[str, ...]] = (
         "connect_timeout",
@@ -396,6 +418,25 @@ class ClientConfig(_ConfigMixin):
             raise invalid_config(
                 "max_retry_delay", self.max_retry_delay, "must be at least retry_delay"
             )
+        for value in self.server_certificate_hashes:
+            if certificate_hash_bytes(value) is None:
+                raise invalid_config(
+                    "server_certificate_hashes",
+                    value,
+                    "each entry must be a SHA-256 digest: 32 bytes or 64 hex digits",
+                )
+
+    def pinned_certificate_hashes(self) -> list[bytes]:
+        """`server_certificate_hashes` as 32-byte digests (invalid entries raise)."""
+        digests: list[bytes] = []
+        for value in self.server_certificate_hashes:
+            digest = certificate_hash_bytes(value)
+            if digest is None:
+                raise invalid_config(
+                    "server_certificate_hashes", value, "each entry must be a SHA-256 digest"
+                )
+            digests.append(digest)
+        return digests
 
     @classmethod
     def create_for_development(cls, *, verify_ssl: bool = False, **kwargs: Any) -> Self:
@@ -466,9 +507,12 @@ class ServerConfig(_ConfigMixin):
     keyfile: str = ""
     """Private key (PEM) matching `certfile`; required to listen."""
     ca_certs: str | None = None
-    """PEM file of CAs trusted to sign client certificates."""
+    """PEM file of the CAs trusted to sign client certificates; when given, the only trust
+    anchors (the system store is used when None)."""
     verify_mode: ssl.VerifyMode = ssl.CERT_NONE
-    """Client certificate verification; ``ssl.CERT_NONE`` does not ask for one."""
+    """Client certificates: ``ssl.CERT_NONE`` does not ask for one; ``CERT_OPTIONAL`` asks,
+    verifies one that is sent and accepts clients without; ``CERT_REQUIRED`` rejects the
+    handshake without a valid one. The verified certificate is `WebTransportSession.peer_certificate`."""
     alpn_protocols: list[str] = field(default_factory=_default_alpn)
     """ALPN protocol identifiers accepted in the TLS handshake."""
     http_version: str = "3"

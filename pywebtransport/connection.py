@@ -19,7 +19,7 @@ from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, QuicConnection, QuicError, QuicStream
+from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream
 from .quic.waiters import Waiters
 from .types import ConnectionState
 
@@ -140,6 +140,9 @@ class WebTransportConnection:
             dec = await self.quic.open_uni_stream()
             dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
         except QuicError as exc:
+            reason = await self.quic.closing_reason()
+            if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
+                raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
 
@@ -161,6 +164,11 @@ class WebTransportConnection:
     def local_address(self) -> tuple[str, int] | None:
         return self.quic.local_address
 
+    @property
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's verified certificate, if one was verified (see `quic.PeerCertificate`)."""
+        return self.quic.peer_certificate
+
     def info(self) -> ConnectionInfo:
         data: dict[str, Any] = {
             "remote_address": self.remote_address,
@@ -178,6 +186,7 @@ class WebTransportConnection:
                 packets_sent=stats.packets_sent,
                 packets_received=stats.packets_received,
                 packets_lost=stats.packets_lost,
+                datagrams_lost=self.quic.datagrams_lost,
             )
         if self.h3.flow_control_enabled:
             data.update(

@@ -5,6 +5,7 @@ Every exception raised on purpose by the library derives from `WebTransportError
 * WebTransportError
     * AuthenticationError
     * CertificateError
+        * CertificateVerificationError - the server's certificate was rejected (also a ClientError)
     * ClientError
         * SessionRejectedError - the server answered the CONNECT request with a non-2xx status
     * ConfigurationError
@@ -38,6 +39,7 @@ from pywebtransport.types import SessionState, StreamState
 __all__ = [
     "AuthenticationError",
     "CertificateError",
+    "CertificateVerificationError",
     "ClientError",
     "ConfigurationError",
     "ConnectionError",
@@ -194,6 +196,39 @@ class SessionRejectedError(ClientError):
         super().__init__(message, target_url=target_url, error_code=error_code, details=details)
         self.status = status
         self.headers: dict[str, str] = dict(headers) if headers else {}
+
+
+class CertificateVerificationError(CertificateError, ClientError):
+    """The server's certificate failed verification while connecting.
+
+    `expected_host` is the name (or IP address) the certificate had to be valid for and
+    `certificate_error` says what was wrong with it. It is a `CertificateError` and, like
+    every other connect failure, a `ClientError` carrying `target_url`.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = (
+        "target_url",
+        "expected_host",
+        "certificate_path",
+        "certificate_error",
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected_host: str | None = None,
+        target_url: str | None = None,
+        certificate_error: str | None = None,
+        certificate_path: str | None = None,
+        error_code: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        WebTransportError.__init__(self, message, error_code=error_code, details=details)
+        self.expected_host = expected_host
+        self.target_url = target_url
+        self.certificate_error = certificate_error
+        self.certificate_path = certificate_path
 
 
 class ConfigurationError(WebTransportError):

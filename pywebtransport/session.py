@@ -17,7 +17,7 @@ from .exceptions import (
     StreamError,
     TimeoutError,
 )
-from .quic import CloseReason, QuicError, QuicStream
+from .quic import CloseReason, PeerCertificate, QuicError, QuicStream
 from .quic.waiters import Waiters
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .types import SessionState
@@ -112,6 +112,16 @@ class WebTransportSession:
     @property
     def remote_address(self) -> tuple[str, int] | None:
         return self._connection.remote_address
+
+    @property
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's verified TLS certificate (DER, subject, subjectAltNames, SHA-256).
+
+        On a server: the client certificate, when `ServerConfig.verify_mode` asked for one
+        and the client sent it (None otherwise). On a client: the server's certificate (None
+        with ``CERT_NONE``, where nothing was verified).
+        """
+        return self._connection.peer_certificate
 
     @property
     def datagrams(self) -> WebTransportDatagramDuplexStream:

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -498,17 +499,38 @@ def _write_pair(
     stem = hostname.strip("[]").replace(":", "_")
     cert_path = directory / f"{stem}.crt"
     key_path = directory / f"{stem}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Create the key file readable by its owner only, before any key material is written.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_bytes)
+    _replace_file(key_path, key_bytes, 0o600)
+    _replace_file(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     return str(cert_path), str(key_path)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Atomically replace `path` with a new file of `data` and `mode`.
+
+    The data goes to a fresh file (created exclusively, so never through a symlink,
+    and with `mode` before any byte is written) that is then renamed over `path`:
+    an existing file keeps neither its old mode nor its inode, a symlink at `path`
+    is replaced rather than followed, and readers never see a partial file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def generate_self_signed_cert(

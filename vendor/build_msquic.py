@@ -39,17 +39,46 @@ HERE = Path(__file__).resolve().parent
 PIN_DIR = HERE / "msquic"
 
 # Flags handed to msquic's CMake. Changing them changes the cache key.
-CMAKE_FLAGS = (
+_COMMON_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DQUIC_BUILD_SHARED=ON",
     "-DQUIC_ENABLE_LOGGING=OFF",
-    "-DQUIC_TLS_LIB=quictls",
+)
+_TOOLS_OFF = (
     "-DQUIC_BUILD_TOOLS=OFF",
     "-DQUIC_BUILD_TEST=OFF",
     "-DQUIC_BUILD_PERF=OFF",
     "-DQUIC_EMBED_GIT_HASH=OFF",
     "-DQUIC_ENABLE_SANITIZERS=OFF",
 )
+
+
+def platform_flags(system: str) -> tuple[str, ...]:
+    """CMake flags per OS, each with the TLS library msquic supports there.
+
+    Linux and macOS link quictls (OpenSSL with the QUIC API) statically; Windows uses the
+    system's Schannel, so no Perl/OpenSSL build is needed there.
+    """
+    if system == "Windows":
+        return (*_COMMON_FLAGS, "-DQUIC_TLS_LIB=schannel", *_TOOLS_OFF)
+    flags = (*_COMMON_FLAGS, "-DQUIC_TLS_LIB=quictls", *_TOOLS_OFF)
+    if system == "Darwin":
+        target = os.environ.get("MACOSX_DEPLOYMENT_TARGET", "11.0")
+        flags += (f"-DCMAKE_OSX_DEPLOYMENT_TARGET={target}",)
+        arch = os.environ.get("ARCHFLAGS", "").replace("-arch", "").split()
+        if len(arch) == 1:  # cibuildwheel cross-builds x86_64 on arm64 runners this way
+            flags += (f"-DCMAKE_OSX_ARCHITECTURES={arch[0]}",)
+    return flags
+
+
+def build_tools(system: str) -> tuple[str, ...]:
+    """The tools the build needs on this OS (Windows: CMake finds MSVC itself)."""
+    if system == "Windows":
+        return ("cmake",)
+    return ("cmake", "perl", "cc", "make")
+
+
+CMAKE_FLAGS = platform_flags(platform.system())
 # Bumped when this script changes what it produces.
 RECIPE_VERSION = "2"
 
@@ -232,7 +261,7 @@ def patch_sources(src: Path, dest: Path) -> Path:
 
 
 def _build(src: Path, dest: Path) -> None:
-    check_tools(("cmake", "perl", "cc", "make"))
+    check_tools(build_tools(platform.system()))
     jobs = str(os.cpu_count() or 2)
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     build = tmp / "build"
@@ -247,7 +276,8 @@ def _build(src: Path, dest: Path) -> None:
             check=True,
         )
         subprocess.run(
-            ["cmake", "--build", str(build), "--target", "msquic", "--parallel", jobs], check=True
+            ["cmake", "--build", str(build), "--target", "msquic", "--config", "Release", "--parallel", jobs],
+            check=True,
         )
         name = lib_filename()
         built = next((p for p in (build / "out").rglob(name)), None) or next(
@@ -294,6 +324,50 @@ def ensure_msquic() -> MsQuicBuild:
     else:
         _log(f"using cached {lib}")
     return MsQuicBuild(version=version, lib=lib, include_dir=dest / "include")
+
+
+# License files of the code a built libmsquic contains: msquic itself and the
+# quictls (OpenSSL fork) it links statically.  Paths are inside the crate.
+LICENSE_FILES = (
+    ("msquic", "LICENSE", "MSQUIC-LICENSE.txt"),
+    ("msquic", "THIRD-PARTY-NOTICES", "MSQUIC-THIRD-PARTY-NOTICES.txt"),
+    ("quictls", "submodules/quictls/LICENSE.txt", "QUICTLS-LICENSE.txt"),
+)
+
+
+def quictls_version(src: Path) -> str:
+    """Version of the bundled quictls, from its VERSION.dat (e.g. ``3.1.7+quic``)."""
+    fields: dict[str, str] = {}
+    for line in (src / "submodules" / "quictls" / "VERSION.dat").read_text().splitlines():
+        key, _, value = line.partition("=")
+        fields[key.strip()] = value.strip().strip('"')
+    version = f"{fields.get('MAJOR')}.{fields.get('MINOR')}.{fields.get('PATCH')}"
+    if fields.get("BUILD_METADATA"):
+        version += f"+{fields['BUILD_METADATA']}"
+    return version
+
+
+def write_notices(dest: Path) -> list[Path]:
+    """Copy the bundled code's license texts into ``dest`` with a notice naming versions.
+
+    Wheels and sdists that carry (or build) libmsquic must ship these.
+    """
+    src = crate_source()
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, rel, name in LICENSE_FILES:
+        shutil.copyfile(src / rel, dest / name)
+        written.append(dest / name)
+    notice = dest / "THIRD_PARTY_NOTICES.txt"
+    notice.write_text(
+        "pywebtransport bundles a build of the following third-party code.\n\n"
+        f"msquic {pinned_version()} (Microsoft, MIT License): MSQUIC-LICENSE.txt;\n"
+        "  its own third-party notices: MSQUIC-THIRD-PARTY-NOTICES.txt\n"
+        f"quictls {quictls_version(src)} (the OpenSSL Project and quictls, Apache License 2.0),\n"
+        "  linked statically into libmsquic: QUICTLS-LICENSE.txt\n"
+    )
+    written.append(notice)
+    return written
 
 
 def headers_only() -> Path:

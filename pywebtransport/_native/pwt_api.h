@@ -23,6 +23,11 @@
 #define PWT_EV_CONN_DATAGRAM_RECEIVED 16
 #define PWT_EV_CONN_DATAGRAM_LOST 17
 #define PWT_EV_CONN_STREAMS_AVAILABLE 18
+/* Peer certificate for the application to verify (only with
+ * pwt_credentials.app_verify): data = DER certificate (u0 bytes, 0 = none
+ * presented) followed by the PKCS#7 DER chain (u1 bytes); u2 = msquic's
+ * deferred status.  The handshake waits for pwt_conn_certificate_complete(). */
+#define PWT_EV_CONN_PEER_CERTIFICATE 20
 #define PWT_EV_CONN_RELIABLE_RESET 21  /* u0 = 1 if RESET_STREAM_AT was negotiated */
 #define PWT_EV_STREAM_START_COMPLETE 30
 #define PWT_EV_STREAM_RECEIVE 31
@@ -93,6 +98,9 @@ typedef struct pwt_credentials {
     uint32_t pkcs12_len;
     const char *pkcs12_password;
     const char *ca_file;            /* PEM bundle or NULL */
+    int32_t app_verify;             /* 1: msquic does not validate the peer certificate but
+                                     * hands it to Python (PWT_EV_CONN_PEER_CERTIFICATE);
+                                     * on a server verify_peer then only requests one */
 } pwt_credentials;
 
 typedef struct pwt_stats {
@@ -159,6 +167,8 @@ uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out);
 uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t len);
 uint32_t pwt_conn_datagram_max(pwt_conn *c);
 uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap);
+/* Python's verdict on a PWT_EV_CONN_PEER_CERTIFICATE (tls_alert is sent on rejection). */
+uint32_t pwt_conn_certificate_complete(pwt_conn *c, int32_t accept, int32_t tls_alert);
 
 /* Streams. */
 uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out);

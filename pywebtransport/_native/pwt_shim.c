@@ -41,6 +41,11 @@
 #include "msquic.h"
 #include "pwt_api.h"
 
+/* Datagram payload that fits any QUIC path: the 1200-byte minimum packet less the short
+ * header with a 20-byte connection ID and 4-byte packet number, the AEAD tag and the
+ * DATAGRAM frame header. */
+#define PWT_DGRAM_MIN_PATH_PAYLOAD (1200u - (1u + 20u + 4u) - 16u - 3u)
+
 
 /* msquic reports queued calls as PENDING; Python only needs ok/not ok. */
 static uint32_t norm(QUIC_STATUS st) { return QUIC_SUCCEEDED(st) ? 0 : (uint32_t)st; }
@@ -547,11 +552,22 @@ uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
     QUIC_CERTIFICATE_PKCS12 p12;
     if (cred->is_client) {
         cc.Flags = QUIC_CREDENTIAL_FLAG_CLIENT;
-        if (!cred->verify_peer) {
+        if (!cred->verify_peer || cred->app_verify) {
             cc.Flags |= QUIC_CREDENTIAL_FLAG_NO_CERTIFICATE_VALIDATION;
         }
     } else if (cred->verify_peer) {
+        /* Requests a client certificate; with app_verify, msquic neither
+         * validates it nor fails when none is sent: Python decides. */
         cc.Flags |= QUIC_CREDENTIAL_FLAG_REQUIRE_CLIENT_AUTHENTICATION;
+        if (cred->app_verify) {
+            cc.Flags |= QUIC_CREDENTIAL_FLAG_NO_CERTIFICATE_VALIDATION;
+        }
+    }
+    if (cred->app_verify) {
+        /* DER buffers (not msquic's private OpenSSL objects) in
+         * PEER_CERTIFICATE_RECEIVED; see push_peer_certificate(). */
+        cc.Flags |= QUIC_CREDENTIAL_FLAG_INDICATE_CERTIFICATE_RECEIVED |
+                    QUIC_CREDENTIAL_FLAG_USE_PORTABLE_CERTIFICATES;
     }
     if (cred->ca_file != NULL) {
         cc.Flags |= QUIC_CREDENTIAL_FLAG_SET_CA_CERTIFICATE_FILE;
@@ -834,6 +850,44 @@ void pwt_stream_close(pwt_stream *s) {
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
 
+/* PEER_CERTIFICATE_RECEIVED: copy the DER certificate and PKCS#7 chain (both
+ * valid only during the callback) into one record and return PENDING, so the
+ * handshake waits until Python calls pwt_conn_certificate_complete().  This
+ * record must never be dropped by a queue bound: the handshake waits for it
+ * (at most one per connection). */
+static QUIC_STATUS push_peer_certificate(pwt_conn *c, QUIC_CONNECTION_EVENT *ev) {
+    const QUIC_BUFFER *cert = (const QUIC_BUFFER *)ev->PEER_CERTIFICATE_RECEIVED.Certificate;
+    const QUIC_BUFFER *chain = (const QUIC_BUFFER *)ev->PEER_CERTIFICATE_RECEIVED.Chain;
+    uint32_t cert_len = (cert != NULL && cert->Buffer != NULL) ? cert->Length : 0;
+    uint32_t chain_len = (chain != NULL && chain->Buffer != NULL) ? chain->Length : 0;
+    if (cert_len > (1u << 20) || chain_len > (1u << 20)) {
+        return QUIC_STATUS_BAD_CERTIFICATE; /* TLS already caps this far lower */
+    }
+    pwt_node *n = node_new(cert_len + chain_len);
+    if (n == NULL) {
+        return QUIC_STATUS_OUT_OF_MEMORY; /* fails the handshake */
+    }
+    if (cert_len) {
+        memcpy(n->data, cert->Buffer, cert_len);
+    }
+    if (chain_len) {
+        memcpy(n->data + cert_len, chain->Buffer, chain_len);
+    }
+    n->ev.type = PWT_EV_CONN_PEER_CERTIFICATE;
+    n->ev.obj = c;
+    n->ev.u0 = cert_len;
+    n->ev.u1 = chain_len;
+    n->ev.u2 = (uint64_t)ev->PEER_CERTIFICATE_RECEIVED.DeferredStatus;
+    queue_push(c->q, n);
+    return QUIC_STATUS_PENDING;
+}
+
+uint32_t pwt_conn_certificate_complete(pwt_conn *c, int32_t accept, int32_t tls_alert) {
+    QUIC_TLS_ALERT_CODES alert = accept ? QUIC_TLS_ALERT_CODE_SUCCESS
+                                        : (QUIC_TLS_ALERT_CODES)(tls_alert & 0xFF);
+    return norm(MsQuic->ConnectionCertificateValidationComplete(c->h, accept ? TRUE : FALSE, alert));
+}
+
 static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *ev) {
     pwt_conn *c = (pwt_conn *)ctx;
     switch (ev->Type) {
@@ -863,9 +917,23 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         c->addrs_known |= known;
         pthread_mutex_unlock(&c->addr_mu);
+        /* A server learns the peer's datagram support before the application owns the
+         * connection, so msquic's first DATAGRAM_STATE_CHANGED is not indicated; the next
+         * comes only when path MTU discovery succeeds, which loss can delay for seconds.
+         * Until then allow what fits the minimum QUIC path MTU. */
+        BOOLEAN dgram_ok = FALSE;
+        sz = sizeof(dgram_ok);
+        if (atomic_load(&c->dgram_max) == 0 &&
+            QUIC_SUCCEEDED(MsQuic->GetParam(h, QUIC_PARAM_CONN_DATAGRAM_SEND_ENABLED, &sz, &dgram_ok)) &&
+            dgram_ok) {
+            unsigned int expected = 0;
+            atomic_compare_exchange_strong(&c->dgram_max, &expected, PWT_DGRAM_MIN_PATH_PAYLOAD);
+        }
         push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
         break;
     }
+    case QUIC_CONNECTION_EVENT_PEER_CERTIFICATE_RECEIVED:
+        return push_peer_certificate(c, ev);
     case QUIC_CONNECTION_EVENT_LOCAL_ADDRESS_CHANGED:
     case QUIC_CONNECTION_EVENT_PEER_ADDRESS_CHANGED: {
         int local = ev->Type == QUIC_CONNECTION_EVENT_LOCAL_ADDRESS_CHANGED;
@@ -938,7 +1006,7 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         QUIC_DATAGRAM_SEND_STATE st = ev->DATAGRAM_SEND_STATE_CHANGED.State;
         if (QUIC_DATAGRAM_SEND_STATE_IS_FINAL(st)) {
             free(ev->DATAGRAM_SEND_STATE_CHANGED.ClientContext);
-            if (st == QUIC_DATAGRAM_SEND_CANCELED) {
+            if (st == QUIC_DATAGRAM_SEND_CANCELED || st == QUIC_DATAGRAM_SEND_LOST_DISCARDED) {
                 push_simple(c->q, PWT_EV_CONN_DATAGRAM_LOST, c, NULL, (uint64_t)st, 0, 0);
             }
         }

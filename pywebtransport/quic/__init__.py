@@ -20,6 +20,7 @@ from .errors import (
     StreamStopped,
 )
 from .stream import QuicStream
+from .tls import PeerCertificate
 
 __all__ = [
     "CertificateVerifyError",
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectionStats",
     "DatagramError",
     "DatagramTooLarge",
+    "PeerCertificate",
     "QuicConfiguration",
     "QuicConnection",
     "QuicError",

@@ -16,8 +16,15 @@ class QuicConfiguration:
     """Settings of one QUIC endpoint.
 
     Server endpoints need ``certfile`` + ``keyfile`` (PEM) or ``pkcs12``.
-    Clients verify the server certificate by default (system trust store, or
-    ``cafile``); set ``verify_peer=False`` to opt out explicitly.
+    Clients verify the server certificate by default: its chain against the
+    trust anchors (``cafile`` alone when given, else the system store) and,
+    with ``check_hostname``, the server name against its subjectAltNames.
+    ``certificate_hashes`` (SHA-256 digests of DER certificates) replace that
+    check with pinning.  Set ``verify_peer=False`` to opt out explicitly.
+
+    Servers ask for a client certificate when ``request_client_certificate``
+    or ``verify_peer`` is set; one that is sent is verified against ``cafile``
+    (else the system store), and ``verify_peer`` makes it mandatory.
     ``reliable_reset`` offers RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset,
     transport parameter 0x1d), which WebTransport draft-14+ peers require.
     """
@@ -31,6 +38,9 @@ class QuicConfiguration:
     pkcs12_password: str | None = None
     cafile: str | None = None
     verify_peer: bool | None = None
+    check_hostname: bool = True
+    certificate_hashes: list[bytes] = field(default_factory=list)
+    request_client_certificate: bool = False
     idle_timeout: float = 30.0
     handshake_timeout: float = 10.0
     keep_alive_interval: float | None = None
@@ -55,6 +65,13 @@ class QuicConfiguration:
             return self.is_client
         return self.verify_peer
 
+    @property
+    def verifies_in_python(self) -> bool:
+        """Whether the peer certificate is handed to Python (see ``quic.tls``)."""
+        if self.is_client:
+            return self.verifies_peer or bool(self.certificate_hashes)
+        return self.verifies_peer or self.request_client_certificate
+
     def validate(self) -> None:
         """Raise ConfigError with a clear message on any invalid value."""
         if not self.alpn_protocols:
@@ -74,6 +91,9 @@ class QuicConfiguration:
             _check_pem(self.certfile, self.keyfile, self.key_password)
         if self.cafile:
             _check_pem_certs(self.cafile, "cafile")
+        for digest in self.certificate_hashes:
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise ConfigError("certificate_hashes must be 32-byte SHA-256 digests")
         for name in ("idle_timeout", "handshake_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")

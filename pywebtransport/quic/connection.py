@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import socket
 from collections import deque
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from .errors import (
     QuicError,
 )
 from .stream import QuicStream
+from .tls import PeerCertificate, verify_peer_certificate
 from .waiters import Waiters
+
+logger = logging.getLogger("pywebtransport.quic")
 
 _CERT_STATUSES = {
     "BAD_CERTIFICATE",
@@ -147,6 +151,11 @@ class QuicConnection:
         self.alpn: str | None = None
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
+        self.server_name: str | None = None
+        # The peer's verified certificate (None if not verified or none was sent),
+        # and why we rejected it if we did.
+        self.peer_certificate: PeerCertificate | None = None
+        self.certificate_error: str | None = None
         engine.register(handle, self)
 
     @property
@@ -212,6 +221,8 @@ class QuicConnection:
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
             self._on_connected()
+        elif t == lib.PWT_EV_CONN_PEER_CERTIFICATE:
+            self._on_peer_certificate(ev)
         elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
             self._datagrams_enabled = bool(ev.u0)
             self._max_datagram = int(ev.u1) if ev.u0 else 0
@@ -230,6 +241,28 @@ class QuicConnection:
                 self.close_reason = CloseReason("peer", int(ev.u0))
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
+
+    def _on_peer_certificate(self, ev: Any) -> None:
+        """Verify the peer's certificate and let the paused handshake go on (or fail)."""
+        data = ffi.unpack(ffi.cast("char *", ev.data), ev.len) if ev.len else b""
+        cert_len = int(ev.u0)
+        try:
+            verdict = verify_peer_certificate(
+                self.config, data[:cert_len], data[cert_len:], self.server_name
+            )
+        except Exception as exc:  # never accept because of a bug
+            logger.exception("certificate verification raised")
+            accepted, alert, error = False, 80, f"certificate verification raised {exc!r}"
+        else:
+            accepted, alert, error = verdict.accepted, verdict.alert, verdict.error
+            self.peer_certificate = verdict.certificate
+        if not accepted:
+            self.peer_certificate = None
+            self.certificate_error = error
+            side = "server" if self.is_client else "client"
+            logger.info("rejected the %s's certificate: %s", side, error)
+        if self._handle is not None:
+            lib.pwt_conn_certificate_complete(self._handle, 1 if accepted else 0, alert)
 
     def _refresh_addresses(self) -> None:
         if self._handle is None:
@@ -319,6 +352,17 @@ class QuicConnection:
         self._track_stream(stream, out[0])
         await stream.wait_started()
         return stream
+
+    async def closing_reason(self, timeout: float = 1.0) -> CloseReason | None:
+        """Why the connection is closing, or None; waits up to `timeout` for msquic's event.
+
+        An operation that fails with ABORTED often means msquic already shut the
+        connection down (for example, the peer rejected our certificate) while the
+        shutdown event is still queued for the loop.
+        """
+        if self.close_reason is None and not self._closed.done():
+            await asyncio.wait([self._closed], timeout=timeout)
+        return self.close_reason
 
     async def open_bidi_stream(self) -> QuicStream:
         return await self.open_stream(unidirectional=False)
@@ -410,7 +454,11 @@ class QuicConnection:
         return f"<QuicConnection {side} remote={self.remote_address} closed={self.is_closed}>"
 
 
-def _connect_error(reason: CloseReason, host: str, port: int) -> ConnectError:
+def _connect_error(
+    reason: CloseReason, host: str, port: int, certificate_error: str | None = None
+) -> ConnectError:
+    if certificate_error is not None:
+        return CertificateVerifyError(f"{host}:{port}: {certificate_error}", reason)
     if reason.status in _CERT_STATUSES or (reason.initiator == "transport" and 0x100 <= reason.error_code < 0x200 and reason.error_code in (0x12A, 0x12B, 0x12C, 0x12D, 0x12E, 0x130)):
         return CertificateVerifyError(
             f"certificate verification of {host}:{port} failed ({reason.status or hex(reason.error_code)}); "
@@ -476,6 +524,7 @@ async def _connect_one(
     lib.pwt_conn_set_limits(out[0], config.max_stream_buffer, config.send_buffer_high_water)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
+    conn.server_name = server_name
     status = lib.pwt_conn_start(
         out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
     )
@@ -488,7 +537,7 @@ async def _connect_one(
         conn.close()
         raise ConnectError(f"connecting to {host}:{port} timed out after {timeout}s") from None
     except ConnectionClosed as exc:
-        raise _connect_error(exc.reason, host, port) from None
+        raise _connect_error(exc.reason, host, port, conn.certificate_error) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
         conn.close()
         raise

@@ -71,6 +71,9 @@ class NativeConfig:
         cred.key_file = cstr(config.keyfile)
         cred.key_password = cstr(config.key_password)
         cred.ca_file = cstr(config.cafile)
+        cred.app_verify = 1 if config.verifies_in_python else 0
+        if not config.is_client and config.request_client_certificate:
+            cred.verify_peer = 1  # ask for one; Python decides whether it is required
         if config.pkcs12 is not None:
             blob = ffi.from_buffer(config.pkcs12)
             keep.append(blob)

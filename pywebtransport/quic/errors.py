@@ -5,6 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+_TLS_ALERTS = {
+    10: "unexpected_message",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    80: "internal_error",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CloseReason:
     """Why a connection ended.
@@ -21,7 +38,11 @@ class CloseReason:
 
     def describe(self) -> str:
         if self.initiator == "transport":
-            return f"closed by transport ({self.status}, error 0x{self.error_code:x})"
+            alert = ""
+            if 0x100 <= self.error_code <= 0x1FF:  # CRYPTO_ERROR: a TLS alert
+                code = self.error_code - 0x100
+                alert = f", TLS alert {code} {_TLS_ALERTS.get(code, '')}".rstrip()
+            return f"closed by transport ({self.status}, error 0x{self.error_code:x}{alert})"
         return f"closed by {self.initiator} (error 0x{self.error_code:x})"
 
 

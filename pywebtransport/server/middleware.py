@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeAlias, TypeVar
 
-from pywebtransport.exceptions import AuthenticationError, MiddlewareRejected
+from pywebtransport.config import certificate_hash_bytes
+from pywebtransport.exceptions import AuthenticationError, ConfigurationError, MiddlewareRejected
+from pywebtransport.quic import PeerCertificate
 from pywebtransport.utils import get_logger
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "SessionCheck",
     "SessionLike",
     "create_auth_middleware",
+    "create_client_certificate_middleware",
     "create_cors_middleware",
     "create_logging_middleware",
     "create_rate_limit_middleware",
@@ -62,6 +65,9 @@ SessionCheck: TypeAlias = Callable[[SessionLike], Awaitable[None]]
 """An async middleware that accepts by returning and rejects by raising `MiddlewareRejected`."""
 
 AuthHandler: TypeAlias = Callable[[Mapping[str, str]], Awaitable[bool] | bool]
+
+CertificateCheck: TypeAlias = Callable[[PeerCertificate], Awaitable[bool] | bool]
+"""``check(certificate)`` returning (or resolving to) whether the client may proceed."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -148,6 +154,68 @@ def create_auth_middleware(auth_handler: AuthHandler, *, status: int = 401) -> S
             raise MiddlewareRejected(status, message="Authentication failed")
 
     return auth_middleware
+
+
+def create_client_certificate_middleware(
+    authorize: CertificateCheck | None = None,
+    *,
+    allowed_subjects: Iterable[str] | None = None,
+    allowed_names: Iterable[str] | None = None,
+    allowed_fingerprints: Iterable[bytes | str] | None = None,
+    status: int = 403,
+) -> SessionCheck:
+    """Create middleware that authorizes a session by the client's TLS certificate.
+
+    The server must ask for client certificates (`ServerConfig.verify_mode` ``CERT_OPTIONAL``
+    or ``CERT_REQUIRED``, with `ServerConfig.ca_certs` naming the trusted CAs); by the time
+    middleware runs, TLS has verified the certificate's chain. A client that sent no
+    certificate is rejected with `status`, and so is one that fails any check given:
+
+    * `allowed_subjects`: the subject distinguished name, as an RFC 4514 string such as
+      ``"CN=alice,O=Example"``, must be one of these (exact match);
+    * `allowed_names`: one of the certificate's DNS names, IP addresses or its common
+      name must be one of these (DNS names compare case-insensitively);
+    * `allowed_fingerprints`: the SHA-256 digest of the DER certificate (32 bytes or hex)
+      must be one of these;
+    * `authorize(certificate)`: a sync or async predicate on the `PeerCertificate`.
+    """
+    subjects = None if allowed_subjects is None else set(allowed_subjects)
+    names = None if allowed_names is None else {n.lower() for n in allowed_names}
+    fingerprints: set[bytes] | None = None
+    if allowed_fingerprints is not None:
+        fingerprints = set()
+        for value in allowed_fingerprints:
+            digest = certificate_hash_bytes(value)
+            if digest is None:
+                raise ConfigurationError(
+                    f"not a SHA-256 digest: {value!r}",
+                    config_key="allowed_fingerprints",
+                    config_value=value,
+                )
+            fingerprints.add(digest)
+
+    async def client_certificate_middleware(session: SessionLike) -> None:
+        certificate = getattr(session, "peer_certificate", None)
+        if not isinstance(certificate, PeerCertificate):
+            raise MiddlewareRejected(status, message="A client certificate is required")
+        if subjects is not None and certificate.subject not in subjects:
+            raise MiddlewareRejected(status, message=f"Client certificate {certificate.subject} not allowed")
+        if names is not None:
+            own = {n.lower() for n in certificate.dns_names} | set(certificate.ip_addresses)
+            if certificate.common_name:
+                own.add(certificate.common_name.lower())
+            if not own & names:
+                raise MiddlewareRejected(status, message=f"Client certificate {certificate.subject} not allowed")
+        if fingerprints is not None and certificate.sha256 not in fingerprints:
+            raise MiddlewareRejected(status, message=f"Client certificate {certificate.fingerprint} not allowed")
+        if authorize is not None:
+            allowed = authorize(certificate)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                raise MiddlewareRejected(status, message=f"Client certificate {certificate.subject} not authorized")
+
+    return client_certificate_middleware
 
 
 def _normalize_origin(origin: str) -> str:

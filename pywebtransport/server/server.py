@@ -29,6 +29,7 @@ def quic_config_for_server(config: ServerConfig) -> QuicConfiguration:
         keyfile=config.keyfile,
         cafile=config.ca_certs,
         verify_peer=config.verify_mode == ssl.CERT_REQUIRED,
+        request_client_certificate=config.verify_mode != ssl.CERT_NONE,
         idle_timeout=float(config.connection_idle_timeout or 60.0),
         max_peer_bidi_streams=min(65535, int(config.max_streams_per_connection)),
         max_peer_uni_streams=min(65535, int(config.max_streams_per_connection) + 3),

@@ -75,6 +75,18 @@ def test_serve_with_browser_page_and_connect(tmp_path: Path) -> None:
             )
             assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == reply
+        # Pinning the printed hash needs no --insecure; a wrong pin is refused.
+        for pin, ok in ((digest, True), ("00" * 32, False)):
+            out = subprocess.run(
+                [sys.executable, "-m", "pywebtransport.cli", "connect", f"https://127.0.0.1:{port}/",
+                 "--cert-hash", pin],
+                input="pinned\n", capture_output=True, text=True, timeout=30,
+            )
+            if ok:
+                assert out.returncode == 0, out.stderr
+                assert out.stdout.strip() == "ECHO: pinned"
+            else:
+                assert out.returncode == 1 and "server_certificate_hashes" in out.stderr, out.stderr
     finally:
         server.terminate()
         server.wait(10)

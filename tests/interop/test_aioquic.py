@@ -591,3 +591,53 @@ async def test_our_client_accepts_aioquic_server_streams(
             await asyncio.wait_for(session.close(), STEP)
 
     await asyncio.wait_for(body(), 25)
+
+
+async def test_aioquic_client_certificates_against_our_mtls_server(certs: CertSet, tmp_path: Any) -> None:
+    """mTLS with a third-party TLS stack: aioquic presents (or omits) a client certificate."""
+    from certs import make_ca
+
+    client_ca, other_ca = make_ca(tmp_path, "client"), make_ca(tmp_path, "other")
+    alice = client_ca.issue(tmp_path, "alice", common_name="alice", client=True)
+    mallory = other_ca.issue(tmp_path, "mallory", common_name="alice", client=True)
+    app = ServerApp(
+        config=ServerConfig.create(
+            certfile=str(certs.cert),
+            keyfile=str(certs.key),
+            verify_mode=ssl.CERT_REQUIRED,
+            ca_certs=str(client_ca.path),
+        )
+    )
+    seen: list[str | None] = []
+
+    @app.route("/who")
+    async def who(session: WebTransportSession) -> None:
+        cert = session.peer_certificate
+        seen.append(cert.subject if cert else None)
+        await session.wait_closed()
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        port = app.server.local_address[1]
+
+        async def attempt(chain: tuple[Any, Any] | None) -> str:
+            config = aioquic_client_config(certs)
+            if chain is not None:
+                config.load_cert_chain(str(chain[0]), str(chain[1]))
+            try:
+                async with connect(
+                    "127.0.0.1", port, configuration=config, create_protocol=AioquicWTClient
+                ) as client:
+                    assert isinstance(client, AioquicWTClient)
+                    _, headers = await client.open_session(f"localhost:{port}", "/who")
+                    return (status_of(headers) or b"").decode()
+            except (AssertionError, ConnectionError, asyncio.TimeoutError) as exc:
+                return f"failed: {exc}"
+
+        assert await asyncio.wait_for(attempt(alice), 2 * STEP) == "200"
+        # CRYPTO_ERROR carrying the TLS alert: unknown_ca (48) and certificate_required (116).
+        for chain, code in ((mallory, 0x100 + 48), (None, 0x100 + 116)):
+            result = await asyncio.wait_for(attempt(chain), 2 * STEP)
+            assert f"ConnectionTerminated(error_code={code}," in result, result
+    assert seen == ["CN=alice"]

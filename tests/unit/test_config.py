@@ -365,3 +365,15 @@ def test_flow_control_needs_nonzero_initial_limits() -> None:
         with pytest.raises(ConfigurationError, match=field):
             ServerConfig.create(webtransport_flow_control=True, **{field: 0})
     ClientConfig.create(initial_max_data=0)  # without flow control zero means "not sent"
+
+
+def test_server_certificate_hashes() -> None:
+    digest = bytes(range(32))
+    for pin in (digest, digest.hex(), digest.hex().upper(), ":".join(f"{b:02x}" for b in digest)):
+        config = ClientConfig.create(server_certificate_hashes=[pin])
+        assert config.pinned_certificate_hashes() == [digest]
+    assert ClientConfig().server_certificate_hashes == []
+    for bad in (b"short", "zz" * 32, "ab" * 31, 42):
+        with pytest.raises(ConfigurationError) as info:
+            ClientConfig.create(server_certificate_hashes=[bad])
+        assert info.value.config_key == "server_certificate_hashes"

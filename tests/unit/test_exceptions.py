@@ -14,6 +14,12 @@ from pywebtransport.types import SessionState, StreamState
 SUBCLASS_KWARGS: dict[type[exc.WebTransportError], dict[str, object]] = {
     exc.AuthenticationError: {"auth_method": "token"},
     exc.CertificateError: {"certificate_path": "/x.crt", "certificate_error": "expired"},
+    exc.CertificateVerificationError: {
+        "expected_host": "example.com",
+        "target_url": "https://example.com/",
+        "certificate_error": "not valid for 'example.com'",
+        "certificate_path": "/ca.pem",
+    },
     exc.ClientError: {"target_url": "https://example.com/"},
     exc.ConfigurationError: {"config_key": "max_streams", "config_value": -1},
     exc.ConnectionError: {"remote_address": ("127.0.0.1", 4433)},
@@ -183,3 +189,10 @@ def test_error_category(error: BaseException, category: str) -> None:
 def test_all_exports_exist() -> None:
     for name in exc.__all__:
         assert hasattr(exc, name)
+
+
+def test_certificate_verification_error_is_a_certificate_and_a_client_error() -> None:
+    error = exc.CertificateVerificationError("bad name", expected_host="h", target_url="https://h/")
+    assert isinstance(error, exc.CertificateError) and isinstance(error, exc.ClientError)
+    assert exc.get_error_category(error) == "certificate"
+    assert exc.is_fatal_error(error) and not exc.is_retriable_error(error)

@@ -51,6 +51,37 @@ def test_self_signed_cert_files_and_contents(tmp_path: Path) -> None:
     utils.load_certificate(cert_path, key_path)  # the key matches the certificate
 
 
+def test_existing_key_file_is_replaced_with_mode_0600(tmp_path: Path) -> None:
+    """A key file left world-readable by something else does not stay so (issue 8, finding 6)."""
+    key_file = tmp_path / "example.test.key"
+    key_file.write_bytes(b"old key")
+    os.chmod(key_file, 0o644)
+    _, key_path = utils.generate_self_signed_cert("example.test", output_dir=tmp_path)
+    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+    assert Path(key_path).read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.test.crt", "example.test.key"]
+
+
+def test_key_and_cert_are_not_written_through_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim_key, victim_cert = outside / "victim.key", outside / "victim.crt"
+    victim_key.write_bytes(b"precious")
+    victim_cert.write_bytes(b"precious")
+    os.chmod(victim_key, 0o644)
+    out = tmp_path / "certs"
+    out.mkdir()
+    (out / "example.test.key").symlink_to(victim_key)
+    (out / "example.test.crt").symlink_to(victim_cert)
+    cert_path, key_path = utils.generate_self_signed_cert("example.test", output_dir=out)
+    assert victim_key.read_bytes() == b"precious" and victim_cert.read_bytes() == b"precious"
+    assert stat.S_IMODE(os.stat(victim_key).st_mode) == 0o644
+    for path in (cert_path, key_path):
+        assert not os.path.islink(path) and os.path.isfile(path)
+    assert stat.S_IMODE(os.lstat(key_path).st_mode) == 0o600
+    utils.load_certificate(cert_path, key_path)
+
+
 def test_localhost_cert_covers_loopback_addresses(tmp_path: Path) -> None:
     cert_path, _ = utils.generate_self_signed_cert("localhost", output_dir=tmp_path)
     san = _san(x509.load_pem_x509_certificate(Path(cert_path).read_bytes()))
