@@ -494,8 +494,11 @@ class WebTransportConnection:
                 self.h3.stream_closed(sid)
 
             stream._closed.add_done_callback(forget)
-        # A reset must still deliver the stream header (RESET_STREAM_AT when negotiated).
-        stream.reliable_size = len(prefix)
+        # A reset must still deliver the stream header (RESET_STREAM_AT when negotiated).  One
+        # payload byte more, when one was sent: quic-go (webtransport-go v0.12) reads the header
+        # byte by byte and drops the stream if the reset error arrives with the header's last
+        # byte, i.e. whenever RESET_STREAM_AT is processed before the header is read.
+        stream.reliable_size = len(prefix) + 1
         stream.write_nowait(prefix)
         return stream
 
