@@ -373,7 +373,7 @@ class QuicStream:
         n = min(self.reliable_size, self.bytes_sent)
         if n <= 0 or not self._conn.reliable_reset or self._handle is None:
             return False
-        return lib.pwt_stream_set_reliable_offset(self._handle, n) == 0
+        return bool(lib.pwt_stream_set_reliable_offset(self._handle, n) == 0)
 
     def reset(self, error_code: int = 0) -> None:
         """Abort the sending side (RESET_STREAM).
