@@ -36,6 +36,7 @@ from pywebtransport import (
     WebTransportSession,
     WebTransportStream,
 )
+from pywebtransport.exceptions import StreamResetError
 from pywebtransport.utils import generate_browser_cert
 
 pytestmark = pytest.mark.timeout(90)
@@ -198,6 +199,31 @@ async def wt_server(tmp_path: Path) -> AsyncIterator[WTServer]:
         await asyncio.sleep(0.2)  # let the page see `ready` first
         await session.close(4242, "server says bye")
         srv.log.append("bye closed")
+
+    @app.route("/reset")
+    async def reset(session: WebTransportSession) -> None:
+        srv = holder["s"]
+
+        async def one(stream: WebTransportStream) -> None:
+            try:
+                data = await stream.readexactly(8)
+                if data == b"reset-me":
+                    # Tell the page we have the stream: without RESET_STREAM_AT (draft-02 browsers)
+                    # a reset racing the stream's first bytes can make the whole stream vanish.
+                    seen = await session.create_unidirectional_stream()
+                    await seen.write_all(b"seen")
+                data += await stream.read_all()
+            except StreamResetError as exc:
+                srv.log.append(f"reset by the page: {exc.reset_code}")
+                await srv.events.put(("reset", exc.reset_code))
+                return
+            srv.log.append(f"reset request {data!r}")
+            stream.abort_writing(9)
+
+        tasks: list[asyncio.Future[None]] = []
+        async for stream in session.incoming_streams():
+            assert isinstance(stream, WebTransportStream)
+            tasks.append(asyncio.ensure_future(one(stream)))
 
     @app.route("/proto")
     async def proto(session: WebTransportSession) -> None:
@@ -397,3 +423,15 @@ async def test_chromium_negotiates_a_subprotocol(
     event = await next_event(wt_server, browser)
     assert event[0] == "protocols" and event[1] == ("pwt-echo.v2", "pwt-echo.v1"), (event, result)
     assert result["protocol"] == "pwt-echo.v2", result
+
+
+@pytest.mark.interop("Chromium", "browser → our server", "reset")
+async def test_chromium_stream_resets_carry_codes(
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
+) -> None:
+    """writable.abort(WebTransportError{streamErrorCode: 7}) reaches our server as code 7, and our
+    abort_writing(9) reaches the page as streamErrorCode 9 (mapped through the HTTP/3 code range)."""
+    interop.version(chromium_version())
+    result = await run_page(browser, page_server, wt_server, "reset")
+    assert await next_event(wt_server, browser) == ("reset", 7), wt_server.log
+    assert result["serverResetCode"] == 9, result

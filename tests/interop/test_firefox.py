@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from interop_matrix import InteropHandle
+from pywebtransport.h3.errors import webtransport_code_to_http3
 from test_chromium import PageServer, WTServer, page_server, run_page, wt_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
@@ -253,3 +254,19 @@ async def test_firefox_has_no_subprotocol_negotiation(
     assert event == ("protocols", (), None), (event, result)
     assert "protocol" not in result, result  # JSON drops undefined: the attribute does not exist
     interop.unsupported("subprotocol")
+
+
+@pytest.mark.interop("Firefox", "browser → our server", "reset")
+async def test_firefox_stream_resets_carry_codes(
+    wt_server: WTServer, page_server: PageServer, firefox: Firefox, interop: InteropHandle
+) -> None:
+    """The page's writable.abort(streamErrorCode 7) reaches our server as 7.  Our abort_writing(9)
+    reaches Firefox with the right wire code (its HTTP/3 log shows app_err = mapped 9), but Firefox
+    153 does not expose received stream error codes to JavaScript: the read fails with a TypeError."""
+    interop.version(firefox_version())
+    result = await run_page(firefox, page_server, wt_server, "reset", who="firefox")
+    assert await next_event(wt_server, firefox) == ("reset", 7), wt_server.log
+    assert result["serverResetCode"] == "TypeError: Error in input stream", result
+    wire = f"app_err={webtransport_code_to_http3(9)}"
+    logs = "".join(p.read_text(errors="replace") for p in firefox.dir.glob("moz.log*"))
+    assert "Handle a stream reset" in logs and wire in logs, firefox.diagnostics()
