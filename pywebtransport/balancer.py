@@ -81,9 +81,11 @@ class ConnectionLoadBalancer:
 
     @property
     def targets(self) -> list[str]:
+        """Every target URL, healthy or not, in the order given."""
         return list(self._targets)
 
     def healthy_targets(self) -> list[str]:
+        """The target URLs currently considered healthy."""
         return [t.url for t in self._targets.values() if t.healthy]
 
     def update_target_weight(self, url: str, weight: float) -> None:
@@ -96,6 +98,15 @@ class ConnectionLoadBalancer:
             raise ValueError(f"unknown target {url!r}") from None
 
     def mark_unhealthy(self, url: str, reason: str = "marked unhealthy") -> None:
+        """Exclude ``url`` from selection until a health check succeeds again.
+
+        Args:
+            url: One of the configured targets.
+            reason: Recorded as the target's last error.
+
+        Raises:
+            KeyError: ``url`` is not a configured target.
+        """
         target = self._targets[url]
         target.healthy = False
         target.last_error = reason
@@ -163,8 +174,16 @@ class ConnectionLoadBalancer:
     async def get_session(self, strategy: str = "round_robin", timeout: float | None = None) -> WebTransportSession:
         """Open a session to a healthy target chosen by ``strategy``.
 
-        A target that fails is marked unhealthy and the next one is tried;
-        `ClientError` is raised when no healthy target is left.
+        A target that fails is marked unhealthy and the next one is tried.
+
+        Args:
+            strategy: ``"round_robin"``, ``"weighted"`` (by `update_target_weight`) or
+                ``"least_latency"`` (by the last measured connect time).
+            timeout: Connect timeout per attempt, in seconds (the client's default if None).
+
+        Raises:
+            ValueError: Unknown ``strategy``.
+            ClientError: The balancer is closed, or no healthy target is left.
         """
         if strategy not in ("round_robin", "weighted", "least_latency"):
             raise ValueError(f"unknown load-balancing strategy {strategy!r}")

@@ -159,6 +159,14 @@ async def _connect(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pywebtransport`` command.
+
+    Args:
+        argv: Arguments without the program name (``sys.argv[1:]`` if None).
+
+    Returns:
+        The process exit status.
+    """
     parser = argparse.ArgumentParser(prog="pywebtransport", description="WebTransport over HTTP/3")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run an echo server and a client against it, and print what happened")

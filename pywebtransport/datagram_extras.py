@@ -32,9 +32,11 @@ log = logging.getLogger("pywebtransport.datagram")
 class DatagramChannel(Protocol):
     """What the helpers need from a datagram stream (duck-typed for wrappers)."""
 
-    async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None: ...
+    async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:
+        """Send one datagram."""
 
-    async def receive(self, timeout: float | None = None) -> bytes: ...
+    async def receive(self, timeout: float | None = None) -> bytes:
+        """Wait for the next datagram (at most ``timeout`` seconds)."""
 
 
 class DatagramBroadcaster:
@@ -49,16 +51,19 @@ class DatagramBroadcaster:
 
     @property
     def streams(self) -> list[WebTransportDatagramDuplexStream]:
+        """The streams datagrams are broadcast to (a copy of the list)."""
         return list(self._streams)
 
     def __len__(self) -> int:
         return len(self._streams)
 
     def add_stream(self, stream: WebTransportDatagramDuplexStream) -> None:
+        """Add ``stream`` to the broadcast set (no-op if already present)."""
         if stream not in self._streams:
             self._streams.append(stream)
 
     def remove_stream(self, stream: WebTransportDatagramDuplexStream) -> None:
+        """Remove ``stream`` from the broadcast set (no-op if absent)."""
         if stream in self._streams:
             self._streams.remove(stream)
 
@@ -155,10 +160,12 @@ class DatagramReliabilityLayer:
 
     @property
     def is_closed(self) -> bool:
+        """Whether the layer has been closed."""
         return self._closed
 
     @property
     def stats(self) -> dict[str, int]:
+        """Counters: sent, acked, failed, retransmissions, received, duplicates, acks_sent and invalid."""
         s = self._stats
         return {
             "sent": s.sent,

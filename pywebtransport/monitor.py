@@ -39,6 +39,7 @@ class Alert:
     timestamp: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
+        """The alert as a JSON-friendly dict (``level``, ``message``, ``timestamp``)."""
         return {"level": self.level, "message": self.message, "timestamp": self.timestamp}
 
 
@@ -69,6 +70,7 @@ class MonitorBase:
     # -- sampling ----------------------------------------------------------------
     @property
     def is_monitoring(self) -> bool:
+        """Whether the background sampling task is running."""
         return self._task is not None and not self._task.done()
 
     def collect_metrics(self) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class MonitorBase:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        """Stop background sampling and wait for the task to finish (idempotent)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -117,12 +120,15 @@ class MonitorBase:
         return self._status
 
     def get_health_report(self) -> dict[str, Any]:
+        """The health status and the list of issues found by the latest sample."""
         return {"status": self.get_health_status(), "issues": list(self._problems)}
 
     def get_alerts(self, level: str | None = None) -> list[Alert]:
+        """Recorded alerts, oldest first; only those of ``level`` if given."""
         return [a for a in self.alerts if level is None or a.level == level]
 
     def clear_alerts(self) -> None:
+        """Forget every recorded alert."""
         self.alerts.clear()
 
     def get_metrics_summary(self) -> dict[str, Any]:

@@ -48,10 +48,12 @@ class ClientPool:
 
     @property
     def clients(self) -> list[WebTransportClient]:
+        """Every client in the pool, in round-robin order (a copy of the list)."""
         return list(self._clients)
 
     @property
     def is_closed(self) -> bool:
+        """Whether `close_all()` has been called."""
         return self._closed
 
     def __len__(self) -> int:
@@ -90,6 +92,7 @@ class ClientPool:
         return sessions
 
     def get_stats(self) -> dict[str, Any]:
+        """Client count and each client's `stats` (under ``per_client``)."""
         return {"clients": len(self._clients), "per_client": [c.stats for c in self._clients]}
 
     async def close_all(self) -> None:
@@ -146,10 +149,12 @@ class SessionPool:
 
     @property
     def client(self) -> WebTransportClient:
+        """The client that opens the pooled sessions."""
         return self._client
 
     @property
     def is_closed(self) -> bool:
+        """Whether `close()` has been called."""
         return self._closed
 
     def idle_count(self, url: str | None = None) -> int:
@@ -227,6 +232,7 @@ class SessionPool:
                 log.exception("session pool cleanup failed")
 
     def get_stats(self) -> dict[str, Any]:
+        """Pool counters plus the number of ``idle`` and ``in_use`` sessions."""
         return {**self._stats, "idle": self.idle_count(), "in_use": len(self._in_use)}
 
     async def close(self) -> None:
@@ -273,10 +279,12 @@ class StreamPool:
 
     @property
     def available(self) -> int:
+        """Streams ready to be handed out right now."""
         return len(self._available)
 
     @property
     def session(self) -> WebTransportSession:
+        """The session the pooled streams belong to."""
         return self._session
 
     async def initialize(self) -> None:
@@ -333,6 +341,7 @@ class StreamPool:
             await stream.close()
 
     def get_stats(self) -> dict[str, Any]:
+        """Pool counters plus the ``available`` stream count and the ``pool_size``."""
         return {**self._stats, "available": len(self._available), "pool_size": self._pool_size}
 
     async def close(self) -> None:

@@ -63,15 +63,18 @@ class ReconnectingClient(EventEmitter):
 
     @property
     def url(self) -> str:
+        """The WebTransport URL this client (re)connects to."""
         return self._url
 
     @property
     def is_connected(self) -> bool:
+        """Whether a session is open and ready right now."""
         s = self._session
         return s is not None and s.is_ready and not s.is_closed
 
     @property
     def is_closed(self) -> bool:
+        """Whether `close()` has been called."""
         return self._closed
 
     @property
@@ -161,6 +164,7 @@ class ReconnectingClient(EventEmitter):
                 continue
 
     def get_stats(self) -> dict[str, Any]:
+        """URL, connection state, connection/reconnect/attempt counts and whether reconnecting gave up."""
         return {
             "url": self._url,
             "connected": self.is_connected,

@@ -546,6 +546,9 @@ def generate_self_signed_cert(
     `output_dir` and returns their paths. The certificate names `hostname` in its common
     name and subjectAltName (as an IP address when it is one; ``localhost`` also covers
     127.0.0.1 and ::1). Colons of IPv6 literals become ``_`` in the file names.
+
+    Raises:
+        ConfigurationError: `key_size` is below 2048 or `days_valid` below 1.
     """
     if key_size < 2048:
         raise ConfigurationError(
@@ -577,6 +580,9 @@ def generate_browser_cert(
     ``(cert_path, key_path, sha256)``, where `sha256` is the digest of the DER certificate
     to pass to ``new WebTransport(url, {serverCertificateHashes: [{algorithm: "sha-256",
     value}]})``.
+
+    Raises:
+        ConfigurationError: `days_valid` is not between 1 and 14.
     """
     if not 1 <= days_valid <= _BROWSER_CERT_MAX_VALIDITY.days:
         raise ConfigurationError(

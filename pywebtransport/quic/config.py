@@ -61,6 +61,7 @@ class QuicConfiguration:
 
     @property
     def verifies_peer(self) -> bool:
+        """Whether the peer's certificate is verified (``verify_peer``, or by default only on clients)."""
         if self.verify_peer is None:
             return self.is_client
         return self.verify_peer
