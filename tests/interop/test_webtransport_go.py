@@ -496,3 +496,31 @@ async def test_our_client_flow_control_and_drain_against_go_v012_server(
             closed = await srv.next_event("session_closed")
             assert (closed.get("code"), closed.get("reason")) == (4243, "fc bye"), closed
     interop.unsupported("drain")
+
+
+@pytest.mark.interop("webtransport-go", "our client → Go server", "reset")
+async def test_our_client_resets_with_go_v012_server(
+    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet, interop: InteropHandle
+) -> None:
+    """Resets with codes both ways against the draft-16 server (RESET_STREAM_AT negotiated)."""
+    interop.version(go_server.webtransport_go)
+    srv = go_server_proc
+    async with WebTransportClient(ClientConfig.create(ca_certs=str(certs.ca_cert))) as client:
+        session = await asyncio.wait_for(client.connect(f"https://localhost:{srv.port}/echo"), STEP)
+        assert session.connection.quic.reliable_reset
+        await srv.next_event("session")
+        # ours: reset right after the first write; the header stays reliable, so the Go server
+        # attributes the stream to the session and reports our code
+        stream = await session.create_bidirectional_stream()
+        await stream.write(b"reset-me")
+        stream.abort_writing(77)
+        failed = await srv.next_event("bidi-error")
+        assert failed.get("code") == 77, failed
+        # theirs: the Go server resets its side with 99
+        stream2 = await session.create_bidirectional_stream()
+        await stream2.write_all(b"please-reset")
+        with pytest.raises(StreamResetError) as info:
+            await asyncio.wait_for(stream2.read_all(), STEP)
+        assert info.value.reset_code == 99
+        await srv.next_event("reset-sent")
+        await asyncio.wait_for(session.close(0, ""), STEP)

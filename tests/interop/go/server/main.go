@@ -168,8 +168,18 @@ func serveSession(sess *webtransport.Session) {
 			str.SetDeadline(time.Now().Add(30 * time.Second))
 			data, err := io.ReadAll(str)
 			if err != nil {
-				emit(map[string]any{"event": "bidi-error", "error": err.Error()})
+				ev := map[string]any{"event": "bidi-error", "error": err.Error()}
+				var se *webtransport.StreamError
+				if errors.As(err, &se) {
+					ev["code"] = se.ErrorCode // a client reset, mapped back to its WebTransport code
+				}
+				emit(ev)
 				str.CancelWrite(1)
+				return
+			}
+			if string(data) == "please-reset" { // the client wants to see our reset code
+				str.CancelWrite(99)
+				emit(map[string]any{"event": "reset-sent", "code": 99})
 				return
 			}
 			emit(map[string]any{"event": "bidi", "bytes": len(data)})
