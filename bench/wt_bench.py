@@ -36,6 +36,9 @@ Usage:
   /tmp/venv1/bin/python bench/wt_bench.py                   # default (~30-60 s)
   /tmp/venv1/bin/python bench/wt_bench.py --quick           # ~10 s
   /tmp/venv1/bin/python bench/wt_bench.py --only echo --profile pywebtransport
+
+With --peers it runs bench/peers_bench.py instead (PyWebTransport against webtransport-go and
+wtransport, each library's own client and server as separate processes); see that file.
 """
 
 from __future__ import annotations
@@ -654,6 +657,10 @@ def profile(args: argparse.Namespace, certfile: str, keyfile: str, only: set[str
 
 
 def main() -> int:
+    if "--peers" in sys.argv[1:]:  # the three-library benchmark: bench/peers_bench.py
+        from peers_bench import main as peers_main
+
+        return peers_main([a for a in sys.argv[1:] if a != "--peers"])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=None, help="MiB uploaded (default 64; 16 with --quick)")
     ap.add_argument("--rounds", type=int, default=None, help="echo rounds (default 3000; 1000 with --quick)")

@@ -30,7 +30,9 @@ async def broadcast(line: bytes) -> None:
 
 def build_app() -> ServerApp:
     cert, key = generate_self_signed_cert("localhost")
-    app = ServerApp(config=ServerConfig.create(certfile=cert, keyfile=key))
+    # Chat members may stay quiet for a long time: allow reads to wait an hour
+    # (read_timeout bounds every read that waits for data; the default is 60 s).
+    app = ServerApp(config=ServerConfig.create(certfile=cert, keyfile=key, read_timeout=3600.0))
 
     @app.route("/chat")
     async def chat(session: WebTransportSession) -> None:

@@ -9,13 +9,15 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .client import WebTransportClient
 from .config import ClientConfig
 from .exceptions import ClientError
-from .session import WebTransportSession
 from .utils import parse_webtransport_url
+
+if TYPE_CHECKING:
+    from .client import WebTransportClient
+    from .session import WebTransportSession
 
 __all__ = ["ConnectionLoadBalancer", "Strategy"]
 
@@ -71,7 +73,11 @@ class ConnectionLoadBalancer:
         for url in targets:
             parse_webtransport_url(url)  # validate early
             self._targets.setdefault(url, _Target(url))
-        self._client = WebTransportClient(config=config)
+        # Imported here: pywebtransport.connection re-exports this class and the client
+        # module imports pywebtransport.connection.
+        from .client import WebTransportClient
+
+        self._client: WebTransportClient = WebTransportClient(config=config)
         self._interval = health_check_interval
         self._check_timeout = health_check_timeout
         self._rr = 0

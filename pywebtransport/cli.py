@@ -1,4 +1,4 @@
-"""The ``pywebtransport`` command: ``demo``, ``serve``, ``connect`` and ``cert``."""
+"""The ``pywebtransport`` command: ``demo``, ``serve``, ``connect``, ``cert``, ``bench`` and ``info``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from importlib import resources
 from .client import WebTransportClient
 from .config import ClientConfig, ServerConfig
 from .exceptions import WebTransportError
+from .loadgen import DOWNLOAD_REQUEST, SCENARIOS, progress_line, run_bench
 from .server import ServerApp
 from .session import WebTransportSession
 from .stream import WebTransportStream
@@ -22,15 +23,34 @@ from .utils import generate_browser_cert
 
 __all__ = ["main", "echo_app"]
 
+_CHUNK = 64 * 1024
+_MAX_DOWNLOAD = 1 << 30
+
 
 def echo_app(certfile: str, keyfile: str) -> ServerApp:
-    """An app that echoes streams and datagrams on every path, prefixed with ``ECHO: ``."""
+    """An app that echoes streams and datagrams on every path, prefixed with ``ECHO: ``.
+
+    A bidirectional stream that starts with ``PWT-DOWNLOAD <size>\\n`` is answered with
+    `size` bytes instead (the ``download`` scenario of ``pywebtransport bench``).
+    """
     app = ServerApp(config=ServerConfig.create(certfile=certfile, keyfile=keyfile))
 
     async def echo(session: WebTransportSession) -> None:
         async def one(stream: WebTransportStream) -> None:
-            with contextlib.suppress(WebTransportError):
-                await stream.write_all(b"ECHO: " + await stream.read_all())
+            with contextlib.suppress(WebTransportError, ValueError):
+                first = await stream.read(_CHUNK)
+                if first.startswith(DOWNLOAD_REQUEST) and first.endswith(b"\n"):
+                    remaining = min(int(first[len(DOWNLOAD_REQUEST):-1]), _MAX_DOWNLOAD)
+                    block = bytes(_CHUNK)
+                    while remaining > 0:
+                        await stream.write(block[:remaining])
+                        remaining -= min(remaining, _CHUNK)
+                    await stream.write_all(b"")
+                    return
+                await stream.write(b"ECHO: " + first)
+                while chunk := await stream.read(_CHUNK):
+                    await stream.write(chunk)
+                await stream.write_all(b"")
 
         async def streams() -> None:
             async for stream in session.incoming_streams():
@@ -107,11 +127,22 @@ async def _serve_http(page: str, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, host, port)
 
 
-async def _serve(host: str, port: int, browser_demo: bool, http_port: int, duration: float | None) -> int:
+async def _serve(host: str, port: int, browser_demo: bool, http_port: int, duration: float | None,
+                 metrics_port: int | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cert, key, digest = generate_browser_cert("localhost", output_dir=tmp)
-        async with _running(echo_app(cert, key), host, port) as bound:
+        app = echo_app(cert, key)
+        metrics = None
+        if metrics_port is not None:
+            from .metrics import PrometheusMetrics
+
+            metrics = PrometheusMetrics()
+            metrics.instrument(app)
+        async with _running(app, host, port) as bound:
             print(f"WebTransport echo server on https://{host}:{bound}/ (certificate sha256 {digest.hex()})")
+            if metrics is not None and metrics_port is not None:
+                mport = await metrics.serve(port=metrics_port, host=host)
+                print(f"Prometheus metrics on http://{host}:{mport}/metrics")
             http = None
             if browser_demo:
                 http = await _serve_http(browser_page(bound, digest), host, http_port)
@@ -126,7 +157,73 @@ async def _serve(host: str, port: int, browser_demo: bool, http_port: int, durat
             finally:
                 if http is not None:
                     http.close()
+                if metrics is not None:
+                    await metrics.close()
     return 0
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    config = (
+        ClientConfig.create(verify_mode=ssl.CERT_NONE, connect_timeout=args.timeout)
+        if args.insecure
+        else ClientConfig.create(ca_certs=args.cafile, connect_timeout=args.timeout)
+    )
+    result = await run_bench(args.url, args.scenario, sessions=args.sessions, streams=args.streams,
+                             duration=args.duration, size=args.size, config=config,
+                             progress=None if args.json else progress_line)
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return 0 if result.operations > 0 else 1
+
+
+def _info() -> int:
+    from .quic.observe import library_info, udp_offloads
+    from ._version import __version__
+
+    lib = library_info()
+    offloads = udp_offloads()
+    facts = {
+        "pywebtransport": __version__,
+        "msquic": lib.version,
+        "tls_provider": lib.tls_provider,
+        "msquic_library": lib.path,
+        "execution_profile": lib.execution_profile,
+        "worker_polling_us": lib.polling_idle_us,
+        "udp_gso_available": offloads["gso"],
+        "udp_gro_available": offloads["gro"],
+    }
+    facts.update(asyncio.run(_probe_connection()))
+    width = max(len(k) for k in facts)
+    for key, value in facts.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+async def _probe_connection() -> dict[str, object]:
+    """Open one loopback session to see what msquic negotiates on a live connection."""
+    from .quic.observe import connection_flags
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key, digest = generate_browser_cert("localhost", output_dir=tmp)
+        async with _running(echo_app(cert, key), "127.0.0.1", 0) as port:
+            config = ClientConfig.create(server_certificate_hashes=[digest])
+            async with WebTransportClient(config) as client:
+                session = await client.connect(f"https://127.0.0.1:{port}/")
+                stream = await session.create_bidirectional_stream()
+                await stream.write_all(b"x" * 100_000)
+                await stream.read_all()
+                flags = connection_flags(session.connection.quic)
+                stats = session.connection.quic.stats()
+                await session.close()
+    return {
+        "loopback_ecn_capable": flags["ecn_capable"],
+        "loopback_path_mtu": stats.path_mtu,
+        "loopback_rtt_us": round(stats.rtt * 1e6),
+    }
 
 
 async def _connect(
@@ -176,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--browser-demo", action="store_true", help="also serve a browser client page")
     serve.add_argument("--http-port", type=int, default=8080)
     serve.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    serve.add_argument("--metrics-port", type=int, default=None,
+                       help="serve Prometheus metrics on this port (needs pywebtransport[metrics])")
     connect = sub.add_parser("connect", help="send stdin lines to a WebTransport URL and print replies")
     connect.add_argument("url")
     connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
@@ -191,14 +290,30 @@ def main(argv: list[str] | None = None) -> int:
     cert.add_argument("hostname", nargs="?", default="localhost")
     cert.add_argument("--output-dir", default=".")
     cert.add_argument("--days", type=int, default=10)
+    bench = sub.add_parser("bench", help="load a WebTransport server and report rates and latencies")
+    bench.add_argument("url")
+    bench.add_argument("--scenario", "-s", choices=SCENARIOS, default="echo")
+    bench.add_argument("--sessions", "-c", type=int, default=1, help="concurrent sessions")
+    bench.add_argument("--streams", "-m", type=int, default=1, help="concurrent workers per session")
+    bench.add_argument("--duration", "-D", type=float, default=5.0, help="seconds of load")
+    bench.add_argument("--size", type=int, default=64, help="bytes per request / upload / download")
+    bench.add_argument("--insecure", "-k", action="store_true", help="do not verify the certificate")
+    bench.add_argument("--cafile")
+    bench.add_argument("--timeout", type=float, default=10.0, help="connect timeout")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    sub.add_parser("info", help="print msquic's version, TLS provider, polling mode and UDP offloads")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return asyncio.run(_demo())
         if args.command == "serve":
             return asyncio.run(
-                _serve(args.host, args.port, args.browser_demo, args.http_port, args.duration)
+                _serve(args.host, args.port, args.browser_demo, args.http_port, args.duration, args.metrics_port)
             )
+        if args.command == "bench":
+            return asyncio.run(_bench(args))
+        if args.command == "info":
+            return _info()
         if args.command == "connect":
             return asyncio.run(
                 _connect(args.url, args.insecure, args.cafile, args.datagram, args.cert_hash)

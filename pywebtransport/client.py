@@ -8,8 +8,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .compat.diagnostics import ClientCompat
+from .compat.settings import apply_logging
+from .compat.stats import ClientStats
 from .config import ClientConfig
 from .connection import WebTransportConnection
+from .events import EventEmitter
 from .exceptions import (
     CertificateVerificationError,
     ClientError,
@@ -18,11 +22,25 @@ from .exceptions import (
     TimeoutError,
     WebTransportError,
 )
+from .protocol import session_event_data
 from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
 from .session import WebTransportSession
+from .types import EventType
 from .utils import get_logger, parse_webtransport_url
 
-__all__ = ["WebTransportClient", "quic_config_for_client"]
+__all__ = [
+    "ClientMonitor",
+    "ClientPool",
+    "ClientStats",
+    "PooledClient",
+    "ReconnectingClient",
+    "WebTransportBrowser",
+    "WebTransportClient",
+    "WebTransportProxy",
+    "benchmark_client_performance",
+    "quic_config_for_client",
+    "test_client_connectivity",
+]
 
 logger = get_logger("client")
 _warned_insecure = False
@@ -48,7 +66,7 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
     window = 1 << max(16, (int(config.initial_max_stream_data_bidi_local) - 1).bit_length())
     return QuicConfiguration(
         is_client=True,
-        alpn_protocols=["h3"],
+        alpn_protocols=list(config.alpn_protocols),
         cafile=config.ca_certs,
         certfile=config.certfile,
         keyfile=config.keyfile,
@@ -57,6 +75,7 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
         certificate_hashes=pins,
         idle_timeout=float(config.connection_idle_timeout or 60.0),
         handshake_timeout=float(config.connect_timeout),
+        keep_alive_interval=float(config.connection_keepalive_timeout) or None,
         max_peer_bidi_streams=min(65535, int(config.max_incoming_streams)),
         max_peer_uni_streams=min(65535, int(config.max_incoming_streams) + 3),
         stream_receive_window=window,
@@ -65,21 +84,30 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
     )
 
 
-class WebTransportClient:
+class WebTransportClient(EventEmitter, ClientCompat):
     """Client that opens sessions; one QUIC connection per session unless
-    ``reuse_connections`` lets several sessions share one."""
+    ``reuse_connections`` lets several sessions share one.
+
+    Events: ``CONNECTION_ESTABLISHED`` (``connection_id``, ``host``, ``port``,
+    ``connection``) when a new connection's HTTP/3 is up; ``SESSION_READY`` (the session
+    record plus ``session`` and ``url``) when `connect` succeeds; ``CONNECTION_FAILED``
+    (``url``, ``error``) and, for timeouts, ``TIMEOUT_ERROR`` when it fails;
+    ``CONNECTION_CLOSED`` (and ``CONNECTION_LOST`` unless we closed it) per connection.
+    """
 
     def __init__(self, config: ClientConfig | None = None) -> None:
-        self._config = config or ClientConfig.create()
-        self._quic_config: QuicConfiguration | None = None
-        self._connections: set[WebTransportConnection] = set()
-        self._targets: dict[WebTransportConnection, tuple[str, int]] = {}
-        self._retiring: set[WebTransportConnection] = set()
-        self._default_headers: dict[str, str] = dict(self._config.headers or {})
-        self._closed = False
-        self._closing: set[asyncio.Task[None]] = set()
-        self._created = time.monotonic()
-        self._stats = {"attempted": 0, "successful": 0, "failed": 0, "connect_time_total": 0.0}
+        super().__init__()
+        self._pwt_config = config or ClientConfig.create()
+        apply_logging(self._pwt_config)
+        self._pwt_quic_config: QuicConfiguration | None = None
+        self._pwt_connections: set[WebTransportConnection] = set()
+        self._pwt_targets: dict[WebTransportConnection, tuple[str, int]] = {}
+        self._pwt_retiring: set[WebTransportConnection] = set()
+        self._pwt_default_headers: dict[str, str] = dict(self._pwt_config.headers or {})
+        self._pwt_closed = False
+        self._pwt_closing: set[asyncio.Task[None]] = set()
+        self._pwt_created = time.monotonic()
+        self._pwt_stats = ClientStats()
 
     @classmethod
     def create(cls, config: ClientConfig | None = None) -> "WebTransportClient":
@@ -87,29 +115,19 @@ class WebTransportClient:
 
     @property
     def config(self) -> ClientConfig:
-        return self._config
+        return self._pwt_config
 
     @property
     def is_closed(self) -> bool:
-        return self._closed
+        return self._pwt_closed
 
     @property
     def stats(self) -> dict[str, Any]:
-        ok = self._stats["successful"]
-        return {
-            "connections": {
-                "attempted": self._stats["attempted"],
-                "successful": ok,
-                "failed": self._stats["failed"],
-                "active": len(self._connections),
-                "success_rate": ok / self._stats["attempted"] if self._stats["attempted"] else 0.0,
-            },
-            "performance": {"avg_connect_time": self._stats["connect_time_total"] / ok if ok else 0.0},
-            "uptime": time.monotonic() - self._created,
-        }
+        """Connection counters (0.1.x keys: ``connections``, ``performance``, ``uptime``)."""
+        return self._pwt_stats.to_dict(active=len(self._pwt_connections))
 
     def set_default_headers(self, headers: Mapping[str, str]) -> None:
-        self._default_headers = dict(headers)
+        self._pwt_default_headers = dict(headers)
 
     async def connect(
         self,
@@ -119,71 +137,110 @@ class WebTransportClient:
         subprotocols: Sequence[str] | None = None,
     ) -> WebTransportSession:
         """Open a session to ``url`` (``https://host[:port]/path``)."""
-        if self._closed:
+        if self._pwt_closed:
             raise ClientError("client is closed", target_url=url)
         host, port, path = parse_webtransport_url(url)
-        timeout = self._config.connect_timeout if timeout is None else timeout
+        timeout = self._pwt_config.connect_timeout if timeout is None else timeout
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
-        self._stats["attempted"] += 1
+        self._pwt_stats.connections_attempted += 1
         start = time.monotonic()
+        phase = ["connection"]  # becomes "session" once the CONNECT request is sent
         try:
             session = await asyncio.wait_for(
-                self._connect(host, port, path, {**self._default_headers, **(headers or {})}, subprotocols or ()),
+                self._pwt_connect(
+                    host, port, path, {**self._pwt_default_headers, **(headers or {})}, subprotocols or (), phase
+                ),
                 timeout,
             )
         except asyncio.TimeoutError:
-            self._stats["failed"] += 1
-            raise TimeoutError(
-                f"connecting to {url} timed out after {timeout}s", timeout_duration=timeout, operation="connect"
-            ) from None
-        except (ClientError, ConfigurationError, TimeoutError):
-            self._stats["failed"] += 1
-            raise
-        except WebTransportError as exc:  # 0.1.x: every other failure is a ClientError
-            self._stats["failed"] += 1
-            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
-        except (QuicError, OSError) as exc:
-            self._stats["failed"] += 1
-            if isinstance(exc, CertificateVerifyError):
-                raise CertificateVerificationError(
+            if phase[0] == "session":  # 0.1.x: a session that is not ready in time is a ClientError
+                error: Exception = ClientError(
+                    f"session to {url} not ready within {timeout}s", target_url=url
+                )
+            else:
+                error = TimeoutError(
+                    f"connecting to {url} timed out after {timeout}s", timeout_duration=timeout, operation="connect"
+                )
+            raise self._pwt_failed(url, error) from None
+        except (ClientError, ConfigurationError, TimeoutError) as exc:
+            raise self._pwt_failed(url, exc)
+        except CertificateVerifyError as exc:
+            raise self._pwt_failed(
+                url,
+                CertificateVerificationError(
                     f"cannot connect to {url}: {exc}",
                     expected_host=host,
                     target_url=url,
                     certificate_error=str(exc),
-                    certificate_path=self._config.ca_certs,
+                    certificate_path=self._pwt_config.ca_certs,
+                ),
+            ) from exc
+        except ConnectError as exc:
+            reason = exc.reason
+            if reason is not None and ("TIMEOUT" in reason.status or "IDLE" in reason.status):
+                raise self._pwt_failed(
+                    url, TimeoutError(f"connecting to {url} timed out: {exc}", timeout_duration=timeout, operation="connect")
                 ) from exc
-            raise ClientError(f"cannot connect to {url}: {exc}", target_url=url) from exc
-        self._stats["successful"] += 1
-        self._stats["connect_time_total"] += time.monotonic() - start
+            raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
+        except WebTransportError as exc:  # 0.1.x: every other failure is a ClientError
+            raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
+        except (QuicError, OSError) as exc:
+            raise self._pwt_failed(url, ClientError(f"cannot connect to {url}: {exc}", target_url=url)) from exc
+        self._pwt_stats.record_success(time.monotonic() - start)
+        if self._ee_listened and EventType.SESSION_READY in self._ee_listening:
+            self._ee_fire(EventType.SESSION_READY, {**session_event_data(session), "url": url})
         return session
 
-    async def _connect(
-        self, host: str, port: int, path: str, headers: Mapping[str, str], protocols: Sequence[str]
+    def _pwt_failed(self, url: str, error: Exception) -> Exception:
+        self._pwt_stats.connections_failed += 1
+        if self._ee_listened:
+            if isinstance(error, TimeoutError):
+                self._ee_fire(EventType.TIMEOUT_ERROR, {"url": url, "error": str(error), "operation": "connect"})
+            self._ee_fire(EventType.CONNECTION_FAILED, {"url": url, "error": str(error)})
+        return error
+
+    async def _pwt_connect(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: Mapping[str, str],
+        protocols: Sequence[str],
+        phase: list[str],
     ) -> WebTransportSession:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        reused = self._reusable(host, port)
+        reused = self._pwt_reusable(host, port)
         if reused is not None:
-            session = await self._open_on(reused, path, authority, headers, protocols)
+            phase[0] = "session"
+            session = await self._pwt_open_on(reused, path, authority, headers, protocols)
             if session is not None:
                 return session
             # Lost a race for the last session slot: use a connection of our own.
-        if self._quic_config is None:
-            self._quic_config = quic_config_for_client(self._config)
-        quic = await connect(host, port, self._quic_config)
-        conn = WebTransportConnection(quic, config=self._config)
-        self._connections.add(conn)
-        self._targets[conn] = (host, port)
+        if self._pwt_quic_config is None:
+            self._pwt_quic_config = quic_config_for_client(self._pwt_config)
+        quic = await connect(host, port, self._pwt_quic_config)
+        conn = WebTransportConnection(quic, config=self._pwt_config)
+        self._pwt_connections.add(conn)
+        self._pwt_targets[conn] = (host, port)
 
         def forget(_f: object) -> None:
-            self._connections.discard(conn)
-            self._targets.pop(conn, None)
-            self._retiring.discard(conn)
+            self._pwt_connections.discard(conn)
+            self._pwt_targets.pop(conn, None)
+            self._pwt_retiring.discard(conn)
+            if self._ee_listened:
+                self._pwt_connection_closed(conn)
 
         quic.closed.add_done_callback(forget)
         try:
             await conn.start()
             await conn.wait_settings()
+            if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:
+                self._ee_fire(
+                    EventType.CONNECTION_ESTABLISHED,
+                    {"connection_id": conn.connection_id, "host": host, "port": port, "connection": conn},
+                )
+            phase[0] = "session"
             session = await conn.open_session(
                 path, authority=authority, headers=list(headers.items()), protocols=protocols
             )
@@ -191,10 +248,10 @@ class WebTransportClient:
         except BaseException:
             conn.close()
             raise
-        session._closed.add_done_callback(lambda _f: self._close_later(conn))
+        session._closed.add_done_callback(lambda _f: self._pwt_close_later(conn))
         return session
 
-    async def _open_on(
+    async def _pwt_open_on(
         self,
         conn: WebTransportConnection,
         path: str,
@@ -218,41 +275,52 @@ class WebTransportClient:
                 raise
         finally:
             conn.pending_opens -= 1
-            self._close_later(conn)
-        session._closed.add_done_callback(lambda _f: self._close_later(conn))
+            self._pwt_close_later(conn)
+        session._closed.add_done_callback(lambda _f: self._pwt_close_later(conn))
         return session
 
-    def _reusable(self, host: str, port: int) -> WebTransportConnection | None:
+    def _pwt_connection_closed(self, conn: WebTransportConnection) -> None:
+        reason = conn.quic.close_reason
+        data = {
+            "connection_id": conn.connection_id,
+            "reason": reason.describe() if reason is not None else "",
+            "connection": conn,
+        }
+        if reason is not None and reason.initiator != "local":
+            self._ee_fire(EventType.CONNECTION_LOST, data)
+        self._ee_fire(EventType.CONNECTION_CLOSED, data)
+
+    def _pwt_reusable(self, host: str, port: int) -> WebTransportConnection | None:
         """An open connection to host:port whose SETTINGS allow one more session."""
-        if not self._config.reuse_connections:
+        if not self._pwt_config.reuse_connections:
             return None
-        for conn, target in self._targets.items():
-            if target == (host, port) and conn not in self._retiring and conn.can_open_session():
+        for conn, target in self._pwt_targets.items():
+            if target == (host, port) and conn not in self._pwt_retiring and conn.can_open_session():
                 return conn
         return None
 
-    def _close_later(self, conn: WebTransportConnection) -> None:
-        if conn.sessions or conn.pending_opens or conn in self._retiring:
+    def _pwt_close_later(self, conn: WebTransportConnection) -> None:
+        if conn.sessions or conn.pending_opens or conn in self._pwt_retiring:
             return  # another session still uses it, or is being opened on it
-        self._retiring.add(conn)
-        task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._config.close_timeout))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._pwt_retiring.add(conn)
+        task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._pwt_config.close_timeout))
+        self._pwt_closing.add(task)
+        task.add_done_callback(self._pwt_closing.discard)
 
     async def close(self) -> None:
         """Close every connection this client opened."""
-        self._closed = True
-        conns = list(self._connections)
+        self._pwt_closed = True
+        conns = list(self._pwt_connections)
         for conn in conns:
             for session in list(conn.sessions.values()):
                 await session.close()
         if conns:
             await asyncio.wait(
-                [asyncio.ensure_future(c.close_gracefully(self._config.close_timeout)) for c in conns],
-                timeout=self._config.close_timeout + 1,
+                [asyncio.ensure_future(c.close_gracefully(self._pwt_config.close_timeout)) for c in conns],
+                timeout=self._pwt_config.close_timeout + 1,
             )
             await asyncio.wait(
-                [asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=self._config.close_timeout
+                [asyncio.ensure_future(c.wait_closed()) for c in conns], timeout=self._pwt_config.close_timeout
             )
 
     async def __aenter__(self) -> "WebTransportClient":
@@ -262,16 +330,14 @@ class WebTransportClient:
         await self.close()
 
 
-# 0.1.x exposed these from pywebtransport.client; they live in app-level modules that import this one.
-_LAZY = {
-    "ClientPool": ".pool",
-    "PooledClient": ".pool",
-    "ReconnectingClient": ".reconnect",
-    "ClientMonitor": ".monitor",
-}
-
-
-def __getattr__(name: str) -> Any:
-    from ._lazy import resolve
-
-    return resolve(__name__, __package__, _LAZY, name)
+# The 0.1.x names of this module. They are built on WebTransportClient, so they are
+# imported after it is defined.
+from .compat.client import (  # noqa: E402
+    WebTransportBrowser,
+    WebTransportProxy,
+    benchmark_client_performance,
+    test_client_connectivity,
+)
+from .monitor import ClientMonitor  # noqa: E402
+from .pool import ClientPool, PooledClient  # noqa: E402
+from .reconnect import ReconnectingClient  # noqa: E402

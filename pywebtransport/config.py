@@ -518,7 +518,7 @@ class ServerConfig(_ConfigMixin):
     http_version: str = "3"
     """HTTP version; only ``"3"`` is supported."""
     backlog: int = Defaults.SERVER_BACKLOG
-    """Maximum number of connections waiting to be accepted."""
+    """Not supported (msquic has no listen backlog): values other than 128 are rejected."""
     reuse_port: bool = True
     """Set SO_REUSEPORT on the listening socket where supported."""
     keep_alive: bool = True
@@ -622,6 +622,13 @@ class ServerConfig(_ConfigMixin):
             raise invalid_config("bind_host", self.bind_host, "must not be empty")
         if not 0 <= self.bind_port <= 65535:
             raise invalid_config("bind_port", self.bind_port, "must be between 0 and 65535")
+        if self.backlog != Defaults.SERVER_BACKLOG:
+            raise invalid_config(
+                "backlog",
+                self.backlog,
+                f"is not supported: msquic accepts QUIC connections without a listen backlog "
+                f"(leave it at {Defaults.SERVER_BACKLOG}; max_connections bounds open connections)",
+            )
 
     def get_bind_address(self) -> tuple[str, int]:
         """Return ``(bind_host, bind_port)``."""

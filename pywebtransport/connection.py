@@ -13,21 +13,31 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .balancer import ConnectionLoadBalancer
+from .compat.connection import ConnectionCompat, ConnectionManager, ConnectionPool
 from .constants import Defaults
+from .events import EventEmitter
 from .exceptions import ConnectionError, SessionError, StreamResetError
 from .h3 import events as ev
 from .h3.connection import H3Config, H3Connection
 from .h3.errors import ErrorCode, H3Error, H3UsageError
 from .h3.session_state import SessionState as H3SessionState
-from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream
-from .quic.waiters import Waiters
-from .types import ConnectionState
+from .quic import CloseReason, PeerCertificate, QuicConnection, QuicError, QuicStream, WriteTimeout
+from .quic.waiters import Waiters, wait_with_timeout
+from .types import ConnectionState, EventType
 
 if TYPE_CHECKING:
     from .config import ClientConfig, ServerConfig
     from .session import WebTransportSession
 
-__all__ = ["WebTransportConnection", "ConnectionInfo", "h3_config_for"]
+__all__ = [
+    "ConnectionInfo",
+    "ConnectionLoadBalancer",
+    "ConnectionManager",
+    "ConnectionPool",
+    "WebTransportConnection",
+    "h3_config_for",
+]
 
 log = logging.getLogger("pywebtransport.connection")
 
@@ -72,8 +82,12 @@ class _Credit:
         self.max_streams = [config.initial_max_streams_bidi, config.initial_max_streams_uni]
 
 
-class WebTransportConnection:
-    """HTTP/3 + WebTransport over one QUIC connection."""
+class WebTransportConnection(EventEmitter, ConnectionCompat):
+    """HTTP/3 + WebTransport over one QUIC connection.
+
+    Events: CONNECTION_ESTABLISHED, SETTINGS_RECEIVED, SESSION_REQUEST, PROTOCOL_ERROR,
+    CONNECTION_CLOSED and CONNECTION_LOST (see the events guide).
+    """
 
     def __init__(
         self,
@@ -81,6 +95,7 @@ class WebTransportConnection:
         *,
         h3_config: H3Config | None = None,
         config: "ClientConfig | ServerConfig | None" = None,
+        on_session_request: Callable[["WebTransportSession"], None] | None = None,
     ) -> None:
         self.quic = quic
         self.is_client = quic.is_client
@@ -95,6 +110,11 @@ class WebTransportConnection:
             if config
             else (Defaults.STREAM_FLOW_CONTROL_INCREMENT, Defaults.STREAM_FLOW_CONTROL_INCREMENT)
         )
+        # 0.1.x configuration fields applied per session.
+        self.max_datagram_payload: int = getattr(config, "max_datagram_size", Defaults.MAX_DATAGRAM_SIZE)
+        self.max_incoming_streams: int = getattr(config, "max_incoming_streams", Defaults.MAX_INCOMING_STREAMS)
+        self.read_timeout: float | None = getattr(config, "read_timeout", None)
+        self.write_timeout: float | None = getattr(config, "write_timeout", None)
         self.stream_creation_timeout: float = getattr(
             config, "stream_creation_timeout", Defaults.STREAM_CREATION_TIMEOUT
         )
@@ -112,7 +132,9 @@ class WebTransportConnection:
         self._control: QuicStream | None = None
         self._created = time.monotonic()
         self.state = ConnectionState.CONNECTING
-        self.on_session_request: Callable[["WebTransportSession"], None] | None = None
+        # Set before the streams below are drained: a request already buffered
+        # there must reach the server, not get a 404 for want of a handler.
+        self.on_session_request: Callable[["WebTransportSession"], None] | None = on_session_request
         self._closing = False
         self._connect_streams: set[int] = set()
         self._answered: set[int] = set()
@@ -145,6 +167,8 @@ class WebTransportConnection:
                 raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
         self.state = ConnectionState.CONNECTED
+        if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})
 
     async def wait_settings(self, timeout: float | None = None) -> None:
         try:
@@ -246,6 +270,8 @@ class WebTransportConnection:
             events = call()
         except H3Error as exc:
             log.debug("HTTP/3 connection error: %s", exc)
+            if self._ee_listened and EventType.PROTOCOL_ERROR in self._ee_listening:  # event hook
+                self._ee_fire(EventType.PROTOCOL_ERROR, {"error_code": int(exc.code), "message": str(exc)})
             self.close(int(exc.code), str(exc))
             return []
         events = events + self.h3.pop_events()
@@ -290,6 +316,8 @@ class WebTransportConnection:
         elif isinstance(event, ev.SettingsReceived):
             if not self._settings.done():
                 self._settings.set_result(None)
+            if self._ee_listened and EventType.SETTINGS_RECEIVED in self._ee_listening:  # event hook
+                self._ee_fire(EventType.SETTINGS_RECEIVED, {"settings": dict(event.settings)})
         elif isinstance(event, ev.WebTransportSessionRequested):
             self._on_session_requested(event)
         elif isinstance(event, ev.WebTransportSessionEstablished):
@@ -302,6 +330,8 @@ class WebTransportConnection:
                 session._on_rejected(event.status)
         elif isinstance(event, ev.SessionCloseReceived):
             session = self.sessions.get(event.session_id)
+            if session is not None and session._ee_listened:  # event hook
+                session._pwt_on_capsule("close_webtransport_session", {"code": event.code, "reason": event.reason})
             if session is not None:
                 session._on_remote_close(event.code, event.reason)
             self._end_session_streams(event.session_id)
@@ -319,6 +349,8 @@ class WebTransportConnection:
                 connect.stop_sending(int(ErrorCode.WT_SESSION_GONE))
         elif isinstance(event, ev.SessionDrainReceived):
             session = self.sessions.get(event.session_id)
+            if session is not None and session._ee_listened:  # event hook
+                session._pwt_on_capsule("drain_webtransport_session", {})
             if session is not None:
                 session._on_drain()
         elif isinstance(event, ev.StreamResetReceived):
@@ -346,6 +378,9 @@ class WebTransportConnection:
         elif isinstance(event, ev.SessionFlowControlUpdated):
             self.credit_updates_received += 1
             self._credit_waiters.wake_all()
+            session = self.sessions.get(event.session_id)
+            if session is not None and session._ee_listened:  # event hook
+                session._pwt_on_credit(event.max_data, event.max_streams_bidi, event.max_streams_uni)
         elif isinstance(event, ev.GoawayReceived):
             for session in self.sessions.values():
                 session._on_drain()
@@ -376,10 +411,13 @@ class WebTransportConnection:
             path=headers.get(":path", "/"),
             headers=headers,
             available_protocols=event.available_protocols,
+            max_incoming_streams=self.max_incoming_streams,
         )
         self.sessions[event.session_id] = session
         self._connect_streams.add(event.session_id)
         self._track_credit(event.session_id)
+        if self._ee_listened and EventType.SESSION_REQUEST in self._ee_listening:  # event hook
+            self._ee_fire(EventType.SESSION_REQUEST, {"session_id": session.session_id, "path": session.path, "headers": headers, "session": session})
         if self.on_session_request is not None:
             self.on_session_request(session)
         else:
@@ -395,6 +433,8 @@ class WebTransportConnection:
 
     def _on_quic_closed(self, reason: CloseReason) -> None:
         self.state = ConnectionState.CLOSED
+        if self._ee_listened:  # event hook
+            self._pwt_closed_events(reason)
         self.h3.connection_lost()
         for session in list(self.sessions.values()):
             session._on_connection_lost(reason)
@@ -432,7 +472,12 @@ class WebTransportConnection:
         self._streams[stream.stream_id] = stream
         self._connect_streams.add(stream.stream_id)
         session = WebTransportSession(
-            self, stream.stream_id, path=path, headers=dict(headers), available_protocols=tuple(protocols)
+            self,
+            stream.stream_id,
+            path=path,
+            headers=dict(headers),
+            available_protocols=tuple(protocols),
+            max_incoming_streams=self.max_incoming_streams,
         )
         self.sessions[stream.stream_id] = session
         self._track_credit(stream.stream_id)
@@ -523,7 +568,8 @@ class WebTransportConnection:
                     await stream.write(rest, fin=fin)  # raises the stream's own error
                     return
                 self._send_blocked(session_id, data=True)
-                await self._credit_waiters.wait()
+                if not await wait_with_timeout(self._credit_waiters.wait(), self.write_timeout):  # config: write_timeout
+                    raise WriteTimeout(f"no WebTransport credit within {self.write_timeout}s")
                 credit = self._send_credit(session_id)
                 continue
             chunk, rest = rest[:credit], rest[credit:]
@@ -669,7 +715,7 @@ class WebTransportConnection:
         if stream is not None:
             stream.write_nowait(self.h3.drain_session_data(session_id))
 
-    def close(self, error_code: int = 0, reason: str = "") -> None:
+    def close(self, error_code: int = 0, reason: str = "") -> None:  # type: ignore[override]  # sync, unlike EventEmitter.close
         """Close the whole QUIC connection with an HTTP/3 error code."""
         if self._closing:
             return
@@ -702,15 +748,3 @@ class WebTransportConnection:
 
     async def wait_closed(self) -> None:
         await self.quic.wait_closed()
-
-
-# 0.1.x exposed the load balancer from pywebtransport.connection.
-_LAZY = {
-    "ConnectionLoadBalancer": ".balancer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    from ._lazy import resolve
-
-    return resolve(__name__, __package__, _LAZY, name)

@@ -7,21 +7,55 @@ from __future__ import annotations
 
 import ssl
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from pywebtransport._version import __version__
+from pywebtransport.h3.capsules import MAX_CLOSE_REASON_BYTES, CapsuleType
+from pywebtransport.h3.connection import UniStreamType
+from pywebtransport.h3.errors import ErrorCode as H3ErrorCode
+from pywebtransport.h3.frames import FrameType
+from pywebtransport.h3.settings import Setting
 
-__all__ = ["DEFAULT_USER_AGENT", "Defaults", "ErrorCodes", "WebTransportConstants"]
+__all__ = [
+    "DEFAULT_LOG_FORMAT",
+    "DEFAULT_LOG_LEVEL",
+    "DEFAULT_USER_AGENT",
+    "DEFAULT_WEBTRANSPORT_PATH",
+    "ORIGIN_HEADER",
+    "RECOMMENDED_BUFFER_SIZES",
+    "SECURE_SCHEMES",
+    "SEC_WEBTRANSPORT_HTTP3_DRAFT13",
+    "USER_AGENT_HEADER",
+    "WEBTRANSPORT_HEADER",
+    "WEBTRANSPORT_MIME_TYPE",
+    "WEBTRANSPORT_SCHEMES",
+    "ClientConfigDefaults",
+    "Defaults",
+    "ErrorCodes",
+    "ServerConfigDefaults",
+    "WebTransportConstants",
+]
 
 
 DEFAULT_USER_AGENT: Final[str] = f"pywebtransport/{__version__}"
+
+DEFAULT_LOG_FORMAT: Final[str] = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+DEFAULT_LOG_LEVEL: Final[str] = "INFO"
+DEFAULT_WEBTRANSPORT_PATH: Final[str] = "/"
+ORIGIN_HEADER: Final[str] = "origin"
+USER_AGENT_HEADER: Final[str] = "user-agent"
+WEBTRANSPORT_HEADER: Final[str] = "webtransport"
+SEC_WEBTRANSPORT_HTTP3_DRAFT13: Final[str] = "webtransport"
+WEBTRANSPORT_MIME_TYPE: Final[str] = "application/webtransport"
+WEBTRANSPORT_SCHEMES: Final[tuple[str, ...]] = ("https", "wss")
+SECURE_SCHEMES: Final[tuple[str, ...]] = ("https", "wss")
 
 KIB: Final = 1024
 MIB: Final = 1024 * 1024
 
 
 class WebTransportConstants:
-    """Wire-level numbers of HTTP/3 and WebTransport over HTTP/3."""
+    """Wire-level numbers of HTTP/3 and WebTransport over HTTP/3 (taken from `pywebtransport.h3`)."""
 
     DEFAULT_PORT: Final = 4433
     DEFAULT_SECURE_PORT: Final = 443
@@ -30,30 +64,33 @@ class WebTransportConstants:
     WEBTRANSPORT_PROTOCOL: Final = "webtransport"
 
     # HTTP/3 SETTINGS identifiers (RFC 9114, RFC 9220, RFC 9297, draft-ietf-webtrans-http3).
-    SETTINGS_QPACK_MAX_TABLE_CAPACITY: Final = 0x1
-    SETTINGS_MAX_FIELD_SECTION_SIZE: Final = 0x6
-    SETTINGS_QPACK_BLOCKED_STREAMS: Final = 0x7
-    SETTINGS_ENABLE_CONNECT_PROTOCOL: Final = 0x8
-    SETTINGS_H3_DATAGRAM: Final = 0x33
-    SETTINGS_ENABLE_WEBTRANSPORT: Final = 0x2B603742
-    SETTINGS_WEBTRANSPORT_MAX_SESSIONS: Final = 0xC671706A
+    SETTINGS_QPACK_MAX_TABLE_CAPACITY: Final = int(Setting.QPACK_MAX_TABLE_CAPACITY)
+    SETTINGS_MAX_FIELD_SECTION_SIZE: Final = int(Setting.MAX_FIELD_SECTION_SIZE)
+    SETTINGS_QPACK_BLOCKED_STREAMS: Final = int(Setting.QPACK_BLOCKED_STREAMS)
+    SETTINGS_ENABLE_CONNECT_PROTOCOL: Final = int(Setting.ENABLE_CONNECT_PROTOCOL)
+    SETTINGS_H3_DATAGRAM: Final = int(Setting.H3_DATAGRAM)
+    SETTINGS_ENABLE_WEBTRANSPORT: Final = int(Setting.ENABLE_WEBTRANSPORT_DRAFT02)
+    SETTINGS_WEBTRANSPORT_MAX_SESSIONS: Final = int(Setting.WEBTRANSPORT_MAX_SESSIONS_DRAFT07)
 
     # Stream and frame types that open WebTransport streams.
-    WEBTRANSPORT_BIDI_STREAM_TYPE: Final = 0x41
-    WEBTRANSPORT_UNI_STREAM_TYPE: Final = 0x54
+    WEBTRANSPORT_BIDI_STREAM_TYPE: Final = int(FrameType.WEBTRANSPORT_STREAM)
+    WEBTRANSPORT_UNI_STREAM_TYPE: Final = int(UniStreamType.WEBTRANSPORT)
 
     # Capsule types carried on the CONNECT stream.
-    CLOSE_WEBTRANSPORT_SESSION_TYPE: Final = 0x2843
-    DRAIN_WEBTRANSPORT_SESSION_TYPE: Final = 0x78AE
+    CLOSE_WEBTRANSPORT_SESSION_TYPE: Final = int(CapsuleType.CLOSE_WEBTRANSPORT_SESSION)
+    DRAIN_WEBTRANSPORT_SESSION_TYPE: Final = int(CapsuleType.DRAIN_WEBTRANSPORT_SESSION)
 
     MAX_DATAGRAM_SIZE: Final = 65535
     MAX_STREAM_ID: Final = 2**62 - 1
-    MAX_CLOSE_REASON_LENGTH: Final = 1024
+    MAX_CLOSE_REASON_LENGTH: Final = MAX_CLOSE_REASON_BYTES
     DEFAULT_CHUNK_SIZE: Final = 8192
 
 
+_H3 = H3ErrorCode
+
+
 class ErrorCodes(IntEnum):
-    """Error codes: QUIC transport, HTTP/3, QPACK, WebTransport and library-defined ones."""
+    """Error codes: QUIC transport, HTTP/3, QPACK, WebTransport (from `pywebtransport.h3`) and library ones."""
 
     # QUIC transport errors (RFC 9000 section 20.1).
     NO_ERROR = 0x0
@@ -74,29 +111,29 @@ class ErrorCodes(IntEnum):
     AEAD_LIMIT_REACHED = 0xF
     NO_VIABLE_PATH = 0x10
 
-    # HTTP/3 errors (RFC 9114 section 8.1).
-    H3_NO_ERROR = 0x100
-    H3_GENERAL_PROTOCOL_ERROR = 0x101
-    H3_INTERNAL_ERROR = 0x102
-    H3_STREAM_CREATION_ERROR = 0x103
-    H3_CLOSED_CRITICAL_STREAM = 0x104
-    H3_FRAME_UNEXPECTED = 0x105
-    H3_FRAME_ERROR = 0x106
-    H3_EXCESSIVE_LOAD = 0x107
-    H3_ID_ERROR = 0x108
-    H3_SETTINGS_ERROR = 0x109
-    H3_MISSING_SETTINGS = 0x10A
-    H3_REQUEST_REJECTED = 0x10B
-    H3_REQUEST_CANCELLED = 0x10C
-    H3_REQUEST_INCOMPLETE = 0x10D
-    H3_MESSAGE_ERROR = 0x10E
-    H3_CONNECT_ERROR = 0x10F
-    H3_VERSION_FALLBACK = 0x110
-
-    # QPACK errors (RFC 9204 section 6).
-    QPACK_DECOMPRESSION_FAILED = 0x200
-    QPACK_ENCODER_STREAM_ERROR = 0x201
-    QPACK_DECODER_STREAM_ERROR = 0x202
+    # HTTP/3 errors (RFC 9114 section 8.1), QPACK (RFC 9204) and WebTransport: the core's codes.
+    H3_NO_ERROR = _H3.H3_NO_ERROR.value
+    H3_GENERAL_PROTOCOL_ERROR = _H3.H3_GENERAL_PROTOCOL_ERROR.value
+    H3_INTERNAL_ERROR = _H3.H3_INTERNAL_ERROR.value
+    H3_STREAM_CREATION_ERROR = _H3.H3_STREAM_CREATION_ERROR.value
+    H3_CLOSED_CRITICAL_STREAM = _H3.H3_CLOSED_CRITICAL_STREAM.value
+    H3_FRAME_UNEXPECTED = _H3.H3_FRAME_UNEXPECTED.value
+    H3_FRAME_ERROR = _H3.H3_FRAME_ERROR.value
+    H3_EXCESSIVE_LOAD = _H3.H3_EXCESSIVE_LOAD.value
+    H3_ID_ERROR = _H3.H3_ID_ERROR.value
+    H3_SETTINGS_ERROR = _H3.H3_SETTINGS_ERROR.value
+    H3_MISSING_SETTINGS = _H3.H3_MISSING_SETTINGS.value
+    H3_REQUEST_REJECTED = _H3.H3_REQUEST_REJECTED.value
+    H3_REQUEST_CANCELLED = _H3.H3_REQUEST_CANCELLED.value
+    H3_REQUEST_INCOMPLETE = _H3.H3_REQUEST_INCOMPLETE.value
+    H3_MESSAGE_ERROR = _H3.H3_MESSAGE_ERROR.value
+    H3_CONNECT_ERROR = _H3.H3_CONNECT_ERROR.value
+    H3_VERSION_FALLBACK = _H3.H3_VERSION_FALLBACK.value
+    QPACK_DECOMPRESSION_FAILED = _H3.QPACK_DECOMPRESSION_FAILED.value
+    QPACK_ENCODER_STREAM_ERROR = _H3.QPACK_ENCODER_STREAM_ERROR.value
+    QPACK_DECODER_STREAM_ERROR = _H3.QPACK_DECODER_STREAM_ERROR.value
+    WT_SESSION_GONE = _H3.WT_SESSION_GONE.value
+    WT_BUFFERED_STREAM_REJECTED = _H3.WT_BUFFERED_STREAM_REJECTED.value
 
     # Library-level application codes.
     APP_CONNECTION_TIMEOUT = 0x1000
@@ -105,10 +142,6 @@ class ErrorCodes(IntEnum):
     APP_RESOURCE_EXHAUSTED = 0x1003
     APP_INVALID_REQUEST = 0x1004
     APP_SERVICE_UNAVAILABLE = 0x1005
-
-    # WebTransport over HTTP/3 (draft-ietf-webtrans-http3).
-    WT_SESSION_GONE = 0x170D7B68
-    WT_BUFFERED_STREAM_REJECTED = 0x3994BD84
 
 
 class Defaults:
@@ -204,3 +237,51 @@ class Defaults:
             "debug": False,
             "log_level": Defaults.LOG_LEVEL,
         }
+
+
+RECOMMENDED_BUFFER_SIZES: Final[dict[str, int]] = {
+    "small": 8 * KIB,
+    "medium": 64 * KIB,
+    "large": 256 * KIB,
+    "xlarge": 1 * MIB,
+}
+
+
+class ClientConfigDefaults(TypedDict, total=False):
+    """Keyword arguments of `ClientConfig.create` (the 0.1.x defaults dictionary's shape)."""
+
+    connect_timeout: float
+    read_timeout: float
+    write_timeout: float
+    close_timeout: float
+    max_streams: int
+    stream_buffer_size: int
+    max_stream_buffer_size: int
+    alpn_protocols: list[str]
+    http_version: str
+    user_agent: str
+    max_datagram_size: int
+    max_retries: int
+    retry_delay: float
+    retry_backoff: float
+    max_retry_delay: float
+    debug: bool
+    log_level: str
+
+
+class ServerConfigDefaults(TypedDict, total=False):
+    """Keyword arguments of `ServerConfig.create` (the 0.1.x defaults dictionary's shape)."""
+
+    bind_host: str
+    bind_port: int
+    max_connections: int
+    max_streams_per_connection: int
+    connection_timeout: float
+    read_timeout: float
+    write_timeout: float
+    alpn_protocols: list[str]
+    http_version: str
+    backlog: int
+    max_datagram_size: int
+    debug: bool
+    log_level: str

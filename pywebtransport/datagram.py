@@ -8,22 +8,38 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from .compat.datagram import DatagramCompat, DatagramMessage, DatagramQueue, DatagramStats
+from .datagram_extras import DatagramBroadcaster, DatagramReliabilityLayer
+from .events import EventEmitter
 from .exceptions import DatagramError, SessionError, TimeoutError
+from .monitor import DatagramMonitor
 from .quic import DatagramTooLarge, QuicError
 from .quic.waiters import Waiters
+from .types import EventType
 
 if TYPE_CHECKING:
     from .session import WebTransportSession
 
-__all__ = ["WebTransportDatagramDuplexStream"]
+__all__ = [
+    "DatagramBroadcaster",
+    "DatagramMessage",
+    "DatagramMonitor",
+    "DatagramQueue",
+    "DatagramReliabilityLayer",
+    "DatagramStats",
+    "WebTransportDatagramDuplexStream",
+]
 
 
 def _varint_len(value: int) -> int:
     return 1 if value < 64 else 2 if value < 16384 else 4 if value < 1 << 30 else 8
 
 
-class WebTransportDatagramDuplexStream:
+class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     """Send and receive a session's datagrams.
+
+    Events: DATAGRAM_RECEIVED (``data``, ``size``, ``sequence``, ``age``), DATAGRAM_SENT
+    (``size``, ``sequence``, ``send_time``), DATAGRAM_ERROR (``size``, ``error``).
 
     Incoming datagrams queue up to ``high_water_mark``; beyond that the oldest
     is dropped (and counted), as datagrams are unreliable anyway.
@@ -45,7 +61,8 @@ class WebTransportDatagramDuplexStream:
     def max_datagram_size(self) -> int:
         """Largest payload that fits one QUIC datagram on the current path."""
         quic_max = self._session.connection.quic.max_datagram_size
-        return max(0, quic_max - _varint_len(self._session.id >> 2))
+        room = max(0, quic_max - _varint_len(self._session.id >> 2))
+        return min(room, self._session.connection.max_datagram_payload)  # config: max_datagram_size
 
     @property
     def is_closed(self) -> bool:
@@ -59,6 +76,11 @@ class WebTransportDatagramDuplexStream:
         self.datagrams_received += 1
         self.bytes_received += len(data)
         self._waiters.wake_all()
+        if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.DATAGRAM_RECEIVED, {"data": data, "size": len(data), "sequence": self.datagrams_received, "age": 0.0})
+        session = self._session
+        if session._ee_listened and EventType.DATAGRAM_RECEIVED in session._ee_listening:  # event hook (session)
+            session._ee_fire(EventType.DATAGRAM_RECEIVED, {"session_id": session.session_id, "data": data})
 
     def _close(self, error: Exception) -> None:
         if self._error is None:
@@ -87,12 +109,18 @@ class WebTransportDatagramDuplexStream:
         try:
             self._session.connection.send_datagram(self._session.id, bytes(data))
         except DatagramTooLarge as exc:
+            if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
+                self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
             raise DatagramError(str(exc), datagram_size=len(data), max_size=exc.max_size) from None
         except QuicError as exc:
+            if self._ee_listened and EventType.DATAGRAM_ERROR in self._ee_listening:  # event hook
+                self._ee_fire(EventType.DATAGRAM_ERROR, {"size": len(data), "error": str(exc)})
             raise DatagramError(f"datagram not sent: {exc}", datagram_size=len(data)) from None
         self.datagrams_sent += 1
         self.bytes_sent += len(data)
         self._session._stats["datagrams_sent"] += 1
+        if self._ee_listened and EventType.DATAGRAM_SENT in self._ee_listening:  # event hook
+            self._ee_fire(EventType.DATAGRAM_SENT, {"size": len(data), "sequence": self.datagrams_sent, "send_time": time.time()})
 
     async def send(self, data: bytes | str, priority: int = 0, ttl: float | None = None) -> None:
         """Send one datagram (``priority`` and ``ttl`` are accepted for compatibility)."""
@@ -161,17 +189,3 @@ class WebTransportDatagramDuplexStream:
 
     async def close(self) -> None:
         self._close(SessionError("datagram stream closed"))
-
-
-# 0.1.x exposed these from pywebtransport.datagram.
-_LAZY = {
-    "DatagramBroadcaster": ".datagram_extras",
-    "DatagramReliabilityLayer": ".datagram_extras",
-    "DatagramMonitor": ".monitor",
-}
-
-
-def __getattr__(name: str) -> Any:
-    from ._lazy import resolve
-
-    return resolve(__name__, __package__, _LAZY, name)

@@ -19,10 +19,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .datagram import WebTransportDatagramDuplexStream
 from .exceptions import DatagramError, SessionError, TimeoutError
+
+if TYPE_CHECKING:
+    from .datagram import WebTransportDatagramDuplexStream
 
 __all__ = ["DatagramBroadcaster", "DatagramChannel", "DatagramReliabilityLayer"]
 

@@ -7,7 +7,7 @@ import inspect
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
@@ -20,6 +20,7 @@ __all__ = [
     "EventBus",
     "EventEmitter",
     "EventHandler",
+    "create_event_bus",
     "create_event_emitter",
     "event_handler",
 ]
@@ -153,6 +154,16 @@ class Event:
         return f"Event(type={str(self.type)!r}, id={self.event_id[:8]}, timestamp={self.timestamp:.3f})"
 
 
+class _Everything:
+    """A container holding every event type (used while a catch-all handler exists)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
+
+
 class EventEmitter:
     """Register handlers for named events and emit events to them.
 
@@ -165,6 +176,14 @@ class EventEmitter:
             (a common sign of a handler leak); 0 disables the warning.
         max_history: Number of recent events kept for `get_event_history`.
     """
+
+    # Class-level defaults of the "has listeners" state. Emit sites inside the library test
+    # ``self._ee_listened and EventType.X in self._ee_listening`` and build nothing while it
+    # is false: ``_ee_listened`` (one attribute load, the common case) says whether any
+    # handler exists at all, ``_ee_listening`` holds the event types with a handler (or
+    # everything once a catch-all handler exists).
+    _ee_listened: bool = False
+    _ee_listening: Container[str] = frozenset()
 
     def __init__(self, *, max_listeners: int = 100, max_history: int = 1000) -> None:
         # Attribute names carry an "_ee" prefix so that subclasses (sessions, clients, ...)
@@ -181,14 +200,70 @@ class EventEmitter:
         self._ee_handler_errors = 0
         self._ee_closed = False
 
+    def _ee_ready(self) -> None:
+        """Create the emitter state on first use.
+
+        Library objects (sessions, streams, ...) inherit from `EventEmitter` without
+        calling its ``__init__``, so that objects nobody listens to carry no emitter state.
+        """
+        if "_ee_handlers" not in self.__dict__:
+            EventEmitter.__init__(self)
+
+    def _ee_refresh(self) -> None:
+        self._ee_listened = bool(self._ee_handlers or self._ee_once or self._ee_any_handlers)
+        if self._ee_any_handlers:
+            self._ee_listening = _EVERYTHING
+        else:
+            self._ee_listening = frozenset([*self._ee_handlers, *self._ee_once])
+
+    def _ee_fire(self, event_type: EventType | str, data: Any) -> None:
+        """Emit from synchronous library code (a no-op unless `event_type` has a handler).
+
+        Plain handlers run at once, in registration order; coroutine handlers run as
+        tasks. Handler exceptions are logged, never propagated into the library.
+        """
+        self._ee_ready()
+        if self._ee_closed or event_type not in self._ee_listening:
+            return
+        event = Event(type=event_type, data=data, source=self)
+        self._ee_emitted += 1
+        self._ee_history.append(event)
+        if self._ee_paused:
+            self._ee_queue.append(event)
+            return
+        once = self._ee_once.pop(event.type, None)
+        if once is not None:
+            self._ee_refresh()
+        handlers = [*self._ee_handlers.get(event.type, ()), *(once or ()), *self._ee_any_handlers]
+        for handler in handlers:
+            try:
+                result = handler(event)
+            except Exception:
+                self._ee_handler_errors += 1
+                logger.exception("Handler %r failed for event %r", handler, str(event.type))
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._ee_tasks.add(task)
+                task.add_done_callback(self._ee_task_done)
+
+    def _ee_task_done(self, task: asyncio.Future[Any]) -> None:
+        assert isinstance(task, asyncio.Task)
+        self._ee_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._ee_handler_errors += 1
+            logger.error("Event handler task failed", exc_info=task.exception())
+
     # -- registration ---------------------------------------------------------------------
 
     def on(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call `handler` every time `event_type` is emitted."""
+        self._ee_ready()
         self._ee_add(self._ee_handlers, event_type, handler)
 
     def once(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call `handler` the next time `event_type` is emitted, then forget it."""
+        self._ee_ready()
         self._ee_add(self._ee_once, event_type, handler)
 
     def _ee_add(
@@ -197,10 +272,12 @@ class EventEmitter:
         event_type: EventType | str,
         handler: EventHandler,
     ) -> None:
+        self._ee_ready()
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
         key = _normalize_type(event_type)
         table.setdefault(key, []).append(handler)
+        self._ee_refresh()
         count = self.listener_count(key)
         if self._ee_max_listeners and count > self._ee_max_listeners:
             logger.warning(
@@ -212,6 +289,7 @@ class EventEmitter:
 
     def off(self, event_type: EventType | str, handler: EventHandler | None = None) -> None:
         """Remove `handler` for `event_type`, or every handler of that type if None."""
+        self._ee_ready()
         key = _normalize_type(event_type)
         for table in (self._ee_handlers, self._ee_once):
             handlers = table.get(key)
@@ -224,45 +302,56 @@ class EventEmitter:
                 handlers[:] = [h for h in handlers if h != handler]
             if not handlers:
                 del table[key]
+        self._ee_refresh()
 
     def on_any(self, handler: EventHandler) -> None:
         """Call `handler` for every emitted event, after the type-specific handlers."""
+        self._ee_ready()
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {type(handler).__name__}")
         self._ee_any_handlers.append(handler)
+        self._ee_refresh()
 
     def off_any(self, handler: EventHandler | None = None) -> None:
         """Remove a catch-all handler, or all of them if None."""
+        self._ee_ready()
         if handler is None:
             self._ee_any_handlers.clear()
         else:
             self._ee_any_handlers[:] = [h for h in self._ee_any_handlers if h != handler]
+        self._ee_refresh()
 
     def remove_all_listeners(self, event_type: EventType | str | None = None) -> None:
         """Remove the handlers of one event type, or all handlers including catch-all ones."""
+        self._ee_ready()
         if event_type is not None:
             self.off(event_type)
             return
         self._ee_handlers.clear()
         self._ee_once.clear()
         self._ee_any_handlers.clear()
+        self._ee_refresh()
 
     def listeners(self, event_type: EventType | str) -> list[EventHandler]:
         """Return the handlers registered for `event_type` (persistent ones first)."""
+        self._ee_ready()
         key = _normalize_type(event_type)
         return [*self._ee_handlers.get(key, ()), *self._ee_once.get(key, ())]
 
     def listener_count(self, event_type: EventType | str) -> int:
         """Return how many handlers are registered for `event_type`."""
+        self._ee_ready()
         key = _normalize_type(event_type)
         return len(self._ee_handlers.get(key, ())) + len(self._ee_once.get(key, ()))
 
     def event_names(self) -> list[EventType | str]:
         """Return the event types that have handlers."""
+        self._ee_ready()
         return list(dict.fromkeys([*self._ee_handlers, *self._ee_once]))
 
     def set_max_listeners(self, max_listeners: int) -> None:
         """Set the per-type handler count above which a warning is logged (0 disables)."""
+        self._ee_ready()
         if max_listeners < 0:
             raise ValueError("max_listeners must not be negative")
         self._ee_max_listeners = max_listeners
@@ -281,6 +370,7 @@ class EventEmitter:
 
     async def emit_event(self, event: Event) -> None:
         """Emit an already built `Event`."""
+        self._ee_ready()
         if self._ee_closed:
             return
         self._ee_emitted += 1
@@ -292,6 +382,8 @@ class EventEmitter:
 
     async def _ee_dispatch(self, event: Event) -> None:
         once = self._ee_once.pop(event.type, [])
+        if once:
+            self._ee_refresh()
         handlers = [*self._ee_handlers.get(event.type, ()), *once, *self._ee_any_handlers]
         for handler in handlers:
             try:
@@ -345,6 +437,7 @@ class EventEmitter:
 
     def pause(self) -> None:
         """Queue emitted events instead of delivering them until `resume`."""
+        self._ee_ready()
         self._ee_paused = True
 
     def resume(self) -> asyncio.Task[None] | None:
@@ -353,6 +446,7 @@ class EventEmitter:
         Queued events are delivered by a task on the running loop, which is returned
         (None when there was nothing queued).
         """
+        self._ee_ready()
         self._ee_paused = False
         if not self._ee_queue:
             return None
@@ -368,6 +462,7 @@ class EventEmitter:
     @property
     def is_paused(self) -> bool:
         """Whether events are being queued."""
+        self._ee_ready()
         return self._ee_paused
 
     # -- inspection and shutdown ----------------------------------------------------------
@@ -376,6 +471,7 @@ class EventEmitter:
         self, event_type: EventType | str | None = None, limit: int | None = None
     ) -> list[Event]:
         """Return recent events, oldest first, optionally of one type and at most `limit`."""
+        self._ee_ready()
         if event_type is None:
             events = list(self._ee_history)
         else:
@@ -387,10 +483,12 @@ class EventEmitter:
 
     def clear_history(self) -> None:
         """Forget the recorded events."""
+        self._ee_ready()
         self._ee_history.clear()
 
     def get_stats(self) -> dict[str, Any]:
         """Return counters describing handlers, events and the queue."""
+        self._ee_ready()
         return {
             "event_types": len(self.event_names()),
             "total_handlers": sum(map(len, self._ee_handlers.values())),
@@ -407,6 +505,7 @@ class EventEmitter:
 
     async def close(self) -> None:
         """Drop all handlers, queued events and history; later emits are ignored."""
+        self._ee_ready()
         self._ee_closed = True
         tasks = list(self._ee_tasks)
         for task in tasks:
@@ -464,6 +563,11 @@ class EventBus:
         """Drop all subscriptions."""
         await self._emitter.close()
         self._emitter = EventEmitter(max_listeners=0)
+
+
+def create_event_bus() -> EventBus:
+    """Create a standalone `EventBus` (`EventBus.get_instance` returns the shared one)."""
+    return EventBus()
 
 
 def create_event_emitter(*, max_listeners: int = 100, max_history: int = 1000) -> EventEmitter:

@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from .client import WebTransportClient
-from .datagram import WebTransportDatagramDuplexStream
 
 if TYPE_CHECKING:
+    from .client import WebTransportClient
+    from .datagram import WebTransportDatagramDuplexStream
     from .server.app import ServerApp
     from .server.server import WebTransportServer
 

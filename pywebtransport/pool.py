@@ -20,7 +20,7 @@ from .client import WebTransportClient
 from .config import ClientConfig
 from .exceptions import ClientError, SessionError
 from .session import WebTransportSession
-from .stream import WebTransportStream
+from .compat.stream import StreamPool
 
 __all__ = ["ClientPool", "PooledClient", "SessionPool", "StreamPool"]
 
@@ -256,108 +256,3 @@ class SessionPool:
 
 
 PooledClient = SessionPool
-
-
-class StreamPool:
-    """Bidirectional streams of ``session`` opened ahead of time.
-
-    Up to ``pool_size`` streams are kept ready; `get_stream` takes one (or
-    opens one if the pool is empty) and the pool is topped up in the
-    background.  `return_stream` keeps a still-writable stream for reuse.
-    Note that the peer sees a pooled stream as soon as it is opened.
-    """
-
-    def __init__(self, session: WebTransportSession, pool_size: int = 10) -> None:
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        self._session = session
-        self._pool_size = pool_size
-        self._available: deque[WebTransportStream] = deque()
-        self._refill_task: asyncio.Task[None] | None = None
-        self._closed = False
-        self._stats = {"created": 0, "hits": 0, "misses": 0, "returned": 0}
-
-    @property
-    def available(self) -> int:
-        """Streams ready to be handed out right now."""
-        return len(self._available)
-
-    @property
-    def session(self) -> WebTransportSession:
-        """The session the pooled streams belong to."""
-        return self._session
-
-    async def initialize(self) -> None:
-        """Open streams until the pool is full."""
-        await self._fill()
-
-    async def _fill(self) -> None:
-        while not self._closed and len(self._available) < self._pool_size and not self._session.is_closed:
-            stream = await self._session.create_bidirectional_stream()
-            self._stats["created"] += 1
-            if self._closed:
-                stream.abort()
-                return
-            self._available.append(stream)
-
-    def _schedule_refill(self) -> None:
-        if self._closed or (self._refill_task is not None and not self._refill_task.done()):
-            return
-        self._refill_task = asyncio.get_running_loop().create_task(self._refill())
-
-    async def _refill(self) -> None:
-        try:
-            await self._fill()
-        except Exception as exc:  # the session may be going away; next get_stream opens directly
-            log.debug("stream pool refill stopped: %s", exc)
-
-    @staticmethod
-    def _usable(stream: WebTransportStream) -> bool:
-        return stream.is_writable and stream.is_readable and not stream.is_closed
-
-    async def get_stream(self, timeout: float | None = None) -> WebTransportStream:
-        """A ready bidirectional stream (pooled if possible)."""
-        if self._closed:
-            raise SessionError("stream pool is closed", session_id=self._session.session_id)
-        while self._available:
-            stream = self._available.popleft()
-            if self._usable(stream):
-                self._stats["hits"] += 1
-                self._schedule_refill()
-                return stream
-        self._stats["misses"] += 1
-        stream = await self._session.create_bidirectional_stream(timeout=timeout)
-        self._stats["created"] += 1
-        self._schedule_refill()
-        return stream
-
-    async def return_stream(self, stream: WebTransportStream) -> None:
-        """Put a stream back; it is finished instead if unusable or the pool is full."""
-        if not self._closed and self._usable(stream) and len(self._available) < self._pool_size:
-            self._available.append(stream)
-            self._stats["returned"] += 1
-            return
-        if stream.is_writable:
-            await stream.close()
-
-    def get_stats(self) -> dict[str, Any]:
-        """Pool counters plus the ``available`` stream count and the ``pool_size``."""
-        return {**self._stats, "available": len(self._available), "pool_size": self._pool_size}
-
-    async def close(self) -> None:
-        """Stop refilling and finish every pooled stream."""
-        self._closed = True
-        if self._refill_task is not None:
-            self._refill_task.cancel()
-            await asyncio.gather(self._refill_task, return_exceptions=True)
-        while self._available:
-            stream = self._available.popleft()
-            if stream.is_writable:
-                await stream.close()
-
-    async def __aenter__(self) -> "StreamPool":
-        await self.initialize()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()

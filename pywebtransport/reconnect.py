@@ -35,12 +35,22 @@ class ReconnectingClient(EventEmitter):
         self,
         url: str,
         config: ClientConfig | None = None,
-        max_retries: int = 5,
-        retry_delay: float = 1.0,
-        backoff_factor: float = 2.0,
-        max_retry_delay: float = 30.0,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        backoff_factor: float | None = None,
+        max_retry_delay: float | None = None,
     ) -> None:
         super().__init__()
+        # Omitted arguments come from the configuration's retry_* fields when a
+        # configuration is given, else from the 0.1.x defaults (5, 1.0, 2.0, 30.0).
+        if max_retries is None:
+            max_retries = config.max_retries if config is not None else 5
+        if retry_delay is None:
+            retry_delay = config.retry_delay if config is not None else 1.0
+        if backoff_factor is None:
+            backoff_factor = config.retry_backoff if config is not None else 2.0
+        if max_retry_delay is None:
+            max_retry_delay = max(retry_delay, config.max_retry_delay if config is not None else 30.0)
         if retry_delay < 0:
             raise ValueError("retry_delay must not be negative")
         if backoff_factor < 1:
@@ -172,6 +182,7 @@ class ReconnectingClient(EventEmitter):
             "reconnects": self.reconnect_count,
             "attempts": self._attempts,
             "failed": self._failure is not None,
+            "max_retries": self._max_retries,
         }
 
     async def close(self) -> None:

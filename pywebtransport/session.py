@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .compat.session import SessionCompat, SessionManager
 from .datagram import WebTransportDatagramDuplexStream
+from .events import EventEmitter
 from .exceptions import (
     ConnectionError,
     SessionClosedError,
@@ -20,22 +23,28 @@ from .exceptions import (
 from .quic import CloseReason, PeerCertificate, QuicError, QuicStream
 from .quic.waiters import Waiters
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
-from .types import SessionState
+from .protocol import session_event_data, stream_event_data
+from .types import EventType, SessionState
 
 if TYPE_CHECKING:
     from .connection import WebTransportConnection
 
-__all__ = ["WebTransportSession", "SessionStats"]
+__all__ = ["SessionManager", "SessionStats", "WebTransportSession"]
 
 IncomingStream = WebTransportStream | WebTransportReceiveStream
+_SESSION_SERIAL = itertools.count(1)
 
 
 class SessionStats(dict[str, Any]):
     """Counters of one session (dict for 0.1.x compatibility)."""
 
 
-class WebTransportSession:
-    """A WebTransport session: streams and datagrams scoped to one CONNECT."""
+class WebTransportSession(EventEmitter, SessionCompat):
+    """A WebTransport session: streams and datagrams scoped to one CONNECT.
+
+    Events (see the events guide): SESSION_READY, SESSION_DRAINING, SESSION_CLOSED,
+    STREAM_OPENED, DATAGRAM_RECEIVED, CAPSULE_RECEIVED, SESSION_MAX_*_UPDATED.
+    """
 
     def __init__(
         self,
@@ -79,7 +88,11 @@ class WebTransportSession:
     # -- properties --------------------------------------------------------
     @property
     def session_id(self) -> str:
-        return str(self._id)
+        """A string unique among this process's sessions (0.1.x); `id` is the CONNECT stream id."""
+        sid = self.__dict__.get("_pwt_session_id")
+        if sid is None:
+            sid = self.__dict__["_pwt_session_id"] = f"{self._id}-{next(_SESSION_SERIAL)}"
+        return sid
 
     @property
     def id(self) -> int:
@@ -145,6 +158,8 @@ class WebTransportSession:
             self._state = SessionState.CONNECTED
         if not self._ready.done():
             self._ready.set_result(None)
+            if self._ee_listened and EventType.SESSION_READY in self._ee_listening:  # event hook
+                self._ee_fire(EventType.SESSION_READY, session_event_data(self))
 
     def _on_rejected(self, status: int) -> None:
         self.status = status
@@ -183,6 +198,8 @@ class WebTransportSession:
     def _on_drain(self) -> None:
         if self._state == SessionState.CONNECTED:
             self._state = SessionState.DRAINING
+            if self._ee_listened and EventType.SESSION_DRAINING in self._ee_listening:  # event hook
+                self._ee_fire(EventType.SESSION_DRAINING, {"session_id": self.session_id})
 
     def _on_connection_lost(self, reason: CloseReason) -> None:
         if self._state != SessionState.CLOSED and reason.initiator == "peer":
@@ -209,6 +226,8 @@ class WebTransportSession:
             self._closed.set_result(None)
         self._wake_incoming()
         self._connection.session_finished(self._id)
+        if self._ee_listened and EventType.SESSION_CLOSED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.SESSION_CLOSED, {"session_id": self.session_id, "code": self.close_code, "reason": self.close_reason})
 
     def _on_peer_stream(self, quic: QuicStream, bidi: bool) -> None:
         stream: IncomingStream
@@ -220,6 +239,8 @@ class WebTransportSession:
         self._forget_on_close(quic)
         quic._closed.add_done_callback(lambda _f: self._connection.peer_stream_finished(self._id, bidi))
         self._stats["streams_accepted"] += 1
+        if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
         if len(self._incoming) >= self._max_incoming:
             stream.abort(0)
             return
@@ -230,7 +251,9 @@ class WebTransportSession:
         sid = quic.stream_id
 
         def forget(_f: object) -> None:
-            self._streams.pop(sid, None)
+            stream = self._streams.pop(sid, None)
+            if stream is not None and stream._ee_listened and EventType.STREAM_CLOSED in stream._ee_listening:  # event hook
+                stream._ee_fire(EventType.STREAM_CLOSED, {"stream_id": sid, "state": str(stream.state)})
 
         quic._closed.add_done_callback(forget)
 
@@ -304,6 +327,8 @@ class WebTransportSession:
         self._streams[quic.stream_id] = stream
         self._forget_on_close(quic)
         self._stats["streams_created"] += 1
+        if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
 
     async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStream:
         if timeout is None and self._connection.h3.flow_control_enabled:

@@ -13,18 +13,28 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import StreamError, StreamResetError
+from .compat.stream import StreamBuffer, StreamManager, StreamPool
+from .events import EventEmitter
+from .exceptions import StreamError, StreamResetError, TimeoutError
 from .h3.errors import webtransport_code_to_http3
-from .quic import QuicError, StreamStopped
+from .quic import QuicError, StreamStopped, WriteTimeout
 from .quic.buffer import ChunkBuffer
 from .quic.stream import QuicStream
-from .quic.waiters import Waiters
-from .types import StreamDirection, StreamState
+from .quic.waiters import Waiters, wait_with_timeout
+from .types import EventType, StreamDirection, StreamState
 
 if TYPE_CHECKING:
     from .session import WebTransportSession
 
-__all__ = ["WebTransportReceiveStream", "WebTransportSendStream", "WebTransportStream", "StreamStats"]
+__all__ = [
+    "StreamBuffer",
+    "StreamManager",
+    "StreamPool",
+    "StreamStats",
+    "WebTransportReceiveStream",
+    "WebTransportSendStream",
+    "WebTransportStream",
+]
 
 DEFAULT_READ_SIZE = 8192
 
@@ -33,12 +43,15 @@ class StreamStats(dict[str, Any]):
     """Counters of one stream (a dict for compatibility with 0.1.x)."""
 
 
-class _StreamBase:
+class _StreamBase(EventEmitter):
+    """Common part of the stream classes; events: STREAM_DATA_RECEIVED, STREAM_ERROR, STREAM_CLOSED."""
+
     def __init__(
         self, session: "WebTransportSession", quic: QuicStream, direction: StreamDirection
     ) -> None:
         self._session = session
         self._quic = quic
+        quic.write_timeout = session._connection.write_timeout  # config: write_timeout
         self._direction = direction
         self._created = time.monotonic()
         self._state = StreamState.OPEN
@@ -123,6 +136,8 @@ class WebTransportReceiveStream(_StreamBase):
 
     # -- fed by the connection layer ---------------------------------------
     def _feed_data(self, data: bytes, fin: bool, preconsumed: bool = False) -> None:
+        if self._ee_listened and EventType.STREAM_DATA_RECEIVED in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_DATA_RECEIVED, {"stream_id": self.stream_id, "data": data, "end_stream": fin})
         if data and self._discarding:
             # Bytes still in flight after abort_reading(): nobody will read them.
             self._quic.consumed(0 if preconsumed else len(data))
@@ -138,6 +153,8 @@ class WebTransportReceiveStream(_StreamBase):
         self._wake()
 
     def _feed_error(self, exc: Exception) -> None:
+        if self._ee_listened and EventType.STREAM_ERROR in self._ee_listening:  # event hook
+            self._ee_fire(EventType.STREAM_ERROR, {"stream_id": self.stream_id, "error": exc})
         if self._error is None and not (self._eof and isinstance(exc, QuicError)):
             self._error = exc
             if isinstance(exc, StreamResetError):
@@ -148,7 +165,11 @@ class WebTransportReceiveStream(_StreamBase):
         self._waiters.wake_all()
 
     async def _wait(self) -> None:
-        await self._waiters.wait()
+        if not await wait_with_timeout(self._waiters.wait(), self._session._connection.read_timeout):
+            timeout = self._session._connection.read_timeout  # config: read_timeout
+            raise TimeoutError(
+                f"stream {self.stream_id}: no data within {timeout}s", timeout_duration=timeout, operation="read"
+            )
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
@@ -274,6 +295,9 @@ class WebTransportSendStream(_StreamBase):
         return not self._fin and not self._reset and not self._quic.is_closed
 
     def _translate(self, exc: QuicError) -> Exception:
+        if isinstance(exc, WriteTimeout):
+            timeout = self._quic.write_timeout
+            return TimeoutError(str(exc), timeout_duration=timeout, operation="write")
         if isinstance(exc, StreamStopped):
             from .h3.errors import http3_code_to_webtransport
 
@@ -381,15 +405,3 @@ class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
         if self._reset:
             issues.append("send side was reset")
         return issues
-
-
-# 0.1.x exposed StreamPool from pywebtransport.stream.
-_LAZY = {
-    "StreamPool": ".pool",
-}
-
-
-def __getattr__(name: str) -> Any:
-    from ._lazy import resolve
-
-    return resolve(__name__, __package__, _LAZY, name)

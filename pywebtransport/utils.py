@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -30,6 +30,12 @@ from pywebtransport.exceptions import CertificateError, ConfigurationError, Time
 from pywebtransport.types import Address, URLParts
 
 __all__ = [
+    "validate_error_code",
+    "validate_address",
+    "normalize_headers",
+    "is_ipv6_address",
+    "is_ipv4_address",
+    "create_task_with_timeout",
     "Timer",
     "build_webtransport_url",
     "calculate_checksum",
@@ -400,6 +406,64 @@ def generate_connection_id() -> str:
 def generate_request_id() -> str:
     """Return a random request identifier (a UUID4 string)."""
     return str(uuid.uuid4())
+
+
+def validate_address(address: Any) -> None:
+    """Raise `ConfigurationError` unless `address` is a ``(host, port)`` pair with a valid port."""
+    if (
+        not isinstance(address, tuple)
+        or len(address) != 2
+        or not isinstance(address[0], str)
+        or not address[0]
+    ):
+        raise ConfigurationError(
+            f"Address must be a (host, port) tuple, got {address!r}", config_key="address", config_value=address
+        )
+    validate_port(address[1])
+
+
+def validate_error_code(error_code: int) -> None:
+    """Raise `ConfigurationError` unless `error_code` fits a QUIC varint (0..2**62-1)."""
+    if not isinstance(error_code, int) or isinstance(error_code, bool) or not 0 <= error_code < 1 << 62:
+        raise ConfigurationError(
+            f"Error code must be an integer between 0 and 2**62-1, got {error_code!r}",
+            config_key="error_code",
+            config_value=error_code,
+        )
+
+
+def is_ipv4_address(address: str) -> bool:
+    """Whether `address` is a literal IPv4 address."""
+    try:
+        return isinstance(ipaddress.ip_address(address), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
+def is_ipv6_address(address: str) -> bool:
+    """Whether `address` is a literal IPv6 address (brackets allowed)."""
+    try:
+        return isinstance(ipaddress.ip_address(address.strip("[]")), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def normalize_headers(headers: Mapping[Any, Any]) -> dict[str, str]:
+    """Headers with lower-case ``str`` names and ``str`` values (bytes are decoded as UTF-8)."""
+    result: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.decode() if isinstance(name, bytes | bytearray) else str(name)
+        result[key.lower()] = value.decode() if isinstance(value, bytes | bytearray) else str(value)
+    return result
+
+
+def create_task_with_timeout(
+    coro: Coroutine[Any, Any, T], timeout: float | None = None, name: str | None = None
+) -> asyncio.Task[T]:
+    """Run `coro` as a task that is cancelled (raising `asyncio.TimeoutError`) after `timeout` seconds."""
+    if timeout is None:
+        return asyncio.get_running_loop().create_task(coro, name=name)
+    return asyncio.get_running_loop().create_task(asyncio.wait_for(coro, timeout), name=name)
 
 
 def validate_port(port: int) -> None:

@@ -187,5 +187,16 @@ void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_wate
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
 uint64_t pwt_live_objects(void);
 
+/* Observability.  pwt_perf_counters copies msquic's global performance counters
+ * (QUIC_PERFORMANCE_COUNTERS order) and returns how many, or -1. */
+#define PWT_CONN_FLAG_ECN_CAPABLE 1
+#define PWT_CONN_FLAG_RESUMPTION_ATTEMPTED 2
+#define PWT_CONN_FLAG_RESUMPTION_SUCCEEDED 4
+#define PWT_CONN_FLAG_ENCRYPTION_OFFLOADED 8
+#define PWT_CONN_FLAG_GREASE_BIT 16
+int32_t pwt_perf_counters(int64_t *out, int32_t cap);
+uint32_t pwt_library_info(uint32_t *version4, int32_t *tls_provider, char *git_hash, uint32_t hash_cap);
+uint32_t pwt_conn_flags(pwt_conn *c, uint32_t *out);
+
 /* Version stamp compiled into the extension; checked at import. */
 const char *pwt_package_version(void);

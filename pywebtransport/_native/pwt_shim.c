@@ -711,7 +711,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             atomic_store(&s->paused, 1);
             /* Python may have consumed everything meanwhile; if so nobody
              * else will resume, so ask Python to do it from its thread. */
-            if (atomic_load(&s->buffered) < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+            if (atomic_load(&s->buffered) * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
                 push_simple(s->q, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
             }
         }
@@ -821,7 +821,8 @@ int32_t pwt_stream_want_writable(pwt_stream *s) {
 
 void pwt_stream_consumed(pwt_stream *s, uint64_t n) {
     int64_t left = atomic_fetch_sub(&s->buffered, (int64_t)n) - (int64_t)n;
-    if (left < s->recv_limit / 2 && atomic_exchange(&s->paused, 0)) {
+    /* Resume below half the limit; "2 * left < limit" also holds for a limit of 1. */
+    if (left * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
         MsQuic->StreamReceiveSetEnabled(s->h, TRUE);
     }
 }
@@ -1253,6 +1254,67 @@ void pwt_listener_close(pwt_listener *l) {
     MsQuic->ListenerClose(l->h);
     free(l);
     atomic_fetch_sub(&LiveObjects, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Observability: library facts, global counters, per-connection flags  */
+
+int32_t pwt_perf_counters(int64_t *out, int32_t cap) {
+    int64_t counters[QUIC_PERF_COUNTER_MAX];
+    uint32_t sz = sizeof(counters);
+    if (MsQuic == NULL) {
+        return -1;
+    }
+    if (QUIC_FAILED(MsQuic->GetParam(NULL, QUIC_PARAM_GLOBAL_PERF_COUNTERS, &sz, counters))) {
+        return -1;
+    }
+    int32_t n = (int32_t)(sz / sizeof(int64_t));
+    if (n > cap) {
+        n = cap;
+    }
+    memcpy(out, counters, (size_t)n * sizeof(int64_t));
+    return n;
+}
+
+uint32_t pwt_library_info(uint32_t *version4, int32_t *tls_provider, char *git_hash, uint32_t hash_cap) {
+    if (MsQuic == NULL) {
+        return QUIC_STATUS_INVALID_STATE;
+    }
+    uint32_t sz = 4 * sizeof(uint32_t);
+    QUIC_STATUS st = MsQuic->GetParam(NULL, QUIC_PARAM_GLOBAL_LIBRARY_VERSION, &sz, version4);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    QUIC_TLS_PROVIDER provider = QUIC_TLS_PROVIDER_OPENSSL;
+    sz = sizeof(provider);
+    *tls_provider = QUIC_SUCCEEDED(MsQuic->GetParam(NULL, QUIC_PARAM_GLOBAL_TLS_PROVIDER, &sz, &provider))
+                        ? (int32_t)provider
+                        : -1;
+    if (git_hash != NULL && hash_cap > 0) {
+        sz = hash_cap;
+        if (QUIC_FAILED(MsQuic->GetParam(NULL, QUIC_PARAM_GLOBAL_LIBRARY_GIT_HASH, &sz, git_hash))) {
+            git_hash[0] = 0;
+        }
+        git_hash[hash_cap - 1] = 0;
+    }
+    return QUIC_STATUS_SUCCESS;
+}
+
+uint32_t pwt_conn_flags(pwt_conn *c, uint32_t *out) {
+    QUIC_STATISTICS_V2 st;
+    memset(&st, 0, sizeof(st));
+    uint32_t sz = sizeof(st);
+    QUIC_STATUS r = MsQuic->GetParam(c->h, QUIC_PARAM_CONN_STATISTICS_V2 | QUIC_PARAM_HIGH_PRIORITY,
+                                     &sz, &st);
+    if (QUIC_FAILED(r)) {
+        return r;
+    }
+    *out = (st.EcnCapable ? PWT_CONN_FLAG_ECN_CAPABLE : 0) |
+           (st.ResumptionAttempted ? PWT_CONN_FLAG_RESUMPTION_ATTEMPTED : 0) |
+           (st.ResumptionSucceeded ? PWT_CONN_FLAG_RESUMPTION_SUCCEEDED : 0) |
+           (st.EncryptionOffloaded ? PWT_CONN_FLAG_ENCRYPTION_OFFLOADED : 0) |
+           (st.GreaseBitNegotiated ? PWT_CONN_FLAG_GREASE_BIT : 0);
+    return QUIC_STATUS_SUCCESS;
 }
 
 #ifndef PWT_PACKAGE_VERSION

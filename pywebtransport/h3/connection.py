@@ -79,7 +79,7 @@ from .events import (
     WebTransportStreamDataReceived,
     WebTransportStreamOpened,
 )
-from .frames import Frame, FrameParser, FrameType, encode_data_frame_header, encode_frame
+from .frames import Frame, FrameParser, FrameType, decode_id_payload, encode_data_frame_header, encode_frame
 from .messages import (
     REQUEST_PSEUDO_HEADERS,
     RESPONSE_PSEUDO_HEADERS,
@@ -98,7 +98,7 @@ from .qpack import (
 from .session_state import SessionInput, SessionState, SessionStateMachine
 from .settings import PeerSettings, decode_settings, encode_settings, local_settings
 from .structured_fields import parse_string_item, parse_string_list, serialize_string, serialize_string_list
-from .varint import Buffer, decode_varint, encode_varint
+from .varint import decode_varint, encode_varint
 
 __all__ = ["H3Config", "H3Connection", "UniStreamType"]
 
@@ -389,6 +389,23 @@ class H3Connection:
         if bidi:
             return session.local_opened_bidi < session.peer_max_streams_bidi
         return session.local_opened_uni < session.peer_max_streams_uni
+
+    def resource_usage(self) -> dict[str, int]:
+        """What the peer currently makes us hold (each bounded, see docs/limits.md).
+
+        ``early_streams`` / ``early_stream_bytes`` / ``early_datagrams``: held
+        for sessions not yet usable; ``live_sessions``; ``pending_request_bytes``:
+        request bytes held until the peer's SETTINGS; ``streams``: tracked streams.
+        """
+        early_ids = [i for ids in self._early_streams.values() for i in ids]
+        return {
+            "streams": len(self._streams),
+            "live_sessions": sum(1 for s in self._sessions.values() if s.live),
+            "early_streams": self._early_stream_count,
+            "early_stream_bytes": sum(s.buffered_bytes for i in early_ids if (s := self._streams.get(i))),
+            "early_datagrams": self._early_datagram_count,
+            "pending_request_bytes": sum(s.pending_bytes for s in self._streams.values()),
+        }
 
     def pop_events(self) -> list[H3Event]:
         """Events made ready by a local call (e.g. streams released by ``accept_session``)."""
@@ -1044,7 +1061,7 @@ class H3Connection:
             self._replay_awaiting_settings(events)
             return
         if frame_type == FrameType.GOAWAY:
-            last_id = Buffer(frame.payload, FrameError).pull_varint()
+            last_id = decode_id_payload(frame_type, frame.payload)
             if self.is_client and last_id % 4:
                 raise IdError("GOAWAY must name a client-initiated bidirectional stream")
             if self._goaway_received is not None and last_id > self._goaway_received:
@@ -1054,12 +1071,12 @@ class H3Connection:
         elif frame_type == FrameType.MAX_PUSH_ID:
             if self.is_client:
                 raise FrameUnexpectedError("MAX_PUSH_ID from a server")
-            push_id = Buffer(frame.payload, FrameError).pull_varint()
+            push_id = decode_id_payload(frame_type, frame.payload)
             if self._max_push_id_received is not None and push_id < self._max_push_id_received:
                 raise IdError("MAX_PUSH_ID decreased")
             self._max_push_id_received = push_id
         elif frame_type == FrameType.CANCEL_PUSH:
-            push_id = Buffer(frame.payload, FrameError).pull_varint()
+            push_id = decode_id_payload(frame_type, frame.payload)
             # We never send MAX_PUSH_ID (client) nor promise pushes (server).
             if self.is_client or self._max_push_id_received is None or push_id > self._max_push_id_received:
                 raise IdError("CANCEL_PUSH for a push that cannot exist")
@@ -1096,6 +1113,7 @@ class H3Connection:
             if stream.pending_bytes > self.config.max_pending_request_bytes:
                 self._awaiting_settings.remove(stream.stream_id)
                 stream.pending.clear()
+                stream.pending_bytes = 0
                 self._stream_error(stream, ErrorCode.H3_REQUEST_REJECTED, events)
             return
         assert stream.parser is not None

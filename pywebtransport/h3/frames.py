@@ -15,6 +15,7 @@ __all__ = [
     "RESERVED_HTTP2_FRAME_TYPES",
     "encode_frame",
     "encode_data_frame_header",
+    "decode_id_payload",
 ]
 
 
@@ -65,6 +66,21 @@ def encode_frame(frame_type: int, payload: BytesLike) -> bytes:
 def encode_data_frame_header(length: int) -> bytes:
     """The type and length prefix of a DATA frame carrying ``length`` bytes."""
     return b"\x00" + encode_varint(length)
+
+
+def decode_id_payload(frame_type: int, payload: BytesLike) -> int:
+    """The single varint making up a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH payload.
+
+    A truncated varint or any byte after it is H3_FRAME_ERROR (RFC 9114 §7.1:
+    a frame's payload must contain exactly the fields its type defines).
+    """
+    parsed = decode_varint(payload, 0)
+    if parsed is None:
+        raise FrameError(f"frame type {frame_type:#x}: truncated identifier")
+    value, end = parsed
+    if end != len(payload):
+        raise FrameError(f"frame type {frame_type:#x}: {len(payload) - end} bytes after the identifier")
+    return value
 
 
 def _decode_header(data: BytesLike, pos: int) -> tuple[int, int, int] | None:

@@ -21,6 +21,7 @@ from .varint import BytesLike
 
 __all__ = [
     "STATIC_TABLE",
+    "MAX_INT_CONTINUATION_BYTES",
     "DecoderStreamParser",
     "EncoderStreamParser",
     "Header",
@@ -144,6 +145,9 @@ for _index, (_name, _value) in enumerate(STATIC_TABLE):
 
 # Largest integer we accept in a prefixed-integer field (fits a QUIC varint).
 _MAX_INT = (1 << 62) - 1
+# A 62-bit value needs at most 9 continuation bytes after the prefix (RFC 7541
+# §5.1 allows any number, "padded" with 0x80; RFC 9204 §4.1.1 lets us refuse).
+MAX_INT_CONTINUATION_BYTES = 9
 
 
 def encode_prefixed_int(value: int, prefix_bits: int, flags: int = 0) -> bytes:
@@ -163,7 +167,8 @@ def encode_prefixed_int(value: int, prefix_bits: int, flags: int = 0) -> bytes:
 def decode_prefixed_int(data: BytesLike, pos: int, prefix_bits: int) -> tuple[int, int] | None:
     """Decode a prefixed integer at ``pos``; ``None`` if ``data`` ends first.
 
-    Values above 2**62 raise QPACK_DECOMPRESSION_FAILED.
+    Values above 2**62, or more than :data:`MAX_INT_CONTINUATION_BYTES`
+    continuation bytes, raise QPACK_DECOMPRESSION_FAILED.
     """
     if pos >= len(data):
         return None
@@ -184,6 +189,8 @@ def decode_prefixed_int(data: BytesLike, pos: int, prefix_bits: int) -> tuple[in
         if not byte & 0x80:
             return value, pos
         shift += 7
+        if shift >= 7 * MAX_INT_CONTINUATION_BYTES:
+            raise QpackDecompressionError("integer encoding too long")
 
 
 def _encode_string(value: bytes, prefix_bits: int, flags: int) -> bytes:
@@ -299,65 +306,106 @@ def decode_field_section(data: BytesLike, max_size: int | None = None) -> list[H
     return headers
 
 
-class EncoderStreamParser:
+class _InstructionStreamParser:
+    """Incremental reader of one-integer instructions on a QPACK stream.
+
+    Every byte is looked at once (no buffer, no re-parse), and an unfinished
+    integer gives up after :data:`MAX_INT_CONTINUATION_BYTES` continuation
+    bytes, so the state a peer can make us hold is a few ints.
+    """
+
+    __slots__ = ("_value", "_shift", "_open")
+
+    _prefix_bits = 8
+    _error: type[QpackEncoderStreamError] | type[QpackDecoderStreamError]
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._shift = 0
+        # True while an integer whose prefix was full is being continued.
+        self._open = False
+
+    @property
+    def idle(self) -> bool:
+        """No instruction is half-read."""
+        return not self._open
+
+    def feed(self, data: BytesLike) -> None:
+        """Consume ``data``; raise the stream's error code on a bad instruction."""
+        limit = (1 << self._prefix_bits) - 1
+        max_shift = 7 * MAX_INT_CONTINUATION_BYTES
+        for byte in data:
+            if not self._open:
+                self._check_first(byte)
+                value = byte & limit
+                if value < limit:
+                    self._instruction(value)
+                    continue
+                self._value = value
+                self._shift = 0
+                self._open = True
+                self._check_partial(value)
+                continue
+            self._value += (byte & 0x7F) << self._shift
+            if self._value > _MAX_INT:
+                raise self._error("integer overflow")
+            if byte & 0x80:
+                self._shift += 7
+                if self._shift >= max_shift:
+                    raise self._error("integer encoding too long")
+                continue
+            self._open = False
+            self._instruction(self._value)
+
+    def _check_first(self, byte: int) -> None:
+        raise NotImplementedError
+
+    def _check_partial(self, value: int) -> None:
+        """Called once the prefix is full: ``value`` is a lower bound."""
+
+    def _instruction(self, value: int) -> None:
+        """A complete instruction with integer ``value``."""
+
+
+class EncoderStreamParser(_InstructionStreamParser):
     """Validates the peer's QPACK encoder stream against a zero-capacity table.
 
     Only "Set Dynamic Table Capacity" to 0 is acceptable; any insertion or
-    duplication, or a non-zero capacity, is QPACK_ENCODER_STREAM_ERROR.
+    duplication, or a non-zero capacity, is QPACK_ENCODER_STREAM_ERROR.  A
+    capacity whose 5-bit prefix is full is at least 31, so it fails at once.
     """
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    _prefix_bits = 5
+    _error = QpackEncoderStreamError
 
-    def feed(self, data: BytesLike) -> None:
-        self._buffer += data
-        buf = self._buffer
-        pos = 0
-        while pos < len(buf):
-            first = buf[pos]
-            if first & 0xE0 != 0x20:
-                raise QpackEncoderStreamError("dynamic table insertion without capacity")
-            try:
-                parsed = decode_prefixed_int(buf, pos, 5)
-            except QpackDecompressionError as exc:
-                raise QpackEncoderStreamError(exc.message) from exc
-            if parsed is None:
-                break
-            capacity, pos = parsed
-            if capacity != 0:
-                raise QpackEncoderStreamError(f"dynamic table capacity {capacity} exceeds 0")
-        del buf[:pos]
+    def _check_first(self, byte: int) -> None:
+        if byte & 0xE0 != 0x20:
+            raise QpackEncoderStreamError("dynamic table insertion without capacity")
+
+    def _check_partial(self, value: int) -> None:
+        raise QpackEncoderStreamError(f"dynamic table capacity of at least {value} exceeds 0")
+
+    def _instruction(self, value: int) -> None:
+        if value != 0:
+            raise QpackEncoderStreamError(f"dynamic table capacity {value} exceeds 0")
 
 
-class DecoderStreamParser:
+class DecoderStreamParser(_InstructionStreamParser):
     """Validates the peer's QPACK decoder stream.
 
     We never reference the dynamic table, so Section Acknowledgment and Insert
     Count Increment are errors (RFC 9204 §4.4); Stream Cancellation is fine.
     """
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    _prefix_bits = 6
+    _error = QpackDecoderStreamError
 
-    def feed(self, data: BytesLike) -> None:
-        self._buffer += data
-        buf = self._buffer
-        pos = 0
-        while pos < len(buf):
-            first = buf[pos]
-            if first & 0x80:
-                raise QpackDecoderStreamError("section acknowledgment without dynamic table use")
-            if not first & 0x40:
-                raise QpackDecoderStreamError("insert count increment without insertions")
-            try:
-                parsed = decode_prefixed_int(buf, pos, 6)
-            except QpackDecompressionError as exc:
-                raise QpackDecoderStreamError(exc.message) from exc
-            if parsed is None:
-                break
-            pos = parsed[1]
-        del buf[:pos]
+    def _check_first(self, byte: int) -> None:
+        if byte & 0x80:
+            raise QpackDecoderStreamError("section acknowledgment without dynamic table use")
+        if not byte & 0x40:
+            raise QpackDecoderStreamError("insert count increment without insertions")

@@ -16,6 +16,7 @@ from .errors import (
     DatagramTooLarge,
     QuicError,
     StreamClosedError,
+    WriteTimeout,
     StreamReset,
     StreamStopped,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "QuicListener",
     "QuicStream",
     "StreamClosedError",
+    "WriteTimeout",
     "StreamReset",
     "StreamStopped",
     "connect",

@@ -92,6 +92,10 @@ class StreamStopped(QuicError):
         self.error_code = error_code
 
 
+class WriteTimeout(QuicError):
+    """A write waited for the peer's flow control longer than the stream's ``write_timeout``."""
+
+
 class StreamClosedError(QuicError):
     """An operation on a stream side that is already finished or aborted."""
 

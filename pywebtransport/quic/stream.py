@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._native import ffi, lib
 from .buffer import ChunkBuffer
-from .waiters import Waiters
+from .waiters import Waiters, wait_with_timeout
 from .errors import (
     CloseReason,
     ConnectionClosed,
     QuicError,
     StreamClosedError,
+    WriteTimeout,
     StreamReset,
     StreamStopped,
 )
@@ -46,6 +47,8 @@ class QuicStream:
     it arrives; the receiver then reports consumption with :meth:`consumed`
     so the shim can keep the per-stream buffer bounded.
     """
+
+    write_timeout: float | None = None  # seconds a write may wait for flow control (None: forever)
 
     def __init__(
         self, conn: "QuicConnection", handle: Any, *, unidirectional: bool, local: bool
@@ -355,7 +358,8 @@ class QuicStream:
         ) > self._conn._send_high_water:
             if lib.pwt_stream_want_writable(self._handle):
                 return
-            await self._writers.wait()
+            if not await wait_with_timeout(self._writers.wait(), self.write_timeout):
+                raise WriteTimeout(f"stream {self.stream_id}: write not accepted within {self.write_timeout}s")
             if self._write_error is not None and not self._fin_sent:
                 raise self._write_error
 

@@ -38,3 +38,28 @@ class Waiters:
 
     def __bool__(self) -> bool:
         return any(not f.done() for f in self._futures)
+
+
+async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) -> bool:
+    """Await a `Waiters.wait` future for at most `timeout` seconds (None: no limit).
+
+    Returns False when the time ran out first. One timer per wait that actually
+    blocks; nothing is scheduled when `timeout` is None.
+    """
+    if timeout is None:
+        await fut
+        return True
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        if not fut.done():
+            expired = True
+            fut.set_result(None)
+
+    handle = fut.get_loop().call_later(timeout, expire)
+    try:
+        await fut
+    finally:
+        handle.cancel()
+    return not expired

@@ -16,6 +16,8 @@ from pywebtransport.server.router import RequestRouter
 from pywebtransport.server.server import WebTransportServer
 from pywebtransport.server.app import ServerApp
 from pywebtransport.monitor import ServerMonitor
+from pywebtransport.compat.stats import ServerStats
+from pywebtransport.compat.server import ServerCluster, create_simple_app
 from pywebtransport.server.dev import (
     create_development_server,
     create_echo_server_app,
@@ -25,7 +27,9 @@ from pywebtransport.server.dev import (
 
 __all__ = [
     "ServerApp",
+    "ServerCluster",
     "ServerMonitor",
+    "ServerStats",
     "WebTransportServer",
     "Middleware",
     "MiddlewareManager",
@@ -40,6 +44,7 @@ __all__ = [
     "create_rate_limit_middleware",
     "create_development_server",
     "create_echo_server_app",
+    "create_simple_app",
     "echo_handler",
     "health_check_handler",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..config import ServerConfig
 from ..exceptions import MiddlewareRejected, WebTransportError
 from ..quic import QuicError
 from ..session import WebTransportSession
-from ..types import SessionHandler
+from ..types import EventType, SessionHandler
 from .middleware import MiddlewareManager
 from .router import RequestRouter
 from .server import WebTransportServer
@@ -20,7 +21,51 @@ from .server import WebTransportServer
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("pywebtransport.server")
+access_log = logging.getLogger("pywebtransport.server.access")
+
+
+def _peer(session: WebTransportSession) -> str:
+    address = session.remote_address
+    return f"{address[0]}:{address[1]}" if address else "-"
 Hook = Callable[[], Awaitable[None] | None]
+
+
+def _log_access_when_done(session: WebTransportSession, status: int) -> None:
+    """One access-log line per session: at its end if accepted, at once if refused.
+
+    The line is ``PEER PATH -> STATUS DURATIONs sent=N recv=N datagrams=N/N close=CODE``; the same
+    values are attached as structured fields (``record.wt_peer``, ``wt_path``, ``wt_status``,
+    ``wt_duration``, ``wt_bytes_sent``, ``wt_bytes_received``, ``wt_close_code``,
+    ``wt_close_reason``) for JSON formatters.
+    """
+    started = time.monotonic()
+
+    def write(_event: object = None) -> None:
+        stats = session.stats
+        fields = {
+            "wt_peer": _peer(session),
+            "wt_path": session.path,
+            "wt_status": status,
+            "wt_duration": round(time.monotonic() - started, 6),
+            "wt_bytes_sent": int(stats.get("bytes_sent", 0)),
+            "wt_bytes_received": int(stats.get("bytes_received", 0)),
+            "wt_datagrams_sent": int(stats.get("datagrams_sent", 0)),
+            "wt_datagrams_received": int(stats.get("datagrams_received", 0)),
+            "wt_close_code": session.close_code,
+            "wt_close_reason": session.close_reason,
+        }
+        access_log.info(
+            "%s %s -> %d %.3fs sent=%d recv=%d datagrams=%d/%d close=%s",
+            fields["wt_peer"], fields["wt_path"], status, fields["wt_duration"], fields["wt_bytes_sent"],
+            fields["wt_bytes_received"], fields["wt_datagrams_sent"], fields["wt_datagrams_received"],
+            "-" if session.close_code is None else session.close_code,
+            extra=fields,
+        )
+
+    if 200 <= status < 300 and not session.is_closed:
+        session.once(EventType.SESSION_CLOSED, write)
+    else:
+        write()
 
 
 class ServerApp:
@@ -31,74 +76,74 @@ class ServerApp:
     """
 
     def __init__(self, config: ServerConfig | None = None) -> None:
-        self._config = config or ServerConfig.create()
-        self._server = WebTransportServer(self._config)
-        self._server.on_session_request = self._on_session_request
-        self._router = RequestRouter()
-        self._middleware: MiddlewareManager[WebTransportSession] = MiddlewareManager(
-            list(getattr(self._config, "middleware", None) or [])
+        self._pwt_config = config or ServerConfig.create()
+        self._pwt_server = WebTransportServer(self._pwt_config)
+        self._pwt_server._pwt_app_router = self._pwt_route_request
+        self._pwt_router = RequestRouter()
+        self._pwt_middleware: MiddlewareManager[WebTransportSession] = MiddlewareManager(
+            list(getattr(self._pwt_config, "middleware", None) or [])
         )
-        self._startup: list[Hook] = []
-        self._shutdown: list[Hook] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._entered: list[Any] = []
+        self._pwt_startup: list[Hook] = []
+        self._pwt_shutdown: list[Hook] = []
+        self._pwt_tasks: set[asyncio.Task[None]] = set()
+        self._pwt_entered: list[Any] = []
 
     @property
     def server(self) -> WebTransportServer:
-        return self._server
+        return self._pwt_server
 
     @property
     def config(self) -> ServerConfig:
-        return self._config
+        return self._pwt_config
 
     # -- registration ---------------------------------------------------------
     def route(self, path: str) -> Callable[[SessionHandler], SessionHandler]:
-        return self._router.route(path)
+        return self._pwt_router.route(path)
 
     def pattern_route(self, pattern: str) -> Callable[[SessionHandler], SessionHandler]:
-        return self._router.pattern_route(pattern)
+        return self._pwt_router.pattern_route(pattern)
 
     def add_route(self, path: str, handler: SessionHandler) -> None:
-        self._router.add_route(path, handler)
+        self._pwt_router.add_route(path, handler)
 
     def set_default_handler(self, handler: SessionHandler | None) -> None:
-        self._router.set_default_handler(handler)
+        self._pwt_router.set_default_handler(handler)
 
     def middleware(self, fn: Any) -> Any:
-        self._middleware.add_middleware(fn)
+        self._pwt_middleware.add_middleware(fn)
         return fn
 
     def add_middleware(self, fn: Any) -> None:
-        self._middleware.add_middleware(fn)
+        self._pwt_middleware.add_middleware(fn)
 
     def on_startup(self, fn: Hook) -> Hook:
-        self._startup.append(fn)
+        self._pwt_startup.append(fn)
         return fn
 
     def on_shutdown(self, fn: Hook) -> Hook:
-        self._shutdown.append(fn)
+        self._pwt_shutdown.append(fn)
         return fn
 
     # -- request flow -------------------------------------------------------------
-    def _on_session_request(self, session: WebTransportSession) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle(session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _pwt_route_request(self, session: WebTransportSession) -> None:
+        task = asyncio.get_running_loop().create_task(self._pwt_handle(session))
+        self._pwt_tasks.add(task)
+        task.add_done_callback(self._pwt_tasks.discard)
 
-    async def _handle(self, session: WebTransportSession) -> None:
+    async def _pwt_handle(self, session: WebTransportSession) -> None:
         try:
-            await self._middleware.check(session)
+            await self._pwt_middleware.check(session)
         except MiddlewareRejected as rejection:
-            self._answer(session, rejection.status)
+            self._pwt_answer(session, rejection.status)
             return
-        found = self._router.lookup(session.path)
+        found = self._pwt_router.lookup(session.path)
         if found is None:
-            self._answer(session, 404)
+            self._pwt_answer(session, 404)
             return
         handler, params = found
         session.path_params = params
         protocol = session.available_protocols[0] if session.available_protocols else None
-        if not self._answer(session, 200, protocol):
+        if not self._pwt_answer(session, 200, protocol):
             return
         try:
             await handler(session)
@@ -112,8 +157,7 @@ class ServerApp:
             if not session.is_closed and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 await session.close()
 
-    @staticmethod
-    def _answer(session: WebTransportSession, status: int, protocol: str | None = None) -> bool:
+    def _pwt_answer(self, session: WebTransportSession, status: int, protocol: str | None = None) -> bool:
         """Accept (2xx) or reject a request; False if the client is already gone."""
         if session.is_closed:
             return False
@@ -125,14 +169,21 @@ class ServerApp:
         except (KeyError, ValueError, QuicError, WebTransportError) as exc:
             log.debug("could not answer the session request for %s: %s", session.path, exc)
             return False
+        stats = self._pwt_server._pwt_stats
+        if 200 <= status < 300:
+            stats.sessions_accepted += 1
+        else:
+            stats.sessions_rejected += 1
+        if self._pwt_config.access_log:
+            _log_access_when_done(session, status)
         return True
 
     # -- lifecycle ---------------------------------------------------------------
     async def startup(self) -> None:
-        for mw in self._middleware.middleware:
+        for mw in self._pwt_middleware.middleware:
             if hasattr(mw, "__aenter__"):
-                self._entered.append(await mw.__aenter__())
-        for hook in self._startup:
+                self._pwt_entered.append(await mw.__aenter__())
+        for hook in self._pwt_startup:
             result = hook()
             if inspect.isawaitable(result):
                 await result
@@ -140,13 +191,13 @@ class ServerApp:
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Graceful stop: GOAWAY + DRAIN every session, give handlers until the
         deadline to finish, then close what is left and stop listening."""
-        connections = list(self._server.connections)
+        connections = list(self._pwt_server.connections)
         for conn in connections:
             conn.send_goaway()
             for session in list(conn.sessions.values()):
                 session.drain()
-        if self._tasks:
-            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        if self._pwt_tasks:
+            _, pending = await asyncio.wait(list(self._pwt_tasks), timeout=timeout)
             for task in pending:
                 task.cancel()
             if pending:
@@ -154,8 +205,8 @@ class ServerApp:
         for conn in connections:
             for session in list(conn.sessions.values()):
                 await session.close(0, "server shutting down")
-        await self._server.close(timeout)
-        for hook in self._shutdown:
+        await self._pwt_server.close(timeout)
+        for hook in self._pwt_shutdown:
             result = hook()
             if inspect.isawaitable(result):
                 await result
@@ -163,9 +214,9 @@ class ServerApp:
     async def serve(self, host: str | None = None, port: int | None = None) -> None:
         """Listen and serve until cancelled."""
         await self.startup()
-        await self._server.listen(host=host, port=port)
+        await self._pwt_server.listen(host=host, port=port)
         try:
-            await self._server.serve_forever()
+            await self._pwt_server.serve_forever()
         finally:
             await self.shutdown()
 

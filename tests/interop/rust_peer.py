@@ -14,25 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peer_cache import cache_root
+from peer_cache import CARGO_BUILD_TIMEOUT, PeerBuildError, build_cargo_crate, cargo_source_hash
 
 import pytest
 
 CRATE_DIR = Path(__file__).resolve().parent / "rust"
 BIN_NAME = "wt-interop-peer"
-BUILD_TIMEOUT = 540.0  # seconds; a cold build on the 2-core machine takes ~1-2 min
+BUILD_TIMEOUT = CARGO_BUILD_TIMEOUT  # seconds; a cold build on the 2-core machine takes ~1-2 min
 STEP = 15.0  # per-await bound for peer I/O
 
 
@@ -48,69 +42,16 @@ def _pinned_wtransport() -> str:
 WTRANSPORT_VERSION = _pinned_wtransport()
 
 
-def _cache_root() -> Path:
-    return cache_root()
-
-
 def source_hash() -> str:
-    h = hashlib.sha256()
-    files = [CRATE_DIR / "Cargo.toml", CRATE_DIR / "Cargo.lock"]
-    files += sorted(p for p in (CRATE_DIR / "src").rglob("*") if p.is_file())
-    for path in files:
-        h.update(str(path.relative_to(CRATE_DIR)).encode() + b"\0")
-        h.update(path.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def _find_cargo() -> str:
-    env = os.environ.get("CARGO")
-    if env and Path(env).exists():
-        return env
-    found = shutil.which("cargo")
-    if found:
-        return found
-    home_cargo = Path.home() / ".cargo" / "bin" / "cargo"
-    if home_cargo.exists():
-        return str(home_cargo)
-    pytest.fail(
-        "cargo not found: the wtransport interop peer (tests/interop/rust) needs a Rust toolchain "
-        "(rustup/cargo >= 1.88). Install it or set CARGO=/path/to/cargo.",
-        pytrace=False,
-    )
+    return cargo_source_hash(CRATE_DIR)
 
 
 def ensure_binary() -> Path:
     """Return the peer binary, building it (once per source hash, under a file lock) if needed."""
-    target_dir = _cache_root() / f"rust-{source_hash()}"
-    binary = target_dir / "release" / BIN_NAME
-    stamp = target_dir / "BUILT"
-    if binary.exists() and stamp.exists():
-        return binary
-    cargo = _find_cargo()
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with open(target_dir / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent pytest workers wait for one build
-        if binary.exists() and stamp.exists():
-            return binary
-        env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
-        cmd = [cargo, "build", "--release", "--locked", "-j", "2"]
-        started = time.monotonic()
-        try:
-            proc = subprocess.run(
-                cmd, cwd=CRATE_DIR, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"building the wtransport peer timed out after {BUILD_TIMEOUT:.0f}s: {exc}", pytrace=False)
-        elapsed = time.monotonic() - started
-        if proc.returncode != 0 or not binary.exists():
-            pytest.fail(
-                f"building the wtransport peer failed (rc={proc.returncode}, {elapsed:.0f}s):\n"
-                f"$ (cd {CRATE_DIR} && CARGO_TARGET_DIR={target_dir} {' '.join(cmd)})\n{proc.stderr[-6000:]}",
-                pytrace=False,
-            )
-        stamp.write_text(f"built in {elapsed:.1f}s\n")
-    return binary
+    try:
+        return build_cargo_crate(CRATE_DIR, BIN_NAME, prefix="rust", timeout=BUILD_TIMEOUT)
+    except PeerBuildError as exc:
+        pytest.fail(f"wtransport interop peer: {exc}", pytrace=False)
 
 
 def _parse_lines(text: str) -> list[dict[str, Any]]:

@@ -92,9 +92,61 @@ def test_field_section_size_limit() -> None:
 def test_encoder_stream_accepts_zero_capacity_in_pieces() -> None:
     parser = EncoderStreamParser()
     parser.feed(b"\x20")
-    parser.feed(b"\x3f")  # 5-bit prefix full: continues
+    parser.feed(b"\x20\x20")
+    assert parser.idle
     with pytest.raises(QpackEncoderStreamError):
-        parser.feed(b"\x01")  # capacity 32 > 0
+        # 5-bit prefix full: the capacity is at least 31 > 0, refused before
+        # its continuation bytes arrive (they used to be buffered).
+        parser.feed(b"\x3f")
+
+
+def test_encoder_stream_unfinished_integer_is_refused_at_once() -> None:
+    # Issue 8 finding 2: 0x3F then endless 0x80 was buffered and re-parsed forever.
+    parser = EncoderStreamParser()
+    with pytest.raises(QpackEncoderStreamError):
+        for _ in range(1000):
+            parser.feed(b"\x3f" if parser.idle else b"\x80")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_decoder_stream_unfinished_integer_gives_up(chunk: int) -> None:
+    # Stream cancellation with a 6-bit prefix full, then 0x80 padding for ever.
+    data = b"\x7f" + b"\x80" * (1 << 16)
+    parser = DecoderStreamParser()
+    fed = 0
+    with pytest.raises(QpackDecoderStreamError, match="too long"):
+        for i in range(0, len(data), chunk):
+            parser.feed(data[i : i + chunk])
+            fed += chunk
+    assert fed <= 16  # gives up within a few bytes, not after 64 KiB
+
+
+def test_decoder_stream_large_ids_in_any_split() -> None:
+    stream_ids = [0, 62, 63, 64, 1 << 20, (1 << 62) - 1]
+    data = b"".join(encode_prefixed_int(i, 6, 0x40) for i in stream_ids)
+    for step in (1, 2, 3, len(data)):
+        parser = DecoderStreamParser()
+        for i in range(0, len(data), step):
+            parser.feed(data[i : i + step])
+        assert parser.idle
+    with pytest.raises(QpackDecoderStreamError, match="overflow"):
+        DecoderStreamParser().feed(encode_prefixed_int(1 << 62, 6, 0x40))
+
+
+def test_decoder_stream_holds_no_bytes() -> None:
+    # Each byte is read once; a half-read instruction is kept as integers only.
+    parser = DecoderStreamParser()
+    for _ in range(1000):
+        parser.feed(b"\x41" * 100 + b"\x7f\x80")  # ends inside an integer
+        parser.feed(b"\x00")
+    assert parser.idle
+    state = [getattr(parser, n) for cls in type(parser).__mro__ for n in getattr(cls, "__slots__", ())]
+    assert state and all(isinstance(value, int) for value in state)
+
+
+def test_field_section_integer_padding_is_bounded() -> None:
+    with pytest.raises(QpackDecompressionError, match="too long"):
+        decode_field_section(b"\x00\x00\xff" + b"\x80" * 20 + b"\x00")
 
 
 @pytest.mark.parametrize("instruction", [b"\x80", b"\xc0", b"\x40\x00", b"\x00"])
