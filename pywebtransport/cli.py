@@ -127,6 +127,19 @@ async def _serve_http(page: str, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, host, port)
 
 
+def _serve_workers(host: str, port: int, workers: int, duration: float | None) -> int:
+    from .server.workers import run_workers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key, digest = generate_browser_cert("localhost", output_dir=tmp)
+        print(
+            f"WebTransport echo server on https://{host}:{port}/ with {workers} worker processes "
+            f"(certificate sha256 {digest.hex()})",
+            flush=True,
+        )
+        return run_workers(echo_app(cert, key), host, port, workers, duration=duration)
+
+
 async def _serve(host: str, port: int, browser_demo: bool, http_port: int, duration: float | None,
                  metrics_port: int | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--browser-demo", action="store_true", help="also serve a browser client page")
     serve.add_argument("--http-port", type=int, default=8080)
     serve.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the UDP port (Linux)")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics on this port (needs pywebtransport[metrics])")
     connect = sub.add_parser("connect", help="send stdin lines to a WebTransport URL and print replies")
@@ -306,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return asyncio.run(_demo())
+        if args.command == "serve" and args.workers > 1:
+            if args.browser_demo:
+                parser.error("--browser-demo runs with one worker")
+            return _serve_workers(args.host, args.port, args.workers, args.duration)
         if args.command == "serve":
             return asyncio.run(
                 _serve(args.host, args.port, args.browser_demo, args.http_port, args.duration, args.metrics_port)

@@ -189,3 +189,5 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
 
     async def close(self) -> None:
         self._close(SessionError("datagram stream closed"))
+
+from .structured import StructuredDatagramTransport as StructuredDatagramTransport  # noqa: E402

@@ -701,3 +701,78 @@ def get_error_category(error: BaseException) -> str:
     if isinstance(error, builtins.ConnectionError):
         return "connection"
     return "unknown"
+
+
+# -- messaging (serializers, structured messages, RPC, pub/sub) -------------------------------
+# Kept together at the end so that the messaging layer's errors stay in one place.
+
+__all__ += [
+    "InvalidParamsError",
+    "MethodNotFoundError",
+    "PubSubError",
+    "RpcError",
+    "RpcTimeoutError",
+    "SerializationError",
+]
+
+
+class SerializationError(WebTransportError):
+    """An object could not be serialized, or bytes could not be turned back into one.
+
+    Also raised for malformed or oversized structured-message frames; the stream stays
+    aligned on frame boundaries, so the next message can still be read.
+    """
+
+    default_error_code = ErrorCodes.INTERNAL_ERROR
+
+
+class RpcError(WebTransportError):
+    """A JSON-RPC 2.0 error: `code` (the JSON-RPC error code), `message` and optional `data`.
+
+    Raising an `RpcError` from a registered method sends exactly that code, message and data
+    to the caller, where it is raised again as the matching subclass.
+    """
+
+    rpc_code: ClassVar[int] = -32000
+    _fields: ClassVar[tuple[str, ...]] = ("code", "data")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        data: Any = None,
+        error_code: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, error_code=error_code, details=details)
+        self.code = self.rpc_code if code is None else code
+        self.data = data
+
+
+class MethodNotFoundError(RpcError):
+    """The peer has no method registered under the called name (JSON-RPC -32601)."""
+
+    rpc_code: ClassVar[int] = -32601
+
+
+class InvalidParamsError(RpcError):
+    """The parameters do not fit the method's signature (JSON-RPC -32602)."""
+
+    rpc_code: ClassVar[int] = -32602
+
+
+class RpcTimeoutError(RpcError):
+    """No response arrived within the call's timeout; the call was cancelled at the peer."""
+
+    rpc_code: ClassVar[int] = -32001
+
+    def __init__(self, message: str, *, timeout_duration: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timeout_duration = timeout_duration
+
+
+class PubSubError(WebTransportError):
+    """A publish/subscribe operation failed (refused subscription, closed channel, bad topic)."""
+
+    default_error_code = ErrorCodes.INTERNAL_ERROR

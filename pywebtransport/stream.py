@@ -405,3 +405,5 @@ class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
         if self._reset:
             issues.append("send side was reset")
         return issues
+
+from .structured import StructuredStream as StructuredStream  # noqa: E402 (after the stream classes)

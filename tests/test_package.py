@@ -109,6 +109,7 @@ def test_0_1_x_submodule_names_resolve() -> None:
 # Modules whose public classes, methods and functions all carry a docstring (the API
 # reference is generated from them). Add a module here once it is documented.
 DOCUMENTED_MODULES = [
+    "pywebtransport.backplane",
     "pywebtransport.balancer",
     "pywebtransport.cli",
     "pywebtransport.compat.client",
@@ -131,13 +132,18 @@ DOCUMENTED_MODULES = [
     "pywebtransport.observers",
     "pywebtransport.otel",
     "pywebtransport.pool",
+    "pywebtransport.pubsub",
     "pywebtransport.protocol",
     "pywebtransport.quic.config",
     "pywebtransport.quic.observe",
     "pywebtransport.reconnect",
+    "pywebtransport.rpc",
+    "pywebtransport.serializer",
     "pywebtransport.server.dev",
     "pywebtransport.server.middleware",
     "pywebtransport.server.router",
+    "pywebtransport.server.workers",
+    "pywebtransport.structured",
     "pywebtransport.types",
     "pywebtransport.utils",
 ]

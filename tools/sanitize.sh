@@ -29,7 +29,6 @@ flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 echo "[sanitize] building the shim with: $flags"
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" "$PY" setup.py -q build_ext --inplace >build.log 2>&1 ||
   { tail -30 build.log; exit 1; }
-# Not grep -q: with pipefail, grep exiting at the first match SIGPIPEs nm and fails the check.
 nm -D pywebtransport/_native/_msquic*.so | grep __asan_init >/dev/null || { echo "[sanitize] ASan not linked"; exit 1; }
 
 asan=$(cc -print-file-name=libasan.so)

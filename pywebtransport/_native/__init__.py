@@ -1,17 +1,19 @@
 """Loader for the cffi extension and the msquic library it drives.
 
-The extension (``_msquic``) is the C shim; msquic itself is dlopen'ed by path
-at first use, from (in order):
+The extension (``_msquic``) is the C shim; msquic itself is loaded by path
+(``dlopen``; ``LoadLibraryExW`` on Windows) at first use, from (in order):
 
-1. ``PYWEBTRANSPORT_MSQUIC_LIB`` (a system or prebuilt ``libmsquic.so.2``);
+1. ``PYWEBTRANSPORT_MSQUIC_LIB``, on every platform (a system or prebuilt
+   ``libmsquic.so.2``, ``libmsquic.2.dylib`` or ``msquic.dll``);
 2. the library bundled next to the extension by the build;
-3. the dynamic linker's standard search (``libmsquic.so.2``).
+3. the platform's library search (``ctypes.util.find_library("msquic")``).
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -61,6 +63,16 @@ def _check_stamp() -> None:
 _check_stamp()
 
 
+def _platform_library_name(platform: str | None = None) -> str:
+    """msquic's file name on ``platform`` (default: this one)."""
+    platform = sys.platform if platform is None else platform
+    if platform == "win32":
+        return "msquic.dll"
+    if platform == "darwin":
+        return "libmsquic.2.dylib"
+    return "libmsquic.so.2"
+
+
 def library_path() -> str:
     """Return the msquic library that will be (or was) loaded."""
     env = os.environ.get("PYWEBTRANSPORT_MSQUIC_LIB")
@@ -76,7 +88,7 @@ def library_path() -> str:
         return found
     raise NativeError(
         "no msquic library found: reinstall pywebtransport (the build bundles libmsquic), "
-        "or set PYWEBTRANSPORT_MSQUIC_LIB=/path/to/libmsquic.so.2"
+        f"or set PYWEBTRANSPORT_MSQUIC_LIB to the path of {_platform_library_name()}"
     )
 
 

@@ -29,6 +29,9 @@
  * deferred status.  The handshake waits for pwt_conn_certificate_complete(). */
 #define PWT_EV_CONN_PEER_CERTIFICATE 20
 #define PWT_EV_CONN_RELIABLE_RESET 21  /* u0 = 1 if RESET_STREAM_AT was negotiated */
+/* Client: a TLS resumption ticket for the next connection to this server
+ * (data = the ticket). */
+#define PWT_EV_CONN_RESUMPTION_TICKET 22
 #define PWT_EV_STREAM_START_COMPLETE 30
 #define PWT_EV_STREAM_RECEIVE 31
 #define PWT_EV_STREAM_WRITABLE 32
@@ -64,7 +67,7 @@ typedef struct pwt_event {
     uint64_t u0;
     uint64_t u1;
     uint64_t u2;
-    const unsigned char *data;
+    const char *data; /* char, so that ffi.unpack returns bytes */
 } pwt_event;
 
 /* Flat, cffi-friendly mirror of the QUIC_SETTINGS fields we expose.
@@ -122,6 +125,15 @@ typedef struct pwt_stats {
     uint64_t recv_dropped_packets;
     uint64_t key_update_count;
 } pwt_stats;
+
+/* Per-connection counters kept by the shim (pwt_conn_counters). */
+typedef struct pwt_conn_counters {
+    uint64_t queued_events;      /* events of this connection waiting for Python */
+    uint64_t peak_queued_events; /* highest value queued_events reached */
+    uint64_t datagrams_dropped;  /* received datagrams dropped: event queue full */
+    uint64_t live_streams;       /* native streams not yet closed by Python */
+    uint64_t peak_live_streams;
+} pwt_conn_counters;
 
 typedef struct pwt_addr {
     int32_t family;     /* 4 or 6 */
@@ -185,6 +197,29 @@ uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset);
 void pwt_stream_close(pwt_stream *s);
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
+/* Bound on a connection's queued events: received datagrams beyond it are
+ * dropped and counted (other events are bounded by stream limits). */
+void pwt_conn_set_event_limit(pwt_conn *c, int64_t max_events);
+void pwt_listener_set_event_limit(pwt_listener *l, int64_t max_events);
+void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out);
+/* Server: send each client a TLS resumption ticket when its handshake
+ * completes (needs a configuration with a server resumption level). */
+void pwt_listener_set_resumption(pwt_listener *l, int32_t send_tickets);
+/* Client, before pwt_conn_start: share one UDP socket between connections
+ * to the same server (`local` = the local address of a live connection to
+ * share with, or NULL for a new shareable socket). */
+uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local);
+/* Client, before pwt_conn_start: resume TLS with a ticket from
+ * PWT_EV_CONN_RESUMPTION_TICKET. */
+uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len);
+/* Sends may use 0-RTT keys when available (client with a ticket). */
+void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
+/* Client: pwt_conn_start plus, in the same call, a shared local socket
+ * (`share`, `local` as for pwt_conn_share_binding) and a resumption ticket
+ * (NULL/0 for none). */
+uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                           const char *server_name, int32_t share, const pwt_addr *local,
+                           const unsigned char *ticket, uint32_t ticket_len);
 uint64_t pwt_live_objects(void);
 
 /* Observability.  pwt_perf_counters copies msquic's global performance counters

@@ -16,9 +16,6 @@
  *    SHUTDOWN_COMPLETE (STOP_COMPLETE for listeners), never from a callback
  *    of another object.
  */
-#ifdef _WIN32
-#error "the pywebtransport shim does not support Windows yet (it needs a socket-pair wake-up and LoadLibrary); see README, Platform status"
-#endif
 #define _GNU_SOURCE
 /* Preview declarations (QUIC_GLOBAL_EXECUTION_CONFIG); the library always
  * implements them, the macro only gates the header. */
@@ -28,16 +25,8 @@
 #include <string.h>
 #include <stdio.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <dlfcn.h>
-#include <netinet/in.h>
-#ifdef __linux__
-#include <sys/eventfd.h>
-#endif
 
+#include "pwt_platform.h" /* threads, atomics, dlopen, wake-up fd per OS */
 #include "msquic.h"
 #include "pwt_api.h"
 
@@ -60,9 +49,13 @@ static void (*CloseFn)(const void *);
 static atomic_uint_fast64_t LiveObjects;
 static const int64_t DefaultRecvLimit = 1 << 20;
 static const int64_t DefaultSendHighWater = 1 << 20;
+static const int64_t DefaultMaxEvents = 4096;
 
 struct pwt_node {
     struct pwt_node *next;
+    pwt_conn *conn;       /* connection the event counts against, or NULL */
+    unsigned char *ext;   /* RECEIVE: growable payload (coalesced chunks) */
+    uint32_t cap;         /* capacity of ext */
     pwt_event ev;
     unsigned char data[];
 };
@@ -74,8 +67,8 @@ struct pwt_queue {
     pwt_node *tail;
     uint64_t count;
     int wake_pending;
-    int rfd;
-    int wfd;
+    pwt_fd_t rfd; /* Windows: the read end's SOCKET */
+    pwt_fd_t wfd;
     pwt_node *batch; /* handed to Python by the last poll */
 };
 
@@ -89,6 +82,8 @@ struct pwt_listener {
     HQUIC cfg;
     int64_t recv_limit;
     int64_t send_high_water;
+    int64_t max_events;
+    int send_tickets;
 };
 
 struct pwt_conn {
@@ -107,11 +102,23 @@ struct pwt_conn {
     pwt_addr local_addr;
     pwt_addr remote_addr;
     int addrs_known;
+    /* Event accounting, guarded by q->mu: every event of the connection and
+     * of its streams counts until Python polls it. */
+    uint64_t queued;
+    uint64_t peak_queued;
+    int64_t max_events;
+    atomic_uint_fast64_t dgram_dropped;
+    atomic_int_fast64_t live_streams;
+    atomic_int_fast64_t peak_streams;
+    atomic_int allow_early;
+    int send_ticket; /* server: issue a resumption ticket at CONNECTED */
 };
 
 struct pwt_stream {
     HQUIC h;
     pwt_queue *q;
+    pwt_conn *c;
+    pwt_node *rx_node; /* its RECEIVE record still queued (coalescing), under q->mu */
     atomic_int_fast64_t outstanding; /* bytes queued to msquic, not yet SEND_COMPLETE */
     atomic_int_fast64_t buffered;    /* bytes handed to Python, not yet consumed */
     atomic_int paused;
@@ -145,33 +152,26 @@ static pwt_node *node_new(uint32_t len) {
     return n;
 }
 
-static void signal_fd(pwt_queue *q) {
-#ifdef __linux__
-    uint64_t one = 1;
-    ssize_t r = write(q->wfd, &one, sizeof(one));
-#else
-    char one = 1;
-    ssize_t r = write(q->wfd, &one, 1);
-#endif
-    (void)r;
+static void node_free(pwt_node *n) {
+    free(n->ext);
+    free(n);
 }
 
-static void drain_fd(pwt_queue *q) {
-#ifdef __linux__
-    uint64_t value; /* one read resets an eventfd counter */
-    ssize_t r = read(q->rfd, &value, sizeof(value));
-    (void)r;
-#else
-    char buf[64];
-    while (read(q->rfd, buf, sizeof(buf)) > 0) {
-    }
-#endif
-}
+static void signal_fd(pwt_queue *q) { pwt_wake_signal(q->wfd); }
 
-static void queue_push(pwt_queue *q, pwt_node *n) {
+static void drain_fd(pwt_queue *q) { pwt_wake_drain(q->rfd); }
+
+/* Caller holds q->mu. */
+static int queue_link(pwt_queue *q, pwt_node *n) {
     int signal = 0;
     n->next = NULL;
-    pthread_mutex_lock(&q->mu);
+    if (n->conn) {
+        pwt_conn *c = n->conn;
+        c->queued++;
+        if (c->queued > c->peak_queued) {
+            c->peak_queued = c->queued;
+        }
+    }
     if (q->tail) {
         q->tail->next = n;
     } else {
@@ -183,31 +183,50 @@ static void queue_push(pwt_queue *q, pwt_node *n) {
         q->wake_pending = 1;
         signal = 1;
     }
+    return signal;
+}
+
+/* Append a record; `s` (or NULL) is the stream it belongs to: any record of
+ * a stream ends coalescing into its queued RECEIVE, keeping order. */
+static void queue_push_for(pwt_queue *q, pwt_node *n, pwt_stream *s) {
+    pthread_mutex_lock(&q->mu);
+    if (s != NULL) {
+        s->rx_node = NULL;
+    }
+    int signal = queue_link(q, n);
     pthread_mutex_unlock(&q->mu);
     if (signal) {
         signal_fd(q);
     }
 }
 
-static void push_simple(pwt_queue *q, int32_t type, void *obj, void *obj2,
-                        uint64_t u0, uint64_t u1, uint64_t u2) {
+static void queue_push(pwt_queue *q, pwt_node *n) { queue_push_for(q, n, NULL); }
+
+static void push_ev(pwt_queue *q, pwt_conn *conn, pwt_stream *s, int32_t type, void *obj,
+                    void *obj2, uint64_t u0, uint64_t u1, uint64_t u2) {
     pwt_node *n = node_new(0);
     if (n == NULL) {
         return; /* out of memory: nothing sane to do on a worker thread */
     }
+    n->conn = conn;
     n->ev.type = type;
     n->ev.obj = obj;
     n->ev.obj2 = obj2;
     n->ev.u0 = u0;
     n->ev.u1 = u1;
     n->ev.u2 = u2;
-    queue_push(q, n);
+    queue_push_for(q, n, s);
+}
+
+static void push_simple(pwt_queue *q, int32_t type, void *obj, void *obj2,
+                        uint64_t u0, uint64_t u1, uint64_t u2) {
+    push_ev(q, NULL, NULL, type, obj, obj2, u0, u1, u2);
 }
 
 static void free_list(pwt_node *n) {
     while (n) {
         pwt_node *next = n->next;
-        free(n);
+        node_free(n);
         n = next;
     }
 }
@@ -218,29 +237,16 @@ pwt_queue *pwt_queue_new(void) {
         return NULL;
     }
     pthread_mutex_init(&q->mu, NULL);
-#ifdef __linux__
-    q->rfd = q->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->rfd < 0) {
+    if (pwt_wake_open(&q->rfd, &q->wfd) != 0) {
+        pthread_mutex_destroy(&q->mu);
         free(q);
         return NULL;
     }
-#else
-    int fds[2];
-    if (pipe(fds) != 0) {
-        free(q);
-        return NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    q->rfd = fds[0];
-    q->wfd = fds[1];
-#endif
     return q;
 }
 
-int32_t pwt_queue_fd(pwt_queue *q) { return q->rfd; }
+/* Windows: a SOCKET; kernel handles have 32 significant bits, so it fits. */
+int32_t pwt_queue_fd(pwt_queue *q) { return (int32_t)q->rfd; }
 
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     free_list(q->batch);
@@ -260,6 +266,20 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
         q->tail = NULL;
     }
     q->count -= (uint64_t)k;
+    {
+        int32_t j = 0;
+        for (pwt_node *p = first; p && j < k; p = p->next, j++) {
+            if (p->conn) {
+                p->conn->queued--;
+            }
+            if (p->ev.type == PWT_EV_STREAM_RECEIVE) {
+                pwt_stream *rs = (pwt_stream *)p->ev.obj;
+                if (rs->rx_node == p) {
+                    rs->rx_node = NULL; /* handed out: no more appends */
+                }
+            }
+        }
+    }
     if (q->head == NULL) {
         /* Drained: clear the fd so the loop sleeps until the next push. */
         q->wake_pending = 0;
@@ -273,21 +293,21 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     int32_t i = 0;
     for (pwt_node *p = first; p && i < k; p = p->next, i++) {
         out[i] = p->ev;
-        out[i].data = p->ev.len ? p->data : NULL;
+        out[i].data = p->ev.len ? (const char *)(p->ext ? p->ext : p->data) : NULL;
     }
     return k;
 }
+
+static void jobs_flush(void);
 
 void pwt_queue_free(pwt_queue *q) {
     if (q == NULL) {
         return;
     }
+    jobs_flush(); /* closes still running on the helper thread touch the queue */
     free_list(q->batch);
     free_list(q->head);
-    close(q->rfd);
-    if (q->wfd != q->rfd) {
-        close(q->wfd);
-    }
+    pwt_wake_close(q->rfd, q->wfd);
     pthread_mutex_destroy(&q->mu);
     free(q);
 }
@@ -297,7 +317,10 @@ void pwt_queue_free(pwt_queue *q) {
 
 int32_t pwt_is_initialized(void) { return MsQuic != NULL; }
 
-uint64_t pwt_live_objects(void) { return atomic_load(&LiveObjects); }
+uint64_t pwt_live_objects(void) {
+    jobs_flush(); /* closes handed to the helper thread count as done once run */
+    return atomic_load(&LiveObjects);
+}
 
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water) {
     if (recv_limit > 0) {
@@ -315,6 +338,34 @@ void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_h
     if (send_high_water > 0) {
         l->send_high_water = send_high_water;
     }
+}
+
+void pwt_conn_set_event_limit(pwt_conn *c, int64_t max_events) {
+    if (max_events > 0) {
+        pthread_mutex_lock(&c->q->mu);
+        c->max_events = max_events;
+        pthread_mutex_unlock(&c->q->mu);
+    }
+}
+
+void pwt_listener_set_event_limit(pwt_listener *l, int64_t max_events) {
+    if (max_events > 0) {
+        l->max_events = max_events;
+    }
+}
+
+void pwt_listener_set_resumption(pwt_listener *l, int32_t send_tickets) {
+    l->send_tickets = send_tickets ? 1 : 0;
+}
+
+void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out) {
+    pthread_mutex_lock(&c->q->mu);
+    out->queued_events = c->queued;
+    out->peak_queued_events = c->peak_queued;
+    pthread_mutex_unlock(&c->q->mu);
+    out->datagrams_dropped = atomic_load(&c->dgram_dropped);
+    out->live_streams = (uint64_t)atomic_load(&c->live_streams);
+    out->peak_live_streams = (uint64_t)atomic_load(&c->peak_streams);
 }
 
 uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polling_idle_us,
@@ -374,6 +425,7 @@ void pwt_cleanup(void) {
     if (MsQuic == NULL) {
         return;
     }
+    jobs_flush();
     /* Only called once every object has been closed (RegistrationClose
      * blocks until then). */
     MsQuic->RegistrationClose(Registration);
@@ -408,7 +460,9 @@ const char *pwt_status_name(uint32_t st) {
     case QUIC_STATUS_ALPN_NEG_FAILURE: return "ALPN_NEG_FAILURE";
     case QUIC_STATUS_STREAM_LIMIT_REACHED: return "STREAM_LIMIT_REACHED";
     case QUIC_STATUS_ALPN_IN_USE: return "ALPN_IN_USE";
+#ifdef QUIC_STATUS_ADDRESS_NOT_AVAILABLE /* POSIX only */
     case QUIC_STATUS_ADDRESS_NOT_AVAILABLE: return "ADDRESS_NOT_AVAILABLE";
+#endif
     case QUIC_STATUS_CLOSE_NOTIFY: return "CLOSE_NOTIFY";
     case QUIC_STATUS_BAD_CERTIFICATE: return "BAD_CERTIFICATE";
     case QUIC_STATUS_UNSUPPORTED_CERTIFICATE: return "UNSUPPORTED_CERTIFICATE";
@@ -437,14 +491,14 @@ static void addr_to_quic(const pwt_addr *a, QUIC_ADDR *q) {
         q->Ipv4.sin_port = htons(a->port);
         memcpy(&q->Ipv4.sin_addr, a->addr, 4);
     } else {
-        q->Ip.sa_family = AF_UNSPEC;
+        QuicAddrSetFamily(q, QUIC_ADDRESS_FAMILY_UNSPEC);
         q->Ipv4.sin_port = htons(a->port);
     }
 }
 
 static void addr_from_quic(const QUIC_ADDR *q, pwt_addr *a) {
     memset(a, 0, sizeof(*a));
-    if (q->Ip.sa_family == AF_INET6) {
+    if (QuicAddrGetFamily(q) == QUIC_ADDRESS_FAMILY_INET6) {
         a->family = 6;
         a->port = ntohs(q->Ipv6.sin6_port);
         memcpy(a->addr, &q->Ipv6.sin6_addr, 16);
@@ -644,15 +698,112 @@ static pwt_stream *stream_new(pwt_conn *c) {
         return NULL;
     }
     s->q = c->q;
+    s->c = c;
     s->recv_limit = c->recv_limit;
     s->send_high_water = c->send_high_water;
     atomic_fetch_add(&LiveObjects, 1);
+    int64_t live = atomic_fetch_add(&c->live_streams, 1) + 1;
+    int64_t peak = atomic_load(&c->peak_streams);
+    while (live > peak && !atomic_compare_exchange_weak(&c->peak_streams, &peak, live)) {
+    }
     return s;
+}
+
+static void stream_free(pwt_stream *s) {
+    atomic_fetch_sub(&s->c->live_streams, 1);
+    free(s);
+    atomic_fetch_sub(&LiveObjects, 1);
+}
+
+/* RECEIVE: copy `take` bytes into the stream's queued RECEIVE record when
+ * one is still waiting for Python (one record per stream however many
+ * chunks arrive), else into a new record.  Returns 0 on out of memory. */
+static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t take, int fin) {
+    pwt_queue *q = s->q;
+    pthread_mutex_lock(&q->mu);
+    pwt_node *n = s->rx_node;
+    if (n != NULL) {
+        uint64_t need = (uint64_t)n->ev.len + take;
+        if (need > UINT32_MAX) {
+            n = NULL;
+        } else if (need > n->cap) {
+            uint64_t cap = (uint64_t)n->cap * 2;
+            if (cap < need) {
+                cap = need;
+            }
+            if (cap > UINT32_MAX) {
+                cap = need;
+            }
+            unsigned char *grown = (unsigned char *)realloc(n->ext, cap);
+            if (grown == NULL) {
+                n = NULL;
+            } else {
+                if (n->ext == NULL) { /* first growth: leave the inline area */
+                    memcpy(grown, n->data, n->ev.len);
+                }
+                n->ext = grown;
+                n->cap = (uint32_t)cap;
+            }
+        }
+    }
+    if (n != NULL) {
+        unsigned char *dst = n->ext ? n->ext : n->data;
+        uint64_t off = 0;
+        for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < take; i++) {
+            uint64_t chunk = ev->RECEIVE.Buffers[i].Length;
+            if (chunk > take - off) {
+                chunk = take - off;
+            }
+            memcpy(dst + n->ev.len + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
+            off += chunk;
+        }
+        n->ev.len += (uint32_t)take;
+        if (fin) {
+            n->ev.u0 = 1;
+            s->rx_node = NULL; /* nothing follows a FIN */
+        }
+        atomic_fetch_add(&s->buffered, (int64_t)take);
+        pthread_mutex_unlock(&q->mu);
+        return 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+    /* Small chunks get some inline room so that a few more can join the
+     * record without another allocation. */
+    uint32_t cap = take < 512 ? 512 : (uint32_t)take;
+    n = node_new(cap);
+    if (n == NULL) {
+        return 0;
+    }
+    n->cap = cap;
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < take; i++) {
+        uint64_t chunk = ev->RECEIVE.Buffers[i].Length;
+        if (chunk > take - off) {
+            chunk = take - off;
+        }
+        memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
+        off += chunk;
+    }
+    n->ev.len = (uint32_t)take;
+    atomic_fetch_add(&s->buffered, (int64_t)take);
+    n->conn = s->c;
+    n->ev.type = PWT_EV_STREAM_RECEIVE;
+    n->ev.obj = s;
+    n->ev.u0 = (uint64_t)fin;
+    n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
+    pthread_mutex_lock(&q->mu);
+    int signal = queue_link(q, n);
+    s->rx_node = fin ? NULL : n;
+    pthread_mutex_unlock(&q->mu);
+    if (signal) {
+        signal_fd(q);
+    }
+    return 1;
 }
 
 static void maybe_writable(pwt_stream *s, int64_t outstanding) {
     if (outstanding <= s->send_high_water / 2 && atomic_exchange(&s->want_writable, 0)) {
-        push_simple(s->q, PWT_EV_STREAM_WRITABLE, s, NULL, (uint64_t)outstanding, 0, 0);
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_WRITABLE, s, NULL, (uint64_t)outstanding, 0, 0);
     }
 }
 
@@ -661,7 +812,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
     (void)h;
     switch (ev->Type) {
     case QUIC_STREAM_EVENT_START_COMPLETE:
-        push_simple(s->q, PWT_EV_STREAM_START_COMPLETE, s, NULL,
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_START_COMPLETE, s, NULL,
                     (uint64_t)ev->START_COMPLETE.Status, ev->START_COMPLETE.ID,
                     ev->START_COMPLETE.PeerAccepted);
         break;
@@ -684,27 +835,10 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             fin = 0;
         }
         if (take > 0 || fin) {
-            pwt_node *n = node_new((uint32_t)take);
-            if (n == NULL) {
+            if (!push_receive(s, ev, take, fin)) {
                 ev->RECEIVE.TotalBufferLength = 0;
                 take = 0;
                 partial = 1;
-            } else {
-                uint64_t off = 0;
-                for (uint32_t i = 0; i < ev->RECEIVE.BufferCount && off < take; i++) {
-                    uint64_t chunk = ev->RECEIVE.Buffers[i].Length;
-                    if (chunk > take - off) {
-                        chunk = take - off;
-                    }
-                    memcpy(n->data + off, ev->RECEIVE.Buffers[i].Buffer, chunk);
-                    off += chunk;
-                }
-                atomic_fetch_add(&s->buffered, (int64_t)take);
-                n->ev.type = PWT_EV_STREAM_RECEIVE;
-                n->ev.obj = s;
-                n->ev.u0 = (uint64_t)fin;
-                n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
-                queue_push(s->q, n);
             }
         }
         if (partial) {
@@ -712,7 +846,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             /* Python may have consumed everything meanwhile; if so nobody
              * else will resume, so ask Python to do it from its thread. */
             if (atomic_load(&s->buffered) * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
-                push_simple(s->q, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
+                push_ev(s->q, s->c, s, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
             }
         }
         break;
@@ -727,22 +861,22 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
         break;
     }
     case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
-        push_simple(s->q, PWT_EV_STREAM_PEER_SEND_SHUTDOWN, s, NULL, 0, 0, 0);
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_PEER_SEND_SHUTDOWN, s, NULL, 0, 0, 0);
         break;
     case QUIC_STREAM_EVENT_PEER_SEND_ABORTED:
-        push_simple(s->q, PWT_EV_STREAM_PEER_SEND_ABORTED, s, NULL,
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_PEER_SEND_ABORTED, s, NULL,
                     ev->PEER_SEND_ABORTED.ErrorCode, 0, 0);
         break;
     case QUIC_STREAM_EVENT_PEER_RECEIVE_ABORTED:
-        push_simple(s->q, PWT_EV_STREAM_PEER_RECEIVE_ABORTED, s, NULL,
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_PEER_RECEIVE_ABORTED, s, NULL,
                     ev->PEER_RECEIVE_ABORTED.ErrorCode, 0, 0);
         break;
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE:
-        push_simple(s->q, PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE, s, NULL,
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE, s, NULL,
                     ev->SEND_SHUTDOWN_COMPLETE.Graceful, 0, 0);
         break;
     case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE:
-        push_simple(s->q, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
                     ev->SHUTDOWN_COMPLETE.ConnectionShutdown,
                     ev->SHUTDOWN_COMPLETE.ConnectionErrorCode,
                     (uint64_t)ev->SHUTDOWN_COMPLETE.ConnectionCloseStatus);
@@ -762,8 +896,7 @@ uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) 
         c->h, unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL : QUIC_STREAM_OPEN_FLAG_NONE,
         stream_cb, s, &s->h);
     if (QUIC_FAILED(st)) {
-        free(s);
-        atomic_fetch_sub(&LiveObjects, 1);
+        stream_free(s);
         return st;
     }
     /* SHUTDOWN_ON_FAIL guarantees a SHUTDOWN_COMPLETE even when the start
@@ -774,8 +907,7 @@ uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) 
          * events inline; route them away from `s`, which is freed next. */
         MsQuic->SetCallbackHandler(s->h, (void *)orphan_stream_cb, NULL);
         MsQuic->StreamClose(s->h);
-        free(s);
-        atomic_fetch_sub(&LiveObjects, 1);
+        stream_free(s);
         return st;
     }
     *out = s;
@@ -795,8 +927,11 @@ uint32_t pwt_stream_send(pwt_stream *s, const unsigned char *data, uint64_t len,
     b->s = s;
     b->len = len;
     atomic_fetch_add(&s->outstanding, (int64_t)len);
-    QUIC_STATUS st = MsQuic->StreamSend(s->h, &b->buf, len ? 1 : 0,
-                                        fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE, b);
+    QUIC_SEND_FLAGS flags = fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE;
+    if (atomic_load(&s->c->allow_early)) {
+        flags |= QUIC_SEND_FLAG_ALLOW_0_RTT;
+    }
+    QUIC_STATUS st = MsQuic->StreamSend(s->h, &b->buf, len ? 1 : 0, flags, b);
     if (QUIC_FAILED(st)) {
         atomic_fetch_sub(&s->outstanding, (int64_t)len);
         free(b);
@@ -844,8 +979,7 @@ void pwt_stream_close(pwt_stream *s) {
         return;
     }
     MsQuic->StreamClose(s->h);
-    free(s);
-    atomic_fetch_sub(&LiveObjects, 1);
+    stream_free(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -930,7 +1064,11 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
             unsigned int expected = 0;
             atomic_compare_exchange_strong(&c->dgram_max, &expected, PWT_DGRAM_MIN_PATH_PAYLOAD);
         }
-        push_simple(c->q, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
+        if (c->send_ticket) {
+            /* Queued by msquic; sent once the handshake is confirmed. */
+            MsQuic->ConnectionSendResumptionTicket(h, QUIC_SEND_RESUMPTION_FLAG_FINAL, 0, NULL);
+        }
+        push_ev(c->q, c, NULL, PWT_EV_CONN_CONNECTED, c, NULL, ev->CONNECTED.SessionResumed, 0, 0);
         break;
     }
     case QUIC_CONNECTION_EVENT_PEER_CERTIFICATE_RECEIVED:
@@ -947,16 +1085,16 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         break;
     }
     case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_TRANSPORT:
-        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT, c, NULL,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT, c, NULL,
                     (uint64_t)ev->SHUTDOWN_INITIATED_BY_TRANSPORT.Status,
                     ev->SHUTDOWN_INITIATED_BY_TRANSPORT.ErrorCode, 0);
         break;
     case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_PEER:
-        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_BY_PEER, c, NULL,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_SHUTDOWN_BY_PEER, c, NULL,
                     ev->SHUTDOWN_INITIATED_BY_PEER.ErrorCode, 0, 0);
         break;
     case QUIC_CONNECTION_EVENT_SHUTDOWN_COMPLETE:
-        push_simple(c->q, PWT_EV_CONN_SHUTDOWN_COMPLETE, c, NULL,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_SHUTDOWN_COMPLETE, c, NULL,
                     ev->SHUTDOWN_COMPLETE.HandshakeCompleted,
                     ev->SHUTDOWN_COMPLETE.PeerAcknowledgedShutdown,
                     ev->SHUTDOWN_COMPLETE.AppCloseInProgress);
@@ -968,19 +1106,24 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         }
         s->h = ev->PEER_STREAM_STARTED.Stream;
         MsQuic->SetCallbackHandler(s->h, (void *)stream_cb, s);
+        /* Stream credit (MAX_STREAMS) for this stream is returned to the
+         * peer at StreamClose, i.e. when Python releases the stream, not
+         * when msquic completes its shutdown: a peer can never have more
+         * live streams than the limit, however far Python lags. */
+        ev->PEER_STREAM_STARTED.Flags |= QUIC_STREAM_OPEN_FLAG_DELAY_ID_FC_UPDATES;
         QUIC_UINT62 id = 0;
         uint32_t sz = sizeof(id);
         MsQuic->GetParam(s->h, QUIC_PARAM_STREAM_ID, &sz, &id);
-        push_simple(c->q, PWT_EV_CONN_PEER_STREAM_STARTED, c, s, id,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_PEER_STREAM_STARTED, c, s, id,
                     (uint64_t)ev->PEER_STREAM_STARTED.Flags, 0);
         break;
     }
     case QUIC_CONNECTION_EVENT_RELIABLE_RESET_NEGOTIATED:
-        push_simple(c->q, PWT_EV_CONN_RELIABLE_RESET, c, NULL,
-                    ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0, 0, 0);
+        push_ev(c->q, c, NULL, PWT_EV_CONN_RELIABLE_RESET, c, NULL,
+                ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0, 0, 0);
         break;
     case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
-        push_simple(c->q, PWT_EV_CONN_STREAMS_AVAILABLE, c, NULL,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_STREAMS_AVAILABLE, c, NULL,
                     ev->STREAMS_AVAILABLE.BidirectionalCount,
                     ev->STREAMS_AVAILABLE.UnidirectionalCount, 0);
         break;
@@ -988,19 +1131,32 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         atomic_store(&c->dgram_max, ev->DATAGRAM_STATE_CHANGED.SendEnabled
                                         ? ev->DATAGRAM_STATE_CHANGED.MaxSendLength
                                         : 0);
-        push_simple(c->q, PWT_EV_CONN_DATAGRAM_STATE, c, NULL,
+        push_ev(c->q, c, NULL, PWT_EV_CONN_DATAGRAM_STATE, c, NULL,
                     ev->DATAGRAM_STATE_CHANGED.SendEnabled,
                     ev->DATAGRAM_STATE_CHANGED.MaxSendLength, 0);
         break;
     case QUIC_CONNECTION_EVENT_DATAGRAM_RECEIVED: {
+        /* Bounded: beyond max_events queued for this connection the
+         * datagram is dropped (and counted) before any allocation. */
         const QUIC_BUFFER *b = ev->DATAGRAM_RECEIVED.Buffer;
-        pwt_node *n = node_new(b->Length);
-        if (n != NULL) {
-            memcpy(n->data, b->Buffer, b->Length);
-            n->ev.type = PWT_EV_CONN_DATAGRAM_RECEIVED;
-            n->ev.obj = c;
-            queue_push(c->q, n);
+        pwt_queue *q = c->q;
+        pthread_mutex_lock(&q->mu);
+        int full = (int64_t)c->queued >= c->max_events;
+        pthread_mutex_unlock(&q->mu);
+        if (full) {
+            atomic_fetch_add(&c->dgram_dropped, 1);
+            break;
         }
+        pwt_node *n = node_new(b->Length);
+        if (n == NULL) {
+            atomic_fetch_add(&c->dgram_dropped, 1);
+            break;
+        }
+        memcpy(n->data, b->Buffer, b->Length);
+        n->conn = c;
+        n->ev.type = PWT_EV_CONN_DATAGRAM_RECEIVED;
+        n->ev.obj = c;
+        queue_push(q, n);
         break;
     }
     case QUIC_CONNECTION_EVENT_DATAGRAM_SEND_STATE_CHANGED: {
@@ -1008,9 +1164,25 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         if (QUIC_DATAGRAM_SEND_STATE_IS_FINAL(st)) {
             free(ev->DATAGRAM_SEND_STATE_CHANGED.ClientContext);
             if (st == QUIC_DATAGRAM_SEND_CANCELED || st == QUIC_DATAGRAM_SEND_LOST_DISCARDED) {
-                push_simple(c->q, PWT_EV_CONN_DATAGRAM_LOST, c, NULL, (uint64_t)st, 0, 0);
+                push_ev(c->q, c, NULL, PWT_EV_CONN_DATAGRAM_LOST, c, NULL, (uint64_t)st, 0, 0);
             }
         }
+        break;
+    }
+    case QUIC_CONNECTION_EVENT_RESUMPTION_TICKET_RECEIVED: {
+        uint32_t len = ev->RESUMPTION_TICKET_RECEIVED.ResumptionTicketLength;
+        if (len == 0 || len > 65536) {
+            break;
+        }
+        pwt_node *n = node_new(len);
+        if (n == NULL) {
+            break;
+        }
+        memcpy(n->data, ev->RESUMPTION_TICKET_RECEIVED.ResumptionTicket, len);
+        n->conn = c;
+        n->ev.type = PWT_EV_CONN_RESUMPTION_TICKET;
+        n->ev.obj = c;
+        queue_push(c->q, n);
         break;
     }
     default:
@@ -1029,11 +1201,23 @@ static pwt_conn *conn_new(pwt_queue *q) {
     pthread_mutex_init(&c->addr_mu, NULL);
     c->recv_limit = DefaultRecvLimit;
     c->send_high_water = DefaultSendHighWater;
+    c->max_events = DefaultMaxEvents;
     atomic_fetch_add(&LiveObjects, 1);
     return c;
 }
 
 static void conn_free(pwt_conn *c) {
+    /* msquic can still indicate an event while the handle closes (a late
+     * datagram send state, #4316); records still queued must not count
+     * against this connection once it is freed. */
+    pwt_queue *q = c->q;
+    pthread_mutex_lock(&q->mu);
+    for (pwt_node *n = q->head; n != NULL; n = n->next) {
+        if (n->conn == c) {
+            n->conn = NULL;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
     pthread_mutex_destroy(&c->addr_mu);
     free(c);
     atomic_fetch_sub(&LiveObjects, 1);
@@ -1076,12 +1260,149 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
                                error_code);
 }
 
+/* ------------------------------------------------------------------ */
+/* Helper thread for msquic calls that block the caller                */
+/*
+ * ConnectionClose, called from a thread that is not the connection's
+ * worker, queues an operation and WAITS for the worker (msquic 2.5.1 has no
+ * async close, QUIC_PARAM_CONN_CLOSE_ASYNC is 2.6).  Every closed connection
+ * would cost the event loop such a round trip; closes run on this thread
+ * instead, in order, so the loop never waits.  (Client setup SetParams stay
+ * on the loop: their round trips are part of the connect latency anyway,
+ * and a helper thread that must first be scheduled only adds to it.)
+ */
+typedef struct pwt_job {
+    struct pwt_job *next;
+    pwt_conn *c;
+} pwt_job;
+
+static pthread_mutex_t JobMu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t JobCv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t JobIdleCv = PTHREAD_COND_INITIALIZER;
+static pwt_job *JobHead, *JobTail;
+static int JobBusy, JobThreadUp;
+
+static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
+                               const char *server_name, int share, const pwt_addr *local,
+                               const unsigned char *ticket, uint32_t ticket_len) {
+    QUIC_STATUS st;
+    if (share) {
+        BOOLEAN on = TRUE;
+        st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_SHARE_UDP_BINDING, sizeof(on), &on);
+        if (QUIC_FAILED(st)) {
+            return st;
+        }
+        if (local != NULL) {
+            QUIC_ADDR la;
+            addr_to_quic(local, &la);
+            st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_LOCAL_ADDRESS, sizeof(la), &la);
+            if (QUIC_FAILED(st)) {
+                return st;
+            }
+        }
+    }
+    if (ticket != NULL && ticket_len > 0) {
+        /* A stale or foreign ticket only means a full handshake. */
+        (void)MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, ticket_len, ticket);
+    }
+    QUIC_ADDR qa;
+    addr_to_quic(remote, &qa);
+    st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
+    if (QUIC_FAILED(st)) {
+        return st;
+    }
+    QUIC_ADDRESS_FAMILY fam = remote->family == 6 ? QUIC_ADDRESS_FAMILY_INET6
+                                                  : QUIC_ADDRESS_FAMILY_INET;
+    return norm(MsQuic->ConnectionStart(c->h, cfg, fam, server_name, remote->port));
+}
+
+static void *job_thread(void *arg) {
+    (void)arg;
+#ifdef SCHED_BATCH
+    /* Batch scheduling: waking this thread must not preempt the event
+     * loop's thread (which just queued the job and wants to go on). */
+    struct sched_param sp;
+    memset(&sp, 0, sizeof(sp));
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+    pthread_mutex_lock(&JobMu);
+    for (;;) {
+        while (JobHead == NULL) {
+            JobBusy = 0;
+            pthread_cond_broadcast(&JobIdleCv);
+            pthread_cond_wait(&JobCv, &JobMu);
+        }
+        pwt_job *j = JobHead;
+        JobHead = j->next;
+        if (JobHead == NULL) {
+            JobTail = NULL;
+        }
+        JobBusy = 1;
+        pthread_mutex_unlock(&JobMu);
+        MsQuic->ConnectionClose(j->c->h);
+        conn_free(j->c);
+        free(j);
+        pthread_mutex_lock(&JobMu);
+    }
+    return NULL;
+}
+
+static int job_submit(pwt_job *j) {
+    pthread_mutex_lock(&JobMu);
+    if (!JobThreadUp) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, job_thread, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            pthread_mutex_unlock(&JobMu);
+            return 0;
+        }
+        JobThreadUp = 1;
+    }
+    j->next = NULL;
+    if (JobTail) {
+        JobTail->next = j;
+    } else {
+        JobHead = j;
+    }
+    JobTail = j;
+    JobBusy = 1;
+    pthread_cond_signal(&JobCv);
+    pthread_mutex_unlock(&JobMu);
+    return 1;
+}
+
+static void jobs_flush(void) {
+    pthread_mutex_lock(&JobMu);
+    while (JobThreadUp && (JobHead != NULL || JobBusy)) {
+        pthread_cond_wait(&JobIdleCv, &JobMu);
+    }
+    pthread_mutex_unlock(&JobMu);
+}
+
 void pwt_conn_close(pwt_conn *c) {
     if (c == NULL) {
         return;
     }
+    pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
+    if (j != NULL) {
+        j->c = c;
+        if (job_submit(j)) {
+            return;
+        }
+        free(j);
+    }
     MsQuic->ConnectionClose(c->h);
     conn_free(c);
+}
+
+uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
+                           const char *server_name, int32_t share, const pwt_addr *local,
+                           const unsigned char *ticket, uint32_t ticket_len) {
+    return conn_start_now(c, cfg->h, remote, server_name, share, local, ticket, ticket_len);
 }
 
 uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {
@@ -1151,6 +1472,25 @@ uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t
     return norm(st);
 }
 
+uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local) {
+    BOOLEAN share = TRUE;
+    QUIC_STATUS st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_SHARE_UDP_BINDING, sizeof(share), &share);
+    if (QUIC_FAILED(st) || local == NULL) {
+        return norm(st);
+    }
+    QUIC_ADDR qa;
+    addr_to_quic(local, &qa);
+    return norm(MsQuic->SetParam(c->h, QUIC_PARAM_CONN_LOCAL_ADDRESS, sizeof(qa), &qa));
+}
+
+uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len) {
+    return norm(MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, len, ticket));
+}
+
+void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow) {
+    atomic_store(&c->allow_early, allow ? 1 : 0);
+}
+
 uint32_t pwt_conn_datagram_max(pwt_conn *c) { return atomic_load(&c->dgram_max); }
 
 uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap) {
@@ -1176,6 +1516,8 @@ static QUIC_STATUS QUIC_API listener_cb(HQUIC h, void *ctx, QUIC_LISTENER_EVENT 
         }
         c->recv_limit = l->recv_limit;
         c->send_high_water = l->send_high_water;
+        c->max_events = l->max_events;
+        c->send_ticket = l->send_tickets;
         c->h = ev->NEW_CONNECTION.Connection;
         MsQuic->SetCallbackHandler(c->h, (void *)conn_cb, c);
         QUIC_STATUS st = MsQuic->ConnectionSetConfiguration(c->h, l->cfg);
@@ -1209,6 +1551,7 @@ uint32_t pwt_listener_open(pwt_queue *q, pwt_config *cfg, pwt_listener **out) {
     l->cfg = cfg->h;
     l->recv_limit = DefaultRecvLimit;
     l->send_high_water = DefaultSendHighWater;
+    l->max_events = DefaultMaxEvents;
     QUIC_STATUS st = MsQuic->ListenerOpen(Registration, listener_cb, l, &l->h);
     if (QUIC_FAILED(st)) {
         free(l);

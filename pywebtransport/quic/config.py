@@ -27,6 +27,18 @@ class QuicConfiguration:
     (else the system store), and ``verify_peer`` makes it mandatory.
     ``reliable_reset`` offers RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset,
     transport parameter 0x1d), which WebTransport draft-14+ peers require.
+
+    Bounds and options of the native data path (see docs/tuning.md):
+
+    * ``max_queued_events``: events of one connection waiting for the event
+      loop; received datagrams beyond it are dropped and counted
+      (``QuicConnection.counters().native_datagrams_dropped``).
+    * ``share_udp_binding`` (clients): connections to the same server address
+      share one UDP socket instead of 4 file descriptors each.
+    * ``session_resumption``: clients keep TLS resumption tickets and resume
+      the next connection to the same server; servers issue tickets.
+    * ``early_data``: also 0-RTT (servers accept it; resuming clients may
+      send stream data before the handshake completes).
     """
 
     is_client: bool = True
@@ -55,6 +67,10 @@ class QuicConfiguration:
     max_datagram_queue: int = 1024
     pacing: bool = True
     reliable_reset: bool = True
+    max_queued_events: int = 4096
+    share_udp_binding: bool = True
+    session_resumption: bool = False
+    early_data: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,6 +88,19 @@ class QuicConfiguration:
         if self.is_client:
             return self.verifies_peer or bool(self.certificate_hashes)
         return self.verifies_peer or self.request_client_certificate
+
+    @property
+    def issues_tickets(self) -> bool:
+        """Server: whether clients get resumption tickets.
+
+        Not when client certificates are requested: a resumed handshake
+        carries no certificate, so the application could not see who it is.
+        """
+        return (
+            not self.is_client
+            and self.session_resumption
+            and not (self.verifies_peer or self.request_client_certificate)
+        )
 
     def validate(self) -> None:
         """Raise ConfigError with a clear message on any invalid value."""
@@ -115,6 +144,10 @@ class QuicConfiguration:
             )
         if self.max_stream_buffer <= 0 or self.send_buffer_high_water <= 0:
             raise ConfigError("max_stream_buffer and send_buffer_high_water must be > 0")
+        if not 1 <= self.max_queued_events <= 1 << 30:
+            raise ConfigError(f"max_queued_events must be within 1..2**30, got {self.max_queued_events}")
+        if self.early_data and not self.session_resumption:
+            raise ConfigError("early_data (0-RTT) needs session_resumption=True")
 
     def cache_key(self) -> tuple[Any, ...]:
         """A snapshot identifying the native configuration this produces.
@@ -146,7 +179,9 @@ class QuicConfiguration:
             "congestion_control": _CONGESTION[self.congestion_control],
             "send_buffering_enabled": -1,
             "pacing_enabled": 1 if self.pacing else 0,
-            "server_resumption_level": -1,
+            "server_resumption_level": (
+                -1 if not self.issues_tickets else 2 if self.early_data else 1
+            ),
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,
             "reliable_reset_enabled": 1 if self.reliable_reset else 0,

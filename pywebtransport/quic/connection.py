@@ -7,7 +7,7 @@ import functools
 import ipaddress
 import logging
 import socket
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -45,6 +45,9 @@ _CERT_STATUSES = {
 
 Address = tuple[str, int]
 
+_EV_DATAGRAM = lib.PWT_EV_CONN_DATAGRAM_RECEIVED
+_EV_PEER_STREAM = lib.PWT_EV_CONN_PEER_STREAM_STARTED
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStats:
@@ -64,6 +67,32 @@ class ConnectionStats:
     stream_bytes_sent: int
     stream_bytes_received: int
     congestion_events: int
+    #: Received datagrams the shim dropped because the connection's event
+    #: queue was full (``QuicConfiguration.max_queued_events``).
+    native_datagrams_dropped: int = 0
+    #: Events of this connection waiting for the event loop now, and the most ever.
+    queued_events: int = 0
+    peak_queued_events: int = 0
+    #: Native streams not yet released by Python, and the most ever.
+    live_streams: int = 0
+    peak_live_streams: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCounters:
+    """The shim's per-connection counters (cheap: no round trip to msquic)."""
+
+    native_datagrams_dropped: int
+    queued_events: int
+    peak_queued_events: int
+    live_streams: int
+    peak_live_streams: int
+
+
+# Client TLS resumption tickets: (configuration key, server name, address, port) ->
+# (ticket, the certificate verified on the connection that received it).
+_TICKETS: "OrderedDict[tuple[Any, ...], tuple[bytes, Any]]" = OrderedDict()
+_TICKETS_MAX = 1024
 
 
 def _addr_to_native(host: str, port: int) -> Any:
@@ -151,6 +180,11 @@ class QuicConnection:
         self.alpn: str | None = None
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
+        self._held_streams: set[QuicStream] = set()
+        self._ticket_key: tuple[Any, ...] | None = None
+        self._resumed_certificate: PeerCertificate | None = None
+        #: True when the TLS handshake resumed an earlier session (ticket).
+        self.session_resumed = False
         self.server_name: str | None = None
         # The peer's verified certificate (None if not verified or none was sent),
         # and why we rejected it if we did.
@@ -199,28 +233,41 @@ class QuicConnection:
     # -- events ------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
         t = ev.type
-        if t == lib.PWT_EV_CONN_DATAGRAM_RECEIVED:
-            data = ffi.unpack(ffi.cast("char *", ev.data), ev.len)
-            if self._on_datagram is not None:
-                self._on_datagram(data)
+        if t == _EV_DATAGRAM:
+            data = ffi.unpack(ev.data, ev.len)
+            on_datagram = self._on_datagram
+            if on_datagram is not None:
+                on_datagram(data)
                 return
             if len(self._datagrams) >= self.config.max_datagram_queue:
                 self._datagrams.popleft()
                 self.datagrams_dropped += 1
             self._datagrams.append(data)
             self._datagram_waiters.wake_all()
-        elif t == lib.PWT_EV_CONN_PEER_STREAM_STARTED:
-            flags = int(ev.u1)
-            stream = QuicStream(self, ev.obj2, unidirectional=bool(flags & 1), local=False)
-            stream.stream_id = int(ev.u0)
-            self._track_stream(stream, ev.obj2)
+        elif t == _EV_PEER_STREAM:
+            handle = ev.obj2
+            stream = QuicStream(self, handle, unidirectional=bool(ev.u1 & 1), local=False)
+            stream.stream_id = ev.u0
+            self._streams[handle] = stream
+            self._engine.objects[handle] = stream
             if self.on_stream is not None:
                 self.on_stream(stream)
             else:
                 self._incoming.append(stream)
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
+            self.session_resumed = bool(ev.u0)
+            if self.session_resumed and self._resumed_certificate is not None:
+                # A resumed handshake carries no certificate: report the one that was
+                # verified when the ticket was issued (the ticket is bound to it).
+                self.peer_certificate = self._resumed_certificate
             self._on_connected()
+        elif t == lib.PWT_EV_CONN_RESUMPTION_TICKET:
+            if self._ticket_key is not None:
+                _TICKETS[self._ticket_key] = (ffi.unpack(ev.data, ev.len), self.peer_certificate)
+                _TICKETS.move_to_end(self._ticket_key)
+                while len(_TICKETS) > _TICKETS_MAX:
+                    _TICKETS.popitem(last=False)
         elif t == lib.PWT_EV_CONN_PEER_CERTIFICATE:
             self._on_peer_certificate(ev)
         elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
@@ -296,15 +343,35 @@ class QuicConnection:
         if self.on_connected is not None:
             self.on_connected(self)
 
+    # cffi pointers hash and compare by address whatever their type, so the
+    # handle itself is the key (no ffi.cast per stream).
     def _track_stream(self, stream: QuicStream, handle: Any) -> None:
-        key = ffi.cast("void *", handle)
-        self._streams[key] = stream
-        self._engine.objects[key] = stream
+        self._streams[handle] = stream
+        self._engine.objects[handle] = stream
 
     def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
-        key = ffi.cast("void *", handle)
-        self._streams.pop(key, None)
-        self._engine.objects.pop(key, None)
+        self._streams.pop(handle, None)
+        self._engine.objects.pop(handle, None)
+
+    def _hold(self, stream: QuicStream) -> None:
+        self._held_streams.add(stream)
+
+    def _release_held(self, stream: QuicStream) -> None:
+        self._held_streams.discard(stream)
+
+    def counters(self) -> ConnectionCounters:
+        """The shim's counters for this connection (queue, drops, live streams)."""
+        if self._handle is None:
+            return ConnectionCounters(0, 0, 0, 0, 0)
+        c = ffi.new("pwt_conn_counters *")
+        lib.pwt_conn_counters_get(self._handle, c)
+        return ConnectionCounters(
+            native_datagrams_dropped=int(c.datagrams_dropped),
+            queued_events=int(c.queued_events),
+            peak_queued_events=int(c.peak_queued_events),
+            live_streams=int(c.live_streams),
+            peak_live_streams=int(c.peak_live_streams),
+        )
 
     def _finalize(self) -> None:
         handle = self._handle
@@ -315,6 +382,8 @@ class QuicConnection:
         # msquic completes streams before their connection; close any left.
         for stream in list(self._streams.values()):
             stream._finalize(True)
+        for stream in list(self._held_streams):
+            stream.release()
         self._handle = None
         self._engine.unregister(handle)
         lib.pwt_conn_close(handle)
@@ -426,6 +495,7 @@ class QuicConnection:
         status = lib.pwt_conn_stats(handle, s)
         if status != 0:
             raise QuicError(f"cannot read statistics: {_native.status_name(status)}")
+        counters = self.counters()
         return ConnectionStats(
             rtt=s.rtt_us / 1e6,
             min_rtt=s.min_rtt_us / 1e6,
@@ -441,6 +511,11 @@ class QuicConnection:
             stream_bytes_sent=int(s.send_stream_bytes),
             stream_bytes_received=int(s.recv_stream_bytes),
             congestion_events=int(s.send_congestion_count),
+            native_datagrams_dropped=counters.native_datagrams_dropped,
+            queued_events=counters.queued_events,
+            peak_queued_events=counters.peak_queued_events,
+            live_streams=counters.live_streams,
+            peak_live_streams=counters.peak_live_streams,
         )
 
     async def __aenter__(self) -> "QuicConnection":
@@ -479,12 +554,19 @@ async def connect(
     *,
     server_name: str | None = None,
     timeout: float | None = None,
+    early_data: bool = False,
 ) -> QuicConnection:
     """Connect to ``host:port``; returns once the handshake completed.
 
     Every address ``host`` resolves to is tried in turn (``localhost`` often
     resolves to ``::1`` first while servers listen on ``127.0.0.1``);
     ``timeout`` bounds the whole attempt.
+
+    With ``early_data=True`` and a configuration with ``early_data`` enabled,
+    a connection that resumes with a stored ticket is returned as soon as it
+    started: streams written now travel as 0-RTT data (msquic resends them
+    if the server declines).  Use :meth:`QuicConnection.wait_connected` to
+    wait for the handshake.  Without a ticket it waits as usual.
     """
     config = config or QuicConfiguration(is_client=True)
     if not config.is_client:
@@ -498,7 +580,9 @@ async def connect(
     for index, ip in enumerate(addresses):
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await _connect_one(engine, config, native_config, ip, port, name, remaining, host)
+            return await _connect_one(
+                engine, config, native_config, ip, port, name, remaining, host, early_data
+            )
         except CertificateVerifyError:
             raise
         except ConnectError:
@@ -516,31 +600,64 @@ async def _connect_one(
     server_name: str,
     timeout: float | None,
     host: str,
+    early_data: bool = False,
 ) -> QuicConnection:
+    share_key = (ip, port)
+    shared = engine.shared_bindings.get(share_key) if config.share_udp_binding else None
     out = ffi.new("pwt_conn **")
     status = lib.pwt_conn_open(engine.queue, out)
     if status != 0:
         raise ConnectError(f"cannot open connection: {_native.status_name(status)}")
     lib.pwt_conn_set_limits(out[0], config.max_stream_buffer, config.send_buffer_high_water)
+    lib.pwt_conn_set_event_limit(out[0], config.max_queued_events)
     conn = QuicConnection(engine, out[0], is_client=True, config=config)
     conn._native_config = native_config
     conn.server_name = server_name
-    status = lib.pwt_conn_start(
-        out[0], native_config.handle, _addr_to_native(ip, port), server_name.encode()
+    local = _addr_to_native(*shared) if shared is not None else ffi.NULL
+    zero_rtt = False
+    ticket: bytes | None = None
+    if config.session_resumption:
+        conn._ticket_key = (native_config.key, server_name, ip, port)
+        stored = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
+        if stored is not None:
+            ticket, conn._resumed_certificate = stored
+        if ticket is not None and config.early_data:
+            lib.pwt_conn_allow_early_data(out[0], 1)
+            zero_rtt = early_data
+    status = lib.pwt_conn_start_ex(
+        out[0],
+        native_config.handle,
+        _addr_to_native(ip, port),
+        server_name.encode(),
+        1 if config.share_udp_binding else 0,
+        local,
+        ticket if ticket is not None else ffi.NULL,
+        len(ticket) if ticket is not None else 0,
     )
     if status != 0:
         conn.close()
         raise ConnectError(f"cannot start connection: {_native.status_name(status)}")
+    if zero_rtt:
+        return conn
     try:
         await asyncio.wait_for(asyncio.shield(conn._connected), timeout)
     except asyncio.TimeoutError:
         conn.close()
         raise ConnectError(f"connecting to {host}:{port} timed out after {timeout}s") from None
     except ConnectionClosed as exc:
+        if shared is not None and engine.shared_bindings.get(share_key) == shared:
+            # The shared socket is gone and its port was taken: use a new one.
+            del engine.shared_bindings[share_key]
+            if exc.reason.status == "ADDRESS_IN_USE":
+                return await _connect_one(
+                    engine, config, native_config, ip, port, server_name, timeout, host, early_data
+                )
         raise _connect_error(exc.reason, host, port, conn.certificate_error) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
         conn.close()
         raise
+    if config.share_udp_binding and shared is None and conn.local_address is not None:
+        engine.shared_bindings[share_key] = conn.local_address
     return conn
 
 
@@ -565,6 +682,8 @@ class QuicListener:
             raise QuicError(f"cannot open listener: {_native.status_name(status)}")
         self._handle = out[0]
         lib.pwt_listener_set_limits(self._handle, config.max_stream_buffer, config.send_buffer_high_water)
+        lib.pwt_listener_set_event_limit(self._handle, config.max_queued_events)
+        lib.pwt_listener_set_resumption(self._handle, 1 if config.issues_tickets else 0)
         engine.register(self._handle, self)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._pending: deque[QuicConnection] = deque()
@@ -618,6 +737,9 @@ class QuicListener:
 
     def _on_handshake_done(self, conn: QuicConnection) -> None:
         conn.on_connected = None
+        if self._loop.is_closed():  # drained at exit / after the loop ended: nobody to serve it
+            conn.close(0)
+            return
         if self._handler is None:
             self._pending.append(conn)
             self._waiters.wake_all()

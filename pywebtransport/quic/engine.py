@@ -3,7 +3,17 @@
 One :class:`Engine` exists per asyncio loop.  msquic worker threads append
 event records to its queue; the queue's fd wakes the loop (``add_reader``)
 only on the empty -> non-empty transition, and :meth:`Engine._drain` pulls
-every pending record with one native call per batch.
+one batch of records per wake-up with one native call.
+
+The drain is bounded: it handles at most ``_BATCH`` records and returns to
+the loop.  The fd stays readable while records remain (it is reset only when
+the queue is empty), so the loop calls the drain again after the callbacks
+that became ready meanwhile: a fast peer cannot starve the loop.
+
+Loops without ``add_reader`` (Windows' default ``ProactorEventLoop``) get a
+:class:`_SocketWakeup` instead: a task awaiting ``loop.sock_recv()`` on the
+wake-up socket (on Windows the shim's fd is one end of a loopback socket
+pair), which drains batch after batch, yielding to the loop in between.
 """
 
 from __future__ import annotations
@@ -11,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import atexit
 import select
+import socket
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .. import _native
 from .._native import ffi, lib
 from .config import QuicConfiguration
 from .errors import ConfigError
 
+# Records handled per wake-up of the loop (bounded work per callback).
 _BATCH = 256
 
 
@@ -89,6 +101,7 @@ class NativeConfig:
                 "check that the certificate and key files are valid PEM and match"
             )
         self.handle = out[0]
+        self.key = config.cache_key()
         NativeConfig.live.add(self)
         self.max_stream_buffer = config.max_stream_buffer
         self.send_high_water = config.send_buffer_high_water
@@ -107,6 +120,73 @@ class NativeConfig:
             pass
 
 
+class _ReaderWakeup:
+    """Wake-ups through ``loop.add_reader`` (selector loops, uvloop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]) -> None:
+        loop.add_reader(fd, drain)  # NotImplementedError on loops without it
+        self.loop = loop
+        self.fd = fd
+
+    def stop(self) -> None:
+        if not self.loop.is_closed():
+            try:
+                self.loop.remove_reader(self.fd)
+            except Exception:
+                pass
+
+
+class _SocketWakeup:
+    """Wake-ups through a task awaiting ``loop.sock_recv`` (loops without ``add_reader``).
+
+    ``fd`` must be a socket (the shim's Windows wake-up is a loopback socket
+    pair).  The socket object only borrows it: :meth:`stop` detaches, the
+    shim closes it.  Each wake-up byte received is followed by drains until
+    a batch comes back short, i.e. the queue was emptied (the shim then
+    clears the socket and signals again on its next record).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]) -> None:
+        self.loop = loop
+        self.fd = fd
+        self._drain = drain
+        self._sock = socket.socket(fileno=fd)
+        self._sock.setblocking(False)
+        self.task: asyncio.Task[None] = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            data = await self.loop.sock_recv(self._sock, 64)
+            if not data:
+                return  # the write end is gone: the queue was freed
+            while True:
+                try:
+                    n = self._drain()
+                except Exception as exc:  # keep waking: one bad batch must not stop the engine
+                    self.loop.call_exception_handler(
+                        {"message": "error while draining QUIC events", "exception": exc}
+                    )
+                    n = 0
+                if n < _BATCH:
+                    break
+                await asyncio.sleep(0)  # let the callbacks that became ready run
+
+    def stop(self) -> None:
+        if not self.loop.is_closed():
+            self.task.cancel()
+        self._sock.detach()  # the shim owns (and closes) the socket
+
+
+def _wakeup_for(
+    loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]
+) -> "_ReaderWakeup | _SocketWakeup":
+    """``add_reader`` where the loop has it, else a ``sock_recv`` task (Windows Proactor)."""
+    try:
+        return _ReaderWakeup(loop, fd, drain)
+    except NotImplementedError:
+        return _SocketWakeup(loop, fd, drain)
+
+
 class Engine:
     """Event queue + dispatch table for one asyncio loop."""
 
@@ -123,8 +203,12 @@ class Engine:
             raise OSError("cannot create the native event queue")
         self.fd = lib.pwt_queue_fd(self.queue)
         self.objects: dict[Any, NativeObject] = {}
+        # Client connections share one UDP socket per server address:
+        # (server ip, port) -> local address of the shared socket.
+        self.shared_bindings: dict[tuple[str, int], tuple[str, int]] = {}
         self._events = ffi.new("pwt_event[]", _BATCH)
-        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: _ReaderWakeup | _SocketWakeup | None = None
+        self._socket_wakeup = False  # wake-ups via sock_recv (see drain_blocking)
         self._attach()
         Engine._all.append(self)
 
@@ -155,54 +239,60 @@ class Engine:
                 cls._all.remove(engine)
 
     def _attach(self) -> None:
-        self.loop.add_reader(self.fd, self._drain)
-        self._reader_loop = self.loop
+        self._wakeup = _wakeup_for(self.loop, self.fd, self._drain)
+        self._socket_wakeup = isinstance(self._wakeup, _SocketWakeup)
 
     def register(self, handle: Any, obj: NativeObject) -> None:
-        self.objects[ffi.cast("void *", handle)] = obj
+        self.objects[handle] = obj  # cffi pointers hash by address, whatever their type
 
     def unregister(self, handle: Any) -> None:
-        self.objects.pop(ffi.cast("void *", handle), None)
+        self.objects.pop(handle, None)
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
+        """Handle one batch of records; returns how many were handled.
+
+        Never loops: records left in the queue keep the fd readable, so the
+        loop comes back after running what else is ready.
+        """
         events = self._events
         objects = self.objects
-        while True:
-            n = lib.pwt_queue_poll(self.queue, events, _BATCH)
-            pending: BaseException | None = None
-            for i in range(n):
-                ev = events[i]
-                obj = objects.get(ev.obj)
-                if obj is not None:
-                    try:
-                        obj._on_event(ev)
-                    except Exception as exc:  # a bug in a handler must not kill the drain
-                        if self.loop.is_closed():
-                            continue
-                        self.loop.call_exception_handler(
-                            {"message": "error while handling a QUIC event", "exception": exc}
-                        )
-                    except BaseException as exc:  # finish the batch: its records die at the next poll
-                        pending = pending or exc
-            if pending is not None:
-                raise pending
-            if n < _BATCH:
-                return
+        n: int = lib.pwt_queue_poll(self.queue, events, _BATCH)
+        pending: BaseException | None = None
+        for i in range(n):
+            ev = events[i]
+            obj = objects.get(ev.obj)
+            if obj is not None:
+                try:
+                    obj._on_event(ev)
+                except Exception as exc:  # a bug in a handler must not kill the drain
+                    if self.loop.is_closed():
+                        continue
+                    self.loop.call_exception_handler(
+                        {"message": "error while handling a QUIC event", "exception": exc}
+                    )
+                except BaseException as exc:  # finish the batch: its records die at the next poll
+                    pending = pending or exc
+        if pending is not None:
+            raise pending
+        return n
 
     def drain_blocking(self, deadline: float) -> None:
         """Process events without a running loop (interpreter exit)."""
+        # A sock_recv left pending by a stopped _SocketWakeup may swallow a
+        # wake-up byte: then poll every 50 ms whether or not the fd fired.
+        stolen = self._socket_wakeup
         while self.objects and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
-            if ready:
-                self._drain()
+            timeout = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.fd], [], [], min(timeout, 0.05) if stolen else timeout)
+            if ready or stolen:
+                while self._drain() == _BATCH:
+                    pass
 
     def close_all(self, deadline: float) -> None:
         """Abort every object and process events until all are closed (no running loop)."""
-        if self._reader_loop is not None and not self._reader_loop.is_closed():
-            try:
-                self._reader_loop.remove_reader(self.fd)
-            except Exception:
-                pass
+        if self._wakeup is not None:
+            self._wakeup.stop()
+            self._wakeup = None
         while self.objects and time.monotonic() < deadline:
             self.shutdown_all()  # again: connections accepted meanwhile must go too
             self.drain_blocking(min(deadline, time.monotonic() + 0.25))

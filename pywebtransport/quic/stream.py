@@ -55,6 +55,10 @@ class QuicStream:
     ) -> None:
         self._conn = conn
         self._handle = handle
+        # A peer stream whose shutdown completed while received bytes were
+        # still unconsumed keeps its native handle here until they are: the
+        # peer's stream credit is returned only when the handle is closed.
+        self._held: Any = None
         self._loop = conn._loop
         self.stream_id: int = -1
         self.is_unidirectional = unidirectional
@@ -68,7 +72,11 @@ class QuicStream:
         self._recv_aborted = False
         self._readers = Waiters()
         self._writers = Waiters()
-        self._started: asyncio.Future[None] = self._loop.create_future()
+        # Peer streams are started when they appear: their future is made
+        # (already resolved) only if someone asks for it.
+        self._started_fut: asyncio.Future[None] | None = (
+            self._loop.create_future() if local else None
+        )
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._receiver: DataReceiver | None = None
         self._on_reset: ErrorReceiver | None = None
@@ -78,8 +86,14 @@ class QuicStream:
         self.bytes_received = 0
         # Leading bytes a reset must still deliver (RESET_STREAM_AT), e.g. a stream header.
         self.reliable_size = 0
-        if not local:
-            self._started.set_result(None)
+
+    @property
+    def _started(self) -> "asyncio.Future[None]":
+        fut = self._started_fut
+        if fut is None:
+            fut = self._started_fut = self._loop.create_future()
+            fut.set_result(None)
+        return fut
 
     # -- properties --------------------------------------------------------
     @property
@@ -105,9 +119,15 @@ class QuicStream:
 
     def native_buffered(self) -> int:
         """Bytes the shim has handed over and not yet seen consumed."""
-        if self._handle is None:
+        handle = self._handle if self._handle is not None else self._held
+        if handle is None:
             return 0
-        return int(lib.pwt_stream_buffered(self._handle))
+        return int(lib.pwt_stream_buffered(handle))
+
+    @property
+    def holds_credit(self) -> bool:
+        """True while the finished stream still counts against the peer's stream limit."""
+        return self._held is not None
 
     # -- push API ----------------------------------------------------------
     def set_receiver(
@@ -135,15 +155,36 @@ class QuicStream:
 
     def consumed(self, n: int) -> None:
         """Report that ``n`` delivered bytes were consumed (push mode)."""
-        if n and self._handle is not None:
-            lib.pwt_stream_consumed(self._handle, n)
+        if n:
+            if self._handle is not None:
+                lib.pwt_stream_consumed(self._handle, n)
+            elif self._held is not None:
+                lib.pwt_stream_consumed(self._held, n)
+                self._maybe_release()
+
+    def release(self) -> None:
+        """Give the peer its stream credit back now, dropping unconsumed bytes.
+
+        Only meaningful after the stream finished; open streams release at
+        their shutdown (or when their bytes are consumed).
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._conn._release_held(self)
+            lib.pwt_stream_close(held)
+
+    def _maybe_release(self) -> None:
+        held = self._held
+        if held is not None and lib.pwt_stream_buffered(held) <= 0:
+            self.release()
 
     # -- events ------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
         t = ev.type
         if t == _EV_RECEIVE:
             n = ev.len
-            data = ffi.unpack(ffi.cast("char *", ev.data), n) if n else b""
+            data = ffi.unpack(ev.data, n) if n else b""
             fin = bool(ev.u0)
             self.bytes_received += n
             if fin:
@@ -199,10 +240,21 @@ class QuicStream:
     def _finalize(self, connection_shutdown: bool) -> None:
         handle = self._handle
         if handle is None:
+            if connection_shutdown:
+                self.release()
             return
         self._handle = None
         self._conn._forget_stream(self, handle)
-        lib.pwt_stream_close(handle)
+        if (
+            not connection_shutdown
+            and not self.is_local
+            and not self._recv_aborted
+            and lib.pwt_stream_buffered(handle) > 0
+        ):
+            self._held = handle
+            self._conn._hold(self)
+        else:
+            lib.pwt_stream_close(handle)
         if self._loop.is_closed():
             return
         if connection_shutdown:
@@ -216,8 +268,9 @@ class QuicStream:
             self._read_error = StreamClosedError(f"stream {self.stream_id} closed")
         if self._write_error is None:
             self._write_error = StreamClosedError(f"stream {self.stream_id} closed")
-        if not self._started.done():
-            self._started.set_exception(self._write_error)
+        started = self._started_fut
+        if started is not None and not started.done():
+            started.set_exception(self._write_error)
         if not self._closed.done():
             self._closed.set_result(None)
         self._wake_reader()
@@ -241,8 +294,12 @@ class QuicStream:
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
-        if self._handle is not None and data:
-            lib.pwt_stream_consumed(self._handle, len(data))
+        if data:
+            if self._handle is not None:
+                lib.pwt_stream_consumed(self._handle, len(data))
+            elif self._held is not None:
+                lib.pwt_stream_consumed(self._held, len(data))
+                self._maybe_release()
         return data
 
     async def read(self, n: int = -1) -> bytes:
@@ -393,6 +450,12 @@ class QuicStream:
 
     def stop_sending(self, error_code: int = 0) -> None:
         """Abort the receiving side (STOP_SENDING)."""
+        if self._held is not None and self.readable:
+            # Finished already: nothing to stop, but unread bytes are dropped.
+            self._recv_aborted = True
+            self._buffer.take()
+            self.release()
+            return
         if self._handle is None or self._recv_aborted or not self.readable:
             return
         self._recv_aborted = True

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import ServerConfig
-from ..exceptions import MiddlewareRejected, WebTransportError
+from ..exceptions import MiddlewareRejected, ServerError, WebTransportError
 from ..quic import QuicError
 from ..session import WebTransportSession
 from ..types import EventType, SessionHandler
@@ -220,8 +220,18 @@ class ServerApp:
         finally:
             await self.shutdown()
 
-    def run(self, host: str | None = None, port: int | None = None) -> None:
-        """Blocking entry point: ``asyncio.run(serve())``; Ctrl-C stops it."""
+    def run(self, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+        """Blocking entry point: ``asyncio.run(serve())``; Ctrl-C stops it.
+
+        With ``workers > 1`` the app is served by that many forked processes sharing the UDP
+        port (Linux; see `pywebtransport.server.workers`); raises ServerError if a worker fails.
+        """
+        if workers > 1:
+            from .workers import run_workers
+
+            if run_workers(self, host, port, workers) != 0:
+                raise ServerError("a worker process exited; all workers were stopped")
+            return
         try:
             asyncio.run(self.serve(host=host, port=port))
         except KeyboardInterrupt:
