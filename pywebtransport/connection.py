@@ -149,6 +149,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._credit_waiters = Waiters()
         self.credit_updates_sent = 0
         self.credit_updates_received = 0
+        # Last WT_*_BLOCKED frame sent per (session, kind): one per peer limit value.
+        self._blocked_reported: dict[tuple[int, str], bytes] = {}
+        self.blocked_sent = 0
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStreamTransport] = {}
         self._bindings: dict[int, _Binding] = {}
@@ -637,6 +640,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         try:
             # The peer's WT_MAX_STREAMS may hold us back; wait for its credit.
             while not self.h3.can_open_stream(session_id, bidi) and self._usable(session_id):
+                self._send_blocked(session_id, bidi=bidi)
                 await self._credit_waiters.wait()
             prefix = self.h3.open_webtransport_stream(session_id, stream.stream_id, bidi)
         except H3UsageError as exc:
@@ -653,6 +657,11 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             binding = _Binding(self, stream)
             self._bindings[stream.stream_id] = binding
             stream.set_receiver(_discard, None, binding.on_stop, binding.on_closed)
+        # A reset must still deliver the stream header (RESET_STREAM_AT when negotiated).  One
+        # payload byte more, when one was sent: quic-go (webtransport-go v0.12) reads the header
+        # byte by byte and drops the stream if the reset error arrives with the header's last
+        # byte, i.e. whenever RESET_STREAM_AT is processed before the header is read.
+        stream.reliable_size = len(prefix) + 1
         stream.write_nowait(prefix)
         return stream
 
@@ -676,6 +685,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                 if stream.write_error is not None or stream.is_closed:
                     await stream.write(rest, fin=fin)  # raises the stream's own error
                     return
+                self._send_blocked(session_id, data=True)
                 if not await wait_with_timeout(self._credit_waiters.wait(), self.write_timeout):  # config: write_timeout
                     raise WriteTimeout(f"no WebTransport credit within {self.write_timeout}s")
                 credit = self._send_credit(session_id)
@@ -713,6 +723,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._route_datagrams(session_id, None)
         self.sessions.pop(session_id, None)
         self._credit.pop(session_id, None)
+        for kind in ("data", "bidi", "uni"):
+            self._blocked_reported.pop((session_id, kind), None)
         self._credit_waiters.wake_all()
 
     def payload_consumed(self, session_id: int, n: int) -> None:
@@ -767,6 +779,25 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
                 self.credit_updates_sent += 1
         except (H3UsageError, QuicError) as exc:
             log.debug("cannot grant WebTransport credit on session %d: %s", session_id, exc)
+
+    def _send_blocked(self, session_id: int, *, data: bool = False, bidi: bool | None = None) -> None:
+        """Tell the peer its limit holds us back (WT_DATA_BLOCKED / WT_STREAMS_BLOCKED).
+
+        Sent once per limit value: waiting again at the same limit sends nothing more.
+        """
+        stream = self._streams.get(session_id)
+        if stream is None or stream.is_closed:
+            return
+        frame = self.h3.session_blocked_data(session_id, data=data, bidi=bidi)
+        key = (session_id, "data" if data else "bidi" if bidi else "uni")
+        if not frame or self._blocked_reported.get(key) == frame:
+            return
+        self._blocked_reported[key] = frame
+        try:
+            stream.write_nowait(frame)
+            self.blocked_sent += 1
+        except QuicError as exc:
+            log.debug("cannot send a BLOCKED capsule on session %d: %s", session_id, exc)
 
     def _rtt(self) -> float:
         """Smoothed RTT, refreshed at most every 100 ms (a stats query blocks the loop briefly)."""

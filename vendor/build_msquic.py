@@ -8,8 +8,10 @@ script:
 1. ``cargo fetch``es the exact version pinned in ``vendor/msquic/Cargo.lock``;
 2. runs CMake over the unpacked crate with our own flags (Release, shared
    library, logging off, tools/tests off);
-3. installs ``libmsquic.so.2`` and the public headers into a cache directory
-   keyed by crate version and flags, e.g.
+3. applies :data:`SOURCE_PATCHES` to a temporary copy of the crate (today:
+   the RESET_STREAM_AT codepoints, see below);
+4. installs ``libmsquic.so.2`` and the public headers into a cache directory
+   keyed by crate version, flags and patches, e.g.
    ``~/.cache/pywebtransport/msquic-2.5.1-beta-<hash>/``.
 
 A second run finds the cache and returns in well under a second.  The cache
@@ -78,7 +80,61 @@ def build_tools(system: str) -> tuple[str, ...]:
 
 CMAKE_FLAGS = platform_flags(platform.system())
 # Bumped when this script changes what it produces.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
+
+# Exact text substitutions applied to a temporary copy of the crate before building
+# (path relative to the crate root, text to find exactly once, replacement).
+#
+# 1. msquic 2.5.1 implements draft-ietf-quic-reliable-stream-reset with the codepoints of
+# its first draft: transport parameter 0x17f7586d2cb570 and frame type 0x21.  The current
+# draft (-09) uses transport parameter 0x1d and RESET_STREAM_AT frame type 0x24 with the
+# same frame layout (stream id, error code, final size, reliable size) and an empty
+# parameter, which is what quic-go >= 0.61 sends (it also accepts 0x17f7586d2cb571 of
+# draft -07, never ...570).  WebTransport draft-14+ peers such as webtransport-go v0.12
+# refuse servers without it.  Only the two codepoints change; the feature stays off
+# unless QUIC_SETTINGS.ReliableResetEnabled is set (the stack sets it).
+# 2. A receive-side fix for reliable resets (below).
+SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
+    (
+        "src/core/crypto_tls.c",
+        "#define QUIC_TP_ID_RELIABLE_RESET_ENABLED                   0x17f7586d2cb570",
+        "#define QUIC_TP_ID_RELIABLE_RESET_ENABLED                   0x1d /* reliable-stream-reset-09 */",
+    ),
+    (
+        "src/core/frame.h",
+        "QUIC_FRAME_RELIABLE_RESET_STREAM = 0x21ULL,",
+        "QUIC_FRAME_RELIABLE_RESET_STREAM = 0x24ULL, /* RESET_STREAM_AT, reliable-stream-reset-09 */",
+    ),
+    # msquic 2.5.1 bug: once the bytes below a received RESET_STREAM_AT's reliable size are
+    # delivered, it flags the last of them FIN and indicates PEER_SEND_SHUTDOWN (a graceful
+    # end) instead of PEER_SEND_ABORTED with the peer's error code, so a reliable reset looks
+    # like a FIN to the application.  Deliver those bytes without FIN and then the abort.
+    (
+        "src/core/stream_recv.c",
+        """            if (Event.RECEIVE.AbsoluteOffset + Event.RECEIVE.TotalBufferLength == Stream->RecvMaxLength) {""",
+        """            if (Event.RECEIVE.AbsoluteOffset + Event.RECEIVE.TotalBufferLength == Stream->RecvMaxLength &&
+                !Stream->Flags.RemoteCloseResetReliable) { /* pywebtransport: reliable reset is no FIN */""",
+    ),
+    (
+        "src/core/stream_recv.c",
+        "            Event.RECEIVE.Flags |= QUIC_RECEIVE_FLAG_FIN; // TODO - 0-RTT flag?",
+        """            if (!Stream->Flags.RemoteCloseResetReliable) { /* pywebtransport: reliable reset is no FIN */
+                Event.RECEIVE.Flags |= QUIC_RECEIVE_FLAG_FIN;
+            }""",
+    ),
+    (
+        "src/core/stream_recv.c",
+        """    if (Stream->RecvBuffer.BaseOffset == Stream->RecvMaxLength) {
+        CXPLAT_DBG_ASSERT(!Stream->Flags.ReceiveDataPending);""",
+        """    if (Stream->Flags.RemoteCloseResetReliable &&
+        Stream->RecvBuffer.BaseOffset >= Stream->RecvMaxLength) {
+        /* pywebtransport: a reliable reset ends with the peer's error code, not a FIN */
+        QuicStreamIndicatePeerSendAbortedEvent(Stream, Stream->RecvShutdownErrorCode);
+        QuicStreamRecvShutdown(Stream, TRUE, Stream->RecvShutdownErrorCode);
+    } else if (Stream->RecvBuffer.BaseOffset == Stream->RecvMaxLength) {
+        CXPLAT_DBG_ASSERT(!Stream->Flags.ReceiveDataPending);""",
+    ),
+)
 
 HEADERS = ("msquic.h", "msquic_posix.h", "quic_sal_stub.h", "msquic_winuser.h")
 
@@ -164,7 +220,15 @@ def cache_root() -> Path:
 
 def cache_dir(version: str) -> Path:
     key = hashlib.sha256(
-        "\n".join((RECIPE_VERSION, platform.system(), platform.machine(), *CMAKE_FLAGS)).encode()
+        "\n".join(
+            (
+                RECIPE_VERSION,
+                platform.system(),
+                platform.machine(),
+                *CMAKE_FLAGS,
+                *("\0".join(p) for p in SOURCE_PATCHES),
+            )
+        ).encode()
     ).hexdigest()[:12]
     return cache_root() / f"msquic-{version}-{key}"
 
@@ -182,6 +246,20 @@ def exported_symbols(lib: Path) -> list[str]:
     return sorted(set(syms))
 
 
+def patch_sources(src: Path, dest: Path) -> Path:
+    """Copy the crate to ``dest`` and apply :data:`SOURCE_PATCHES`; return the copy."""
+    shutil.copytree(src, dest, symlinks=True)
+    for rel, old, new in SOURCE_PATCHES:
+        path = dest / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise BuildError(
+                f"cannot patch {rel}: expected exactly one {old!r} (unexpected msquic crate contents)"
+            )
+        path.write_text(text.replace(old, new))
+    return dest
+
+
 def _build(src: Path, dest: Path) -> None:
     check_tools(build_tools(platform.system()))
     jobs = str(os.cpu_count() or 2)
@@ -189,6 +267,8 @@ def _build(src: Path, dest: Path) -> None:
     build = tmp / "build"
     try:
         t0 = time.monotonic()
+        if SOURCE_PATCHES:
+            src = patch_sources(src, tmp / "src")
         _log(f"configuring msquic from {src} (cold build: several minutes on 2 cores)")
         subprocess.run(
             ["cmake", "-S", str(src), "-B", str(build), *CMAKE_FLAGS,
@@ -214,11 +294,18 @@ def _build(src: Path, dest: Path) -> None:
                 shutil.copy2(hp, tmp / "include" / h)
         (tmp / "BUILD_INFO.json").write_text(
             json.dumps(
-                {"version": dest.name, "flags": CMAKE_FLAGS, "seconds": round(time.monotonic() - t0, 1)},
+                {
+                    "version": dest.name,
+                    "flags": CMAKE_FLAGS,
+                    "patches": [p[0] for p in SOURCE_PATCHES],
+                    "seconds": round(time.monotonic() - t0, 1),
+                },
                 indent=2,
             )
         )
         shutil.rmtree(build)
+        if (tmp / "src").exists():
+            shutil.rmtree(tmp / "src")
         os.replace(tmp, dest)
         _log(f"built {dest / 'lib' / name} in {time.monotonic() - t0:.0f}s")
     finally:

@@ -28,6 +28,7 @@
  * presented) followed by the PKCS#7 DER chain (u1 bytes); u2 = msquic's
  * deferred status.  The handshake waits for pwt_conn_certificate_complete(). */
 #define PWT_EV_CONN_PEER_CERTIFICATE 20
+#define PWT_EV_CONN_RELIABLE_RESET 21  /* u0 = 1 if RESET_STREAM_AT was negotiated */
 /* Client: a TLS resumption ticket for the next connection to this server
  * (data = the ticket). */
 #define PWT_EV_CONN_RESUMPTION_TICKET 22
@@ -87,6 +88,7 @@ typedef struct pwt_settings {
     int32_t server_resumption_level;  /* -1 = default */
     int64_t disconnect_timeout_ms;    /* -1 = default */
     int32_t max_operations_per_drain; /* -1 = default */
+    int32_t reliable_reset_enabled;   /* -1 = default (off); RESET_STREAM_AT */
 } pwt_settings;
 
 typedef struct pwt_credentials {
@@ -189,6 +191,9 @@ void pwt_stream_consumed(pwt_stream *s, uint64_t n);
 int64_t pwt_stream_buffered(pwt_stream *s);
 void pwt_stream_resume(pwt_stream *s);
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
+/* Bytes [0, offset) are delivered even if the send side is later aborted
+ * (RESET_STREAM_AT). Needs a negotiated reliable reset and offset <= bytes sent. */
+uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset);
 void pwt_stream_close(pwt_stream *s);
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);

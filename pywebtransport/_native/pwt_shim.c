@@ -588,6 +588,10 @@ uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
         qs.MaxOperationsPerDrain = (uint8_t)s->max_operations_per_drain;
         qs.IsSet.MaxOperationsPerDrain = 1;
     }
+    if (s->reliable_reset_enabled >= 0) {
+        qs.ReliableResetEnabled = (uint8_t)(s->reliable_reset_enabled != 0);
+        qs.IsSet.ReliableResetEnabled = 1;
+    }
 
     HQUIC h = NULL;
     QUIC_STATUS st = MsQuic->ConfigurationOpen(Registration, alpn_bufs, alpn_count, &qs,
@@ -966,6 +970,10 @@ uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code) {
     return norm(MsQuic->StreamShutdown(s->h, (QUIC_STREAM_SHUTDOWN_FLAGS)mode, error_code));
 }
 
+uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset) {
+    return norm(MsQuic->SetParam(s->h, QUIC_PARAM_STREAM_RELIABLE_OFFSET, sizeof(offset), &offset));
+}
+
 void pwt_stream_close(pwt_stream *s) {
     if (s == NULL) {
         return;
@@ -1110,6 +1118,10 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
                     (uint64_t)ev->PEER_STREAM_STARTED.Flags, 0);
         break;
     }
+    case QUIC_CONNECTION_EVENT_RELIABLE_RESET_NEGOTIATED:
+        push_ev(c->q, c, NULL, PWT_EV_CONN_RELIABLE_RESET, c, NULL,
+                ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0, 0, 0);
+        break;
     case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
         push_ev(c->q, c, NULL, PWT_EV_CONN_STREAMS_AVAILABLE, c, NULL,
                     ev->STREAMS_AVAILABLE.BidirectionalCount,

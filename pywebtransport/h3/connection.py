@@ -85,6 +85,9 @@ class H3Connection(WebTransportSessions):
     they come back as :class:`StreamStopRequested` / :class:`StreamResetRequested`.
     """
 
+    #: WT_DATA_BLOCKED / WT_STREAMS_BLOCKED capsules received (informational; flow control on).
+    blocked_capsules_received = 0
+
     def __init__(self, is_client: bool, config: H3Config | None = None) -> None:
         self.is_client = is_client
         self.config = config or H3Config()

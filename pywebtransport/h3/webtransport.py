@@ -25,14 +25,18 @@ from .capsules import (
     Capsule,
     CapsuleParser,
     CloseSessionCapsule,
+    DataBlockedCapsule,
     DatagramCapsule,
     DrainSessionCapsule,
     MaxDataCapsule,
     MaxStreamsCapsule,
+    StreamsBlockedCapsule,
     encode_close_session,
+    encode_data_blocked,
     encode_drain_session,
     encode_max_data,
     encode_max_streams,
+    encode_streams_blocked,
 )
 from .errors import (
     DatagramError,
@@ -144,6 +148,9 @@ class WebTransportSessions:
     It works on state the connection creates in its ``__init__``; the
     annotations below name that state.
     """
+
+    #: WT_DATA_BLOCKED / WT_STREAMS_BLOCKED capsules received (informational; flow control on).
+    blocked_capsules_received = 0
 
     is_client: bool
     config: H3Config
@@ -403,6 +410,23 @@ class WebTransportSessions:
         if max_streams_uni is not None and max_streams_uni > session.local_max_streams_uni:
             session.local_max_streams_uni = max_streams_uni
             out += encode_max_streams(False, max_streams_uni)
+        return encode_data_frame_header(len(out)) + out if out else b""
+
+    def session_blocked_data(self, session_id: int, *, data: bool = False, bidi: bool | None = None) -> bytes:
+        """WT_DATA_BLOCKED and/or WT_STREAMS_BLOCKED (one DATA frame) at the peer's current limits.
+
+        For a sender held back by the peer's WT_MAX_DATA (``data``) or WT_MAX_STREAMS (``bidi``:
+        which stream kind).  Empty when flow control is off or the session is not usable.
+        """
+        session = self._sessions.get(session_id)
+        if session is None or not session.usable or not session.flow_control:
+            return b""
+        out = b""
+        if data:
+            out += encode_data_blocked(session.peer_max_data)
+        if bidi is not None:
+            limit = session.peer_max_streams_bidi if bidi else session.peer_max_streams_uni
+            out += encode_streams_blocked(bidi, limit)
         return encode_data_frame_header(len(out)) + out if out else b""
 
     def connection_lost(self) -> None:
@@ -698,6 +722,9 @@ class WebTransportSessions:
             # Without negotiated flow control these capsules are ignored.
             if session.flow_control:
                 self._flow_control_capsule(session, capsule, events)
+        elif isinstance(capsule, (DataBlockedCapsule, StreamsBlockedCapsule)):
+            if session.flow_control:
+                self.blocked_capsules_received += 1
 
     def _flow_control_capsule(
         self, session: _Session, capsule: MaxDataCapsule | MaxStreamsCapsule, events: list[H3Event]

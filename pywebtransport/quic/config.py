@@ -25,6 +25,8 @@ class QuicConfiguration:
     Servers ask for a client certificate when ``request_client_certificate``
     or ``verify_peer`` is set; one that is sent is verified against ``cafile``
     (else the system store), and ``verify_peer`` makes it mandatory.
+    ``reliable_reset`` offers RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset,
+    transport parameter 0x1d), which WebTransport draft-14+ peers require.
 
     Bounds and options of the native data path (see docs/tuning.md):
 
@@ -64,6 +66,7 @@ class QuicConfiguration:
     send_buffer_high_water: int = 1 << 20
     max_datagram_queue: int = 1024
     pacing: bool = True
+    reliable_reset: bool = True
     max_queued_events: int = 4096
     share_udp_binding: bool = True
     session_resumption: bool = False
@@ -181,6 +184,7 @@ class QuicConfiguration:
             ),
             "disconnect_timeout_ms": -1,
             "max_operations_per_drain": -1,
+            "reliable_reset_enabled": 1 if self.reliable_reset else 0,
         }
 
 

@@ -172,6 +172,7 @@ class QuicConnection:
         self._local_close_code: int | None = None
         self._max_datagram = 0
         self._datagrams_enabled = False
+        self.reliable_reset = False
         self._on_stream: Callable[[QuicStreamTransport], None] | None = None
         self._on_datagram: Callable[[bytes], None] | None = None
         self.on_connected: Callable[["QuicConnection"], None] | None = None
@@ -285,6 +286,9 @@ class QuicConnection:
             self._max_datagram = int(ev.u1) if ev.u0 else 0
         elif t == lib.PWT_EV_CONN_DATAGRAM_LOST:
             self.datagrams_lost += 1
+        elif t == lib.PWT_EV_CONN_RELIABLE_RESET:
+            # Both sides offered RESET_STREAM_AT: QuicStream.reliable_size takes effect.
+            self.reliable_reset = bool(ev.u0)
         elif t == lib.PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT:
             if self.close_reason is None:
                 self.close_reason = CloseReason(

@@ -47,6 +47,8 @@ class QuicStreamTransport(Protocol):
     bytes_received: int
     #: Seconds a write may wait for flow control (None: forever).
     write_timeout: float | None
+    #: Bytes from the start that a reset still delivers (RESET_STREAM_AT when negotiated).
+    reliable_size: int
 
     @property
     def is_closed(self) -> bool:

@@ -84,6 +84,8 @@ class QuicStream:
         self._on_closed: Callable[[], None] | None = None
         self.bytes_sent = 0
         self.bytes_received = 0
+        # Leading bytes a reset must still deliver (RESET_STREAM_AT), e.g. a stream header.
+        self.reliable_size = 0
 
     @property
     def _started(self) -> "asyncio.Future[None]":
@@ -239,6 +241,7 @@ class QuicStream:
             if not self._send_aborted and not self._fin_sent:
                 # Answer STOP_SENDING with RESET_STREAM carrying the same code.
                 self._send_aborted = True
+                self._mark_reliable()
                 lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, code)
             if self._on_stop is not None:
                 self._on_stop(code)
@@ -441,11 +444,23 @@ class QuicStream:
             return
         self.write_nowait(b"", fin=True)
 
+    def _mark_reliable(self) -> bool:
+        """Before an abort: make the first ``reliable_size`` bytes survive it."""
+        n = min(self.reliable_size, self.bytes_sent)
+        if n <= 0 or not self._conn.reliable_reset or self._handle is None:
+            return False
+        return bool(lib.pwt_stream_set_reliable_offset(self._handle, n) == 0)
+
     def reset(self, error_code: int = 0) -> None:
-        """Abort the sending side (RESET_STREAM)."""
+        """Abort the sending side (RESET_STREAM).
+
+        With :attr:`reliable_size` set and RESET_STREAM_AT negotiated, the
+        first ``reliable_size`` bytes are still delivered (RESET_STREAM_AT).
+        """
         if self._handle is None or self._send_aborted or not self.writable:
             return
         self._send_aborted = True
+        self._mark_reliable()
         lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, error_code)
 
     def stop_sending(self, error_code: int = 0) -> None:

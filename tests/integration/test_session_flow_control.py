@@ -130,6 +130,8 @@ async def test_third_stream_waits_for_stream_credit(certs: CertSet, fc_server: t
         third_task = asyncio.ensure_future(session.create_bidirectional_stream())
         await asyncio.sleep(0.3)
         assert not third_task.done()
+        # Blocked at the server's limit of 2: one WT_STREAMS_BLOCKED(2), however often we wait at it.
+        assert session.connection.blocked_sent == 1
         # Finishing one stream lets the server grant WT_MAX_STREAMS and unblocks the third.
         await first.write_all(b"one")
         assert await first.read_all() == b"one"

@@ -92,6 +92,20 @@ async def harness(certs: CertSet) -> AsyncIterator[Harness]:
             break
         await session.wait_closed()
 
+    @app.route("/reset-early")
+    async def reset_early(session: WebTransportSession) -> None:
+        # Each incoming uni stream was reset by the client right after it was written: report the
+        # code, then do the same toward the client.
+        async for stream in session.incoming_streams():
+            try:
+                await stream.read_all()
+                await h.events.put(("no-reset",))
+            except StreamResetError as exc:
+                await h.events.put(("reset", exc.reset_code))
+            out = await session.create_unidirectional_stream()
+            await out.write(b"doomed")
+            out.abort_writing(4321)
+
     @app.middleware
     async def deny_forbidden(session: WebTransportSession) -> bool:
         if session.path.startswith("/forbidden"):
@@ -256,6 +270,25 @@ async def test_read_after_peer_reset(certs: CertSet, harness: Harness) -> None:
         with pytest.raises(StreamResetError) as info:
             await asyncio.wait_for(stream.read_all(), 5)
         assert info.value.reset_code == 77
+        await session.close()
+
+
+async def test_reset_right_after_opening_still_delivers_the_stream(certs: CertSet, harness: Harness) -> None:
+    """RESET_STREAM_AT (negotiated by default) keeps the WebTransport stream header reliable, so a
+    stream reset immediately after its first write still reaches the peer's session with its code."""
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/reset-early")
+        assert session.connection.quic.reliable_reset  # without it this test times out
+        incoming = session.incoming_streams()
+        for i in range(5):
+            out = await session.create_unidirectional_stream()
+            await out.write(b"x" * 100)
+            out.abort_writing(1000 + i)
+            assert await asyncio.wait_for(harness.events.get(), 5) == ("reset", 1000 + i)
+            back = await asyncio.wait_for(incoming.__anext__(), 5)
+            with pytest.raises(StreamResetError) as info:
+                await asyncio.wait_for(back.read_all(), 5)
+            assert info.value.reset_code == 4321
         await session.close()
 
 

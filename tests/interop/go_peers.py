@@ -3,6 +3,7 @@
 Each peer is a tiny Go module with its own pinned go.mod/go.sum:
 
 * ``go/client`` — webtransport-go v0.11.x (draft-15) client
+* ``go/client012`` — webtransport-go v0.12.x (draft-16) client (needs RESET_STREAM_AT from the server)
 * ``go/server`` — webtransport-go v0.12.x (draft-16) server
 
 Binaries land in ``$PYWEBTRANSPORT_PEER_CACHE`` (default ``$XDG_CACHE_HOME/pywebtransport/peers`` or
@@ -48,7 +49,7 @@ def build_go_peer(name: str) -> GoPeer:
 
 
 if __name__ == "__main__":  # `python tests/interop/go_peers.py`: build both, print where and how long
-    for peer_name in ("client", "server"):
+    for peer_name in ("client", "client012", "server"):
         t0 = time.monotonic()
         peer = build_go_peer(peer_name)
         print(

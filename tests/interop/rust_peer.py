@@ -30,6 +30,18 @@ BUILD_TIMEOUT = CARGO_BUILD_TIMEOUT  # seconds; a cold build on the 2-core machi
 STEP = 15.0  # per-await bound for peer I/O
 
 
+def _pinned_wtransport() -> str:
+    """The wtransport version pinned in rust/Cargo.toml (``wtransport = { version = "=X" ...``)."""
+    import re
+
+    text = (CRATE_DIR / "Cargo.toml").read_text()
+    match = re.search(r'^wtransport\s*=\s*\{\s*version\s*=\s*"=?([^"]+)"', text, re.M)
+    return match.group(1) if match else "unknown"
+
+
+WTRANSPORT_VERSION = _pinned_wtransport()
+
+
 def source_hash() -> str:
     return cargo_source_hash(CRATE_DIR)
 

@@ -19,6 +19,7 @@ import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aioquic
 import pytest
 from aioquic._buffer import Buffer
 from aioquic.asyncio.client import connect
@@ -35,6 +36,7 @@ from aioquic.h3.events import (
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
 
+from interop_matrix import InteropHandle
 from certs import CertSet
 from pywebtransport import (
     ClientConfig,
@@ -241,7 +243,9 @@ def status_of(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return dict(headers).get(b":status")
 
 
-async def test_aioquic_client_session_streams_and_datagrams(certs: CertSet, our_server: OurServer) -> None:
+@pytest.mark.interop("aioquic", "aioquic client → our server", "session", "bidi", "uni", "datagrams")
+async def test_aioquic_client_session_streams_and_datagrams(certs: CertSet, our_server: OurServer, interop: InteropHandle) -> None:
+    interop.version(aioquic.__version__)
     async def body() -> None:
         async with connect(
             "127.0.0.1",
@@ -319,7 +323,9 @@ async def test_aioquic_client_session_streams_and_datagrams(certs: CertSet, our_
     await asyncio.wait_for(body(), 25)
 
 
-async def test_aioquic_client_sees_server_close_capsule(certs: CertSet, our_server: OurServer) -> None:
+@pytest.mark.interop("aioquic", "aioquic client → our server", "close")
+async def test_aioquic_client_sees_server_close_capsule(certs: CertSet, our_server: OurServer, interop: InteropHandle) -> None:
+    interop.version(aioquic.__version__)
     async def body() -> None:
         async with connect(
             "127.0.0.1",
@@ -341,7 +347,9 @@ async def test_aioquic_client_sees_server_close_capsule(certs: CertSet, our_serv
     await asyncio.wait_for(body(), 25)
 
 
-async def test_aioquic_client_unknown_path_gets_404(certs: CertSet, our_server: OurServer) -> None:
+@pytest.mark.interop("aioquic", "aioquic client → our server", "session")
+async def test_aioquic_client_unknown_path_gets_404(certs: CertSet, our_server: OurServer, interop: InteropHandle) -> None:
+    interop.version(aioquic.__version__)
     async def body() -> None:
         async with connect(
             "127.0.0.1",
@@ -360,7 +368,9 @@ async def test_aioquic_client_unknown_path_gets_404(certs: CertSet, our_server: 
     await asyncio.wait_for(body(), 25)
 
 
-async def test_aioquic_plain_get_is_answered_404(certs: CertSet, our_server: OurServer) -> None:
+@pytest.mark.interop("aioquic", "aioquic client → our server", "session")
+async def test_aioquic_plain_get_is_answered_404(certs: CertSet, our_server: OurServer, interop: InteropHandle) -> None:
+    interop.version(aioquic.__version__)
     async def body() -> None:
         async with connect(
             "127.0.0.1",
@@ -471,10 +481,12 @@ async def next_of(log: asyncio.Queue[Any], kind: str) -> Any:
             return item
 
 
+@pytest.mark.interop("aioquic", "our client → aioquic server", "session", "bidi", "uni", "datagrams", "close")
 @pytest.mark.parametrize("verified", [True, False], ids=["ca_certs", "cert_none"])
 async def test_our_client_against_aioquic_server(
-    certs: CertSet, aioquic_server: tuple[int, asyncio.Queue[Any]], verified: bool
+    certs: CertSet, aioquic_server: tuple[int, asyncio.Queue[Any]], verified: bool, interop: InteropHandle
 ) -> None:
+    interop.version(aioquic.__version__)
     port, log = aioquic_server
     config = (
         ClientConfig.create(ca_certs=str(certs.ca_cert))
@@ -516,7 +528,9 @@ async def test_our_client_against_aioquic_server(
     await asyncio.wait_for(body(), 25)
 
 
-async def test_aioquic_client_accepts_server_initiated_bidi(certs: CertSet, our_server: OurServer) -> None:
+@pytest.mark.interop("aioquic", "aioquic client → our server", "bidi")
+async def test_aioquic_client_accepts_server_initiated_bidi(certs: CertSet, our_server: OurServer, interop: InteropHandle) -> None:
+    interop.version(aioquic.__version__)
     async def body() -> None:
         async with connect(
             "127.0.0.1",
@@ -544,9 +558,11 @@ async def test_aioquic_client_accepts_server_initiated_bidi(certs: CertSet, our_
     await asyncio.wait_for(body(), 25)
 
 
+@pytest.mark.interop("aioquic", "our client → aioquic server", "bidi", "uni")
 async def test_our_client_accepts_aioquic_server_streams(
-    certs: CertSet, aioquic_server: tuple[int, asyncio.Queue[Any]]
+    certs: CertSet, aioquic_server: tuple[int, asyncio.Queue[Any]], interop: InteropHandle
 ) -> None:
+    interop.version(aioquic.__version__)
     port, log = aioquic_server
 
     async def body() -> None:

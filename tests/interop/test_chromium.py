@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from interop_matrix import InteropHandle
 from pywebtransport import (
     ServerApp,
     ServerConfig,
@@ -35,6 +36,7 @@ from pywebtransport import (
     WebTransportSession,
     WebTransportStream,
 )
+from pywebtransport.exceptions import StreamResetError
 from pywebtransport.utils import generate_browser_cert
 
 pytestmark = pytest.mark.timeout(90)
@@ -175,6 +177,11 @@ async def wt_server(tmp_path: Path) -> AsyncIterator[WTServer]:
                     answer = await push.read_all()
                     srv.log.append(f"server bidi answer {answer!r}")
                     await srv.events.put(("server-bidi-answer", answer))
+                    # Acknowledge on a new uni stream: the page waits for it before it moves on, so
+                    # a browser that closes its connection right after close() (Firefox) cannot
+                    # race the answer's last bytes.
+                    ack = await session.create_unidirectional_stream()
+                    await ack.write_all(b"answer received")
 
         tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
         try:
@@ -192,6 +199,38 @@ async def wt_server(tmp_path: Path) -> AsyncIterator[WTServer]:
         await asyncio.sleep(0.2)  # let the page see `ready` first
         await session.close(4242, "server says bye")
         srv.log.append("bye closed")
+
+    @app.route("/reset")
+    async def reset(session: WebTransportSession) -> None:
+        srv = holder["s"]
+
+        async def one(stream: WebTransportStream) -> None:
+            try:
+                data = await stream.readexactly(8)
+                if data == b"reset-me":
+                    # Tell the page we have the stream: without RESET_STREAM_AT (draft-02 browsers)
+                    # a reset racing the stream's first bytes can make the whole stream vanish.
+                    seen = await session.create_unidirectional_stream()
+                    await seen.write_all(b"seen")
+                data += await stream.read_all()
+            except StreamResetError as exc:
+                srv.log.append(f"reset by the page: {exc.reset_code}")
+                await srv.events.put(("reset", exc.reset_code))
+                return
+            srv.log.append(f"reset request {data!r}")
+            stream.abort_writing(9)
+
+        tasks: list[asyncio.Future[None]] = []
+        async for stream in session.incoming_streams():
+            assert isinstance(stream, WebTransportStream)
+            tasks.append(asyncio.ensure_future(one(stream)))
+
+    @app.route("/proto")
+    async def proto(session: WebTransportSession) -> None:
+        srv = holder["s"]
+        srv.log.append(f"proto session offered {session.available_protocols!r}")
+        await srv.events.put(("protocols", session.available_protocols, session.headers.get("wt-available-protocols")))
+        await session.wait_closed()
 
     async with app:
         await app.server.listen(host="127.0.0.1", port=0)
@@ -302,8 +341,14 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         b.stop()
 
 
-async def run_page(browser: Browser, pages: PageServer, server: WTServer, scenario: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{pages.port}/page.html?port={server.port}&hash={server.cert_hash.hex()}&scenario={scenario}"
+async def run_page(
+    browser: Any, pages: PageServer, server: WTServer, scenario: str, who: str = "chrome"
+) -> dict[str, Any]:
+    """Load the page in ``browser`` (anything with start/wait_result/diagnostics) and return its result."""
+    url = (
+        f"http://127.0.0.1:{pages.port}/page.html?port={server.port}&hash={server.cert_hash.hex()}"
+        f"&scenario={scenario}&who={who}"
+    )
     browser.start(url)
     result = await browser.wait_result(pages)
     assert result.get("ok"), (
@@ -325,6 +370,13 @@ async def next_event(server: WTServer, browser: Browser) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+def chromium_version() -> str:
+    """Major version of the installed Chromium, e.g. "156" (the interop matrix row)."""
+    out = subprocess.run([find_chromium(), "--version"], capture_output=True, text=True, timeout=30)
+    words = [w for w in out.stdout.split() if w[:1].isdigit()]
+    return words[0].split(".")[0] if words else "unknown"
+
+
 def test_chromium_is_installed() -> None:
     binary = find_chromium()
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
@@ -332,13 +384,16 @@ def test_chromium_is_installed() -> None:
     assert "Chromium" in out.stdout or "Chrome" in out.stdout, out.stdout
 
 
+@pytest.mark.interop("Chromium", "browser → our server", "session", "bidi", "uni", "datagrams", "close")
 async def test_chromium_streams_datagrams_and_client_close(
-    wt_server: WTServer, page_server: PageServer, browser: Browser
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
 ) -> None:
+    interop.version(chromium_version())
     result = await run_page(browser, page_server, wt_server, "echo")
     assert result["bidiEcho"] == "ECHO: hello bidi from chrome"
     assert result["uniReply"] == "UNI: hello uni from chrome"
     assert result["serverBidi"] == "server-initiated bidi"
+    assert result["answerAck"] == "answer received"
     assert result["datagramEcho"].startswith("ECHO: dgram ")
     assert result["localClose"] == {"closeCode": 42, "reason": "bye from chrome"}
 
@@ -349,8 +404,34 @@ async def test_chromium_streams_datagrams_and_client_close(
     assert closed == [("closed", 42, "bye from chrome", True)], (events, wt_server.log)
 
 
+@pytest.mark.interop("Chromium", "browser → our server", "close")
 async def test_chromium_sees_server_close_code_and_reason(
-    wt_server: WTServer, page_server: PageServer, browser: Browser
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
 ) -> None:
+    interop.version(chromium_version())
     result = await run_page(browser, page_server, wt_server, "bye")
     assert (result["closeCode"], result["reason"]) == (4242, "server says bye"), result
+
+
+@pytest.mark.interop("Chromium", "browser → our server", "subprotocol")
+async def test_chromium_negotiates_a_subprotocol(
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
+) -> None:
+    """W3C ``protocols`` option: Chromium offers wt-available-protocols, our server picks the first."""
+    interop.version(chromium_version())
+    result = await run_page(browser, page_server, wt_server, "protocols")
+    event = await next_event(wt_server, browser)
+    assert event[0] == "protocols" and event[1] == ("pwt-echo.v2", "pwt-echo.v1"), (event, result)
+    assert result["protocol"] == "pwt-echo.v2", result
+
+
+@pytest.mark.interop("Chromium", "browser → our server", "reset")
+async def test_chromium_stream_resets_carry_codes(
+    wt_server: WTServer, page_server: PageServer, browser: Browser, interop: InteropHandle
+) -> None:
+    """writable.abort(WebTransportError{streamErrorCode: 7}) reaches our server as code 7, and our
+    abort_writing(9) reaches the page as streamErrorCode 9 (mapped through the HTTP/3 code range)."""
+    interop.version(chromium_version())
+    result = await run_page(browser, page_server, wt_server, "reset")
+    assert await next_event(wt_server, browser) == ("reset", 7), wt_server.log
+    assert result["serverResetCode"] == 9, result

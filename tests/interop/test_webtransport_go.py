@@ -1,6 +1,7 @@
 """Interop with real webtransport-go peers (draft-15/16 WebTransport over HTTP/3) on loopback UDP.
 
 * webtransport-go **v0.11.x** client (tests/interop/go/client) against our ServerApp.
+* webtransport-go **v0.12.x** client (tests/interop/go/client012) against our ServerApp, with resets.
 * webtransport-go **v0.12.x** server (tests/interop/go/server) against our WebTransportClient.
 
 The Go programs are built once into a cache outside the clone (see go_peers.py); a missing Go
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from interop_matrix import InteropHandle
 from certs import CertSet
 from go_peers import GoPeer, build_go_peer
 from pywebtransport import (
@@ -32,6 +34,7 @@ from pywebtransport import (
     WebTransportSession,
     WebTransportStream,
 )
+from pywebtransport.exceptions import StreamResetError
 
 pytestmark = pytest.mark.timeout(120, func_only=True)
 
@@ -62,6 +65,11 @@ def go_client() -> GoPeer:
 
 
 @pytest.fixture(scope="session")
+def go_client012() -> GoPeer:
+    return build_go_peer("client012")
+
+
+@pytest.fixture(scope="session")
 def go_server() -> GoPeer:
     return build_go_peer("server")
 
@@ -75,6 +83,7 @@ class OurServer:
     def __init__(self, port: int) -> None:
         self.port = port
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.drain_first = False  # send DRAIN_WEBTRANSPORT_SESSION right after accepting
 
     async def next_event(self, kind: str) -> tuple[Any, ...]:
         while True:
@@ -85,13 +94,37 @@ class OurServer:
 
 @pytest.fixture
 async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
-    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    async for server in _our_server(certs):
+        yield server
+
+
+# WebTransport flow control on, with limits small enough that both sides block and grant credit.
+FC_LIMITS: dict[str, Any] = {
+    "webtransport_flow_control": True,
+    "initial_max_data": 16,
+    "initial_max_streams_bidi": 1,
+    "initial_max_streams_uni": 1,
+    "flow_control_window_size": 16,
+}
+
+
+@pytest.fixture
+async def our_fc_server(certs: CertSet) -> AsyncIterator[OurServer]:
+    async for server in _our_server(certs, **FC_LIMITS):
+        yield server
+
+
+async def _our_server(certs: CertSet, **options: Any) -> AsyncIterator[OurServer]:
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key), **options))
     holder: dict[str, OurServer] = {}
 
     @app.route("/echo")
     async def echo(session: WebTransportSession) -> None:
         events = holder["s"].events
         await events.put(("session", dict(session.headers)))
+        if holder["s"].drain_first:
+            session.drain()
+            await events.put(("drained", session.state.value))
 
         async def datagrams() -> None:
             while True:
@@ -99,22 +132,56 @@ async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
                 await events.put(("datagram", data))
                 await session.datagrams.send(b"ECHO: " + data)
 
+        async def bidi(stream: WebTransportStream) -> None:
+            # The first bytes select the behaviour (see go/client012/main.go).
+            try:
+                head = await stream.readexactly(7)
+            except StreamResetError as exc:  # reset before any payload: only the header arrived
+                await events.put(("reset", exc.reset_code))
+                return
+            except Exception as exc:
+                await events.put(("bidi-error", repr(exc)))
+                raise
+            if head == b"stop-me":
+                stream.abort_reading(55)
+                await events.put(("stopped", 55))
+                return
+            data = head + await stream.read_all()
+            if data == b"please-reset":
+                await events.put(("reset-request", data))
+                stream.abort_writing(99)
+                out = await session.create_unidirectional_stream()
+                await out.write(b"doomed")
+                out.abort_writing(123)
+                return
+            await events.put(("bidi", data))
+            await stream.write_all(b"ECHO: " + data)
+
         async def streams() -> None:
             async for stream in session.incoming_streams():
                 if isinstance(stream, WebTransportStream):
-                    data = await stream.read_all()
-                    await events.put(("bidi", data))
-                    await stream.write_all(b"ECHO: " + data)
+                    tasks.append(asyncio.ensure_future(bidi(stream)))
                 else:
                     data = await stream.read_all()
                     await events.put(("uni", data))
                     out = await session.create_unidirectional_stream()
                     await out.write_all(b"UNI: " + data)
 
-        tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
+        tasks: list[asyncio.Future[None]] = []
+        tasks += [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
+        conn = session.connection
         try:
             await session.wait_closed()
             await events.put(("closed", session.close_code, session.close_reason, session.closed_by_peer))
+            await events.put(
+                (
+                    "flow-control",
+                    conn.blocked_sent,
+                    conn.h3.blocked_capsules_received,
+                    conn.credit_updates_sent,
+                    conn.credit_updates_received,
+                )
+            )
         finally:
             for t in tasks:
                 t.cancel()
@@ -145,10 +212,12 @@ async def run_go_client(peer: GoPeer, *args: str) -> tuple[dict[str, Any], str]:
     return json.loads(lines[-1]), err.decode()
 
 
+@pytest.mark.interop("webtransport-go", "Go client → our server", "session", "bidi", "uni", "datagrams", "close")
 @pytest.mark.parametrize("verified", [True, False], ids=["ca-verified-localhost", "insecure-127.0.0.1"])
 async def test_go_v011_client_against_our_server(
-    go_client: GoPeer, our_server: OurServer, certs: CertSet, verified: bool
+    go_client: GoPeer, our_server: OurServer, certs: CertSet, verified: bool, interop: InteropHandle
 ) -> None:
+    interop.version(go_client.webtransport_go)
     assert go_client.webtransport_go.startswith("v0.11."), go_client
     if verified:
         args = ["-url", f"https://localhost:{our_server.port}/echo", "-ca", str(certs.ca_cert)]
@@ -178,6 +247,46 @@ async def test_go_v011_client_against_our_server(
     # What must hold: the session ends as closed by the peer, and a code that does
     # arrive is exactly the one sent.
     assert closed[1:3] in ((4711, "go client done ✓"), (None, "")), (PEER_CLOSE_RACE, closed, headers)
+
+
+@pytest.mark.interop("webtransport-go", "Go client → our server", "session", "bidi", "uni", "datagrams", "reset", "close")
+@pytest.mark.parametrize("verified", [True, False], ids=["ca-verified-localhost", "insecure-127.0.0.1"])
+async def test_go_v012_client_against_our_server(
+    go_client012: GoPeer, our_server: OurServer, certs: CertSet, verified: bool, interop: InteropHandle
+) -> None:
+    """The draft-16 client: it refuses servers without RESET_STREAM_AT, and resets carry codes."""
+    interop.version(go_client012.webtransport_go)
+    assert go_client012.webtransport_go.startswith("v0.12."), go_client012
+    if verified:
+        args = ["-url", f"https://localhost:{our_server.port}/echo", "-ca", str(certs.ca_cert)]
+    else:
+        args = ["-url", f"https://127.0.0.1:{our_server.port}/echo", "-insecure"]
+    args += ["-close-code", "4712", "-close-reason", "go v0.12 done ✓", "-timeout", "30s"]
+
+    result, stderr = await run_go_client(go_client012, *args)
+    assert result["ok"], f"Go client failed at step {result['step']!r}: {result.get('error')}\n{result}\n{stderr}"
+    assert result["status"] == 200, result
+    assert result["bidi_echo"] == "ECHO: hello from webtransport-go", result
+    assert result["uni_reply"] == "UNI: one-way from go", result
+    assert result["datagram_echo"].startswith("ECHO: dgram-"), result
+    # our resets reached the Go client with their WebTransport codes (mapped through the H3 space),
+    # the uni stream's header survived the reset (RESET_STREAM_AT), and so did STOP_SENDING's code
+    assert result["bidi_reset_code"] == 99, result
+    assert result["uni_reset_code"] == 123, result
+    assert result["stop_code"] == 55, result
+    assert result["closed"], result
+
+    _, headers = await our_server.next_event("session")
+    assert await our_server.next_event("bidi") == ("bidi", b"hello from webtransport-go")
+    assert await our_server.next_event("uni") == ("uni", b"one-way from go")
+    _, dgram = await our_server.next_event("datagram")
+    assert dgram.startswith(b"dgram-"), dgram
+    # the Go client's RESET_STREAM_AT delivered the stream header, so the reset was attributed
+    assert await our_server.next_event("reset") == ("reset", 77)
+    assert await our_server.next_event("stopped") == ("stopped", 55)
+    closed = await our_server.next_event("closed")
+    assert closed[0] == "closed" and closed[3] is True, closed
+    assert closed[1:3] in ((4712, "go v0.12 done ✓"), (None, "")), (PEER_CLOSE_RACE, closed, headers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,6 +321,12 @@ class GoServer:
 
 @pytest.fixture
 async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoServer]:
+    async with start_go_server(go_server, certs) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def start_go_server(go_server: GoPeer, certs: CertSet, *extra: str) -> AsyncIterator[GoServer]:
     proc = await asyncio.create_subprocess_exec(
         str(go_server.binary),
         "-cert",
@@ -220,6 +335,7 @@ async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoS
         str(certs.key),
         "-port",
         "0",
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -257,9 +373,11 @@ async def go_server_proc(go_server: GoPeer, certs: CertSet) -> AsyncIterator[GoS
                 await t
 
 
+@pytest.mark.interop("webtransport-go", "our client → Go server", "session", "bidi", "uni", "datagrams", "close")
 async def test_our_client_against_go_v012_server(
-    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet
+    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet, interop: InteropHandle
 ) -> None:
+    interop.version(go_server.webtransport_go)
     assert go_server.webtransport_go.startswith("v0.12."), go_server
     srv = go_server_proc
     async with WebTransportClient(ClientConfig.create(ca_certs=str(certs.ca_cert))) as client:
@@ -309,3 +427,100 @@ async def test_our_client_against_go_v012_server(
         assert closed.get("code") == 4242, closed
         assert closed.get("reason") == "python says bye ✓", closed
         assert closed.get("remote") is True, closed
+
+
+# --------------------------------------------------------------------------------------------
+# 3. draft-16 session flow control (WT_MAX_DATA / WT_MAX_STREAMS / WT_*_BLOCKED) and DRAIN
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.interop("webtransport-go", "Go client → our server", "flow-control", "drain")
+async def test_go_v012_client_flow_control_and_drain_against_our_server(
+    go_client012: GoPeer, our_fc_server: OurServer, certs: CertSet, interop: InteropHandle
+) -> None:
+    """Both sides enable WT flow control with limits of 1 stream and 16-20 bytes, so each side blocks,
+    says so (WT_*_BLOCKED) and is released by the other's WT_MAX_* credit.  Our server also sends
+    DRAIN first: webtransport-go v0.12 has no DRAIN (it skips the capsule) and carries on."""
+    interop.version(go_client012.webtransport_go)
+    our_fc_server.drain_first = True
+    args = ["-url", f"https://localhost:{our_fc_server.port}/echo", "-ca", str(certs.ca_cert)]
+    args += ["-max-streams", "1", "-max-uni-streams", "1", "-max-data", "20"]
+    args += ["-close-code", "7", "-close-reason", "fc done", "-timeout", "30s"]
+    result, stderr = await run_go_client(go_client012, *args)
+    assert result["ok"], f"Go client failed at step {result['step']!r}: {result.get('error')}\n{result}\n{stderr}"
+    assert result["bidi_echo"] == "ECHO: hello from webtransport-go", result
+    assert result["uni_reply"] == "UNI: one-way from go", result
+    assert (result["bidi_reset_code"], result["uni_reset_code"], result["stop_code"]) == (99, 123, 55), result
+
+    await our_fc_server.next_event("session")
+    assert await our_fc_server.next_event("drained") == ("drained", "draining")
+    assert await our_fc_server.next_event("bidi") == ("bidi", b"hello from webtransport-go")
+    await our_fc_server.next_event("closed")
+    _, blocked_sent, blocked_received, credit_sent, credit_received = await our_fc_server.next_event("flow-control")
+    # our server was held back by the Go client's limits (its 32-byte echo > 20 bytes) and said so,
+    # the Go client was held back by ours (4 bidi streams > 1, 26 bytes > 16) and said so; both granted credit
+    assert blocked_sent >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    assert blocked_received >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    assert credit_sent >= 1 and credit_received >= 1, (blocked_sent, blocked_received, credit_sent, credit_received)
+    interop.ok("flow-control")
+    interop.unsupported("drain")  # webtransport-go neither sends DRAIN nor reacts to it; it tolerates ours
+
+
+@pytest.mark.interop("webtransport-go", "our client → Go server", "flow-control", "drain")
+async def test_our_client_flow_control_and_drain_against_go_v012_server(
+    go_server: GoPeer, certs: CertSet, interop: InteropHandle
+) -> None:
+    interop.version(go_server.webtransport_go)
+    limits = dict(FC_LIMITS, initial_max_data=64, flow_control_window_size=64)
+    async with start_go_server(go_server, certs, "-max-streams", "1", "-max-uni-streams", "1", "-max-data", "64") as srv:
+        config = ClientConfig.create(ca_certs=str(certs.ca_cert), **limits)
+        async with WebTransportClient(config) as client:
+            session = await asyncio.wait_for(client.connect(f"https://localhost:{srv.port}/echo"), STEP)
+            conn = session.connection
+            assert conn.h3.flow_control_enabled
+            await srv.next_event("session")
+            session.drain()  # the Go server skips the capsule; the session goes on
+            # three bidi streams in turn against a limit of 1; 300 bytes against 64 bytes of credit each way
+            payload = bytes(range(100)) * 3
+            for i in range(3):
+                stream = await asyncio.wait_for(session.create_bidirectional_stream(), STEP)
+                writer = asyncio.ensure_future(stream.write_all(payload))
+                assert await asyncio.wait_for(stream.read_all(), STEP) == b"ECHO: " + payload, i
+                await asyncio.wait_for(writer, STEP)
+                assert (await srv.next_event("bidi"))["bytes"] == len(payload)
+            assert conn.blocked_sent >= 2, conn.blocked_sent  # streams and data
+            assert conn.h3.blocked_capsules_received >= 1  # the Go server waited for our WT_MAX_DATA
+            assert conn.credit_updates_received >= 2 and conn.credit_updates_sent >= 1
+            interop.ok("flow-control")
+            await asyncio.wait_for(session.close(4243, "fc bye"), STEP)
+            closed = await srv.next_event("session_closed")
+            assert (closed.get("code"), closed.get("reason")) == (4243, "fc bye"), closed
+    interop.unsupported("drain")
+
+
+@pytest.mark.interop("webtransport-go", "our client → Go server", "reset")
+async def test_our_client_resets_with_go_v012_server(
+    go_server: GoPeer, go_server_proc: GoServer, certs: CertSet, interop: InteropHandle
+) -> None:
+    """Resets with codes both ways against the draft-16 server (RESET_STREAM_AT negotiated)."""
+    interop.version(go_server.webtransport_go)
+    srv = go_server_proc
+    async with WebTransportClient(ClientConfig.create(ca_certs=str(certs.ca_cert))) as client:
+        session = await asyncio.wait_for(client.connect(f"https://localhost:{srv.port}/echo"), STEP)
+        assert session.connection.quic.reliable_reset
+        await srv.next_event("session")
+        # ours: reset right after the first write; the header stays reliable, so the Go server
+        # attributes the stream to the session and reports our code
+        stream = await session.create_bidirectional_stream()
+        await stream.write(b"reset-me")
+        stream.abort_writing(77)
+        failed = await srv.next_event("bidi-error")
+        assert failed.get("code") == 77, failed
+        # theirs: the Go server resets its side with 99
+        stream2 = await session.create_bidirectional_stream()
+        await stream2.write_all(b"please-reset")
+        with pytest.raises(StreamResetError) as info:
+            await asyncio.wait_for(stream2.read_all(), STEP)
+        assert info.value.reset_code == 99
+        await srv.next_event("reset-sent")
+        await asyncio.wait_for(session.close(0, ""), STEP)

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import rust_peer
+from interop_matrix import InteropHandle
 from certs import CertSet
 from pywebtransport import (
     ClientConfig,
@@ -117,10 +118,12 @@ async def our_server(certs: CertSet) -> AsyncIterator[OurServer]:
         yield holder["s"]
 
 
+@pytest.mark.interop("wtransport", "Rust client → our server", "session", "bidi", "uni", "datagrams", "close")
 @pytest.mark.parametrize("verify", ["ca", "insecure"])
 async def test_wtransport_client_against_our_server(
-    wt_binary: Path, certs: CertSet, our_server: OurServer, verify: str
+    wt_binary: Path, certs: CertSet, our_server: OurServer, verify: str, interop: InteropHandle
 ) -> None:
+    interop.version(rust_peer.WTRANSPORT_VERSION)
     url = f"https://127.0.0.1:{our_server.port}/echo"
     tls = ["--ca", str(certs.ca_cert)] if verify == "ca" else ["--insecure"]
     run = await rust_peer.run_client(
@@ -184,10 +187,12 @@ async def datagram_echo(session: WebTransportSession, payload: bytes, tries: int
     raise AssertionError(f"no datagram echo after {tries} tries")
 
 
+@pytest.mark.interop("wtransport", "our client → Rust server", "session", "bidi", "uni", "datagrams", "close")
 @pytest.mark.parametrize("verified", [True, False], ids=["ca_certs", "cert_none"])
 async def test_our_client_against_wtransport_server(
-    certs: CertSet, wt_server: rust_peer.RustServer, verified: bool
+    certs: CertSet, wt_server: rust_peer.RustServer, verified: bool, interop: InteropHandle
 ) -> None:
+    interop.version(rust_peer.WTRANSPORT_VERSION)
     host = "localhost" if verified else "127.0.0.1"
 
     async def body() -> None:
@@ -225,9 +230,11 @@ async def test_our_client_against_wtransport_server(
     await asyncio.wait_for(body(), 60)
 
 
+@pytest.mark.interop("wtransport", "our client → Rust server", "bidi", "uni")
 async def test_our_client_accepts_wtransport_server_streams(
-    certs: CertSet, wt_server: rust_peer.RustServer
+    certs: CertSet, wt_server: rust_peer.RustServer, interop: InteropHandle
 ) -> None:
+    interop.version(rust_peer.WTRANSPORT_VERSION)
     async def body() -> None:
         async with WebTransportClient(client_config(certs, True)) as client:
             session = await client.connect(f"https://localhost:{wt_server.port}/push")

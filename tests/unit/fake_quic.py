@@ -40,6 +40,7 @@ class FakeQuicStream:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.write_timeout: float | None = None
+        self.reliable_size = 0
         self.peer: FakeQuicStream | None = None
         self.announced = False
         self._receiver: DataReceiver | None = None

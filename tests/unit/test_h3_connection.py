@@ -678,6 +678,23 @@ def test_flow_control_credit_capsules() -> None:
         pair.server.receive_stream_data(18, H3Connection.webtransport_stream_prefix(0, False))
 
 
+def test_flow_control_blocked_capsules() -> None:
+    config = H3Config(initial_max_data=10, initial_max_streams_bidi=1, initial_max_streams_uni=2)
+    pair = make_pair(client_config=config, server_config=config)
+    pair.open_session(0)
+    frame = pair.client.session_blocked_data(0, data=True, bidi=False)
+    # one DATA frame: WT_DATA_BLOCKED(10) then WT_STREAMS_BLOCKED_UNI(2), each at the peer's limit
+    assert frame == data_frame(encode_capsule(0x190B4D41, b"\x0a") + encode_capsule(0x190B4D44, b"\x02"))
+    assert pair.client.session_blocked_data(0, bidi=True) == data_frame(encode_capsule(0x190B4D43, b"\x01"))
+    assert pair.client.session_blocked_data(0) == b""
+    assert pair.to_server(0, frame) == []  # informational for the receiver: no event, no error
+    assert pair.server.blocked_capsules_received == 2
+    unmanaged = make_pair()
+    unmanaged.open_session()
+    assert unmanaged.client.session_blocked_data(0, data=True, bidi=True) == b""  # flow control off
+    assert unmanaged.client.session_blocked_data(4, data=True) == b""  # no such session
+
+
 def test_flow_control_capsules_ignored_when_not_negotiated() -> None:
     pair = make_pair()
     pair.open_session()

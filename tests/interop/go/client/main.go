@@ -89,6 +89,8 @@ func run(res *result, url, caFile string, insecure bool, message, uniMessage str
 		EnableDatagrams:                  true,
 		EnableStreamResetPartialDelivery: true,
 		MaxIdleTimeout:                   timeout,
+		// quic-go's 5 s default is too short on a loaded 2-core CI machine.
+		HandshakeIdleTimeout: 20 * time.Second,
 	}
 	if os.Getenv("QLOGDIR") != "" {
 		quicConf.Tracer = qlog.DefaultConnectionTracer

@@ -44,6 +44,9 @@ func main() {
 	certFile := flag.String("cert", "", "PEM certificate (chain)")
 	keyFile := flag.String("key", "", "PEM private key")
 	port := flag.Int("port", 0, "UDP port on 127.0.0.1 (0 = pick one)")
+	maxStreams := flag.Int64("max-streams", 0, "WT flow control: bidi streams a client may open (0 = off)")
+	maxUniStreams := flag.Int64("max-uni-streams", 0, "WT flow control: uni streams a client may open (0 = off)")
+	maxData := flag.Int64("max-data", 0, "WT flow control: bytes a client may send (0 = off)")
 	flag.Parse()
 
 	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
@@ -73,6 +76,7 @@ func main() {
 		},
 		// Accept any origin but report it, so tests can see what the client sent.
 		CheckOrigin: func(r *http.Request) bool { return true },
+		Config:      &webtransport.Config{MaxIncomingStreams: *maxStreams, MaxIncomingUniStreams: *maxUniStreams, MaxIncomingData: *maxData},
 	}
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		sess, err := srv.Upgrade(w, r)
@@ -164,8 +168,18 @@ func serveSession(sess *webtransport.Session) {
 			str.SetDeadline(time.Now().Add(30 * time.Second))
 			data, err := io.ReadAll(str)
 			if err != nil {
-				emit(map[string]any{"event": "bidi-error", "error": err.Error()})
+				ev := map[string]any{"event": "bidi-error", "error": err.Error()}
+				var se *webtransport.StreamError
+				if errors.As(err, &se) {
+					ev["code"] = se.ErrorCode // a client reset, mapped back to its WebTransport code
+				}
+				emit(ev)
 				str.CancelWrite(1)
+				return
+			}
+			if string(data) == "please-reset" { // the client wants to see our reset code
+				str.CancelWrite(99)
+				emit(map[string]any{"event": "reset-sent", "code": 99})
 				return
 			}
 			emit(map[string]any{"event": "bidi", "bytes": len(data)})
