@@ -112,14 +112,17 @@ class WebTransportClient(EventEmitter, ClientCompat):
 
     @classmethod
     def create(cls, config: ClientConfig | None = None) -> "WebTransportClient":
+        """Build a client from `config` (the 0.1.x factory)."""
         return cls(config=config)
 
     @property
     def config(self) -> ClientConfig:
+        """The client's `ClientConfig`."""
         return self._pwt_config
 
     @property
     def is_closed(self) -> bool:
+        """True once the client has been closed."""
         return self._pwt_closed
 
     @property
@@ -128,6 +131,7 @@ class WebTransportClient(EventEmitter, ClientCompat):
         return self._pwt_stats.to_dict(active=len(self._pwt_connections))
 
     def set_default_headers(self, headers: Mapping[str, str]) -> None:
+        """Headers sent with every CONNECT request from now on."""
         self._pwt_default_headers = dict(headers)
 
     async def connect(

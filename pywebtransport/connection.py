@@ -201,6 +201,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})
 
     async def wait_settings(self, timeout: float | None = None) -> None:
+        """Wait until the peer's HTTP/3 SETTINGS have arrived."""
         try:
             await asyncio.wait_for(asyncio.shield(self._settings), timeout)
         except asyncio.TimeoutError:
@@ -208,14 +209,17 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     @property
     def is_closed(self) -> bool:
+        """True once the connection is closing or closed."""
         return self.quic.is_closed or self._closing
 
     @property
     def remote_address(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, or None when unknown."""
         return self.quic.remote_address
 
     @property
     def local_address(self) -> tuple[str, int] | None:
+        """Our ``(host, port)``, or None when unknown."""
         return self.quic.local_address
 
     @property
@@ -234,6 +238,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         return self.quic.peer_certificate
 
     def info(self) -> ConnectionInfo:
+        """Addresses, uptime, state and QUIC statistics of the connection as a dict."""
         data: dict[str, Any] = {
             "remote_address": self.remote_address,
             "local_address": self.local_address,
@@ -611,12 +616,14 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         return len(self._connect_streams) + self.pending_opens < limit
 
     def accept_session(self, session_id: int, protocol: str | None = None) -> None:
+        """Answer a session request with 200 (optionally selecting `protocol`)."""
         stream = self._streams[session_id]
         data = self.h3.accept_session(session_id, protocol)
         stream.write_nowait(data)
         self._dispatch_all(self.h3.pop_events())
 
     def reject_session(self, session_id: int, status: int) -> None:
+        """Answer a session request with HTTP `status`."""
         stream = self._streams.get(session_id)
         session = self.sessions.pop(session_id, None)
         try:
@@ -828,6 +835,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self.quic.send_datagram(prefix + data)
 
     def close_session(self, session_id: int, code: int, reason: str) -> None:
+        """Close a session with a CLOSE capsule carrying `code` and `reason`."""
         self._route_datagrams(session_id, None)
         stream = self._streams.get(session_id)
         try:
@@ -851,6 +859,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             pass
 
     def drain_session(self, session_id: int) -> None:
+        """Ask the peer to wind a session down (DRAIN capsule)."""
         stream = self._streams.get(session_id)
         if stream is not None:
             stream.write_nowait(self.h3.drain_session_data(session_id))
@@ -883,10 +892,12 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         return {sid for sid in self._connect_streams if sid in self._streams}
 
     async def aclose(self, error_code: int = 0) -> None:
+        """Close the connection and wait until it is closed."""
         self.close(error_code)
         await self.quic.wait_closed()
 
     async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
         await self.quic.wait_closed()
 
 

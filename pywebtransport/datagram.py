@@ -69,6 +69,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
 
     @property
     def is_closed(self) -> bool:
+        """True once the session's datagram channel is closed."""
         return self._error is not None
 
     def _feed(self, data: bytes) -> None:
@@ -136,11 +137,13 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         self.try_send(data)
 
     async def send_multiple(self, datagrams: list[bytes]) -> int:
+        """Send several datagrams now; returns how many were sent."""
         for d in datagrams:
             self.try_send(d)
         return len(datagrams)
 
     def try_receive(self) -> bytes | None:
+        """The next queued datagram, or None without waiting."""
         return self._queue.popleft() if self._queue else None
 
     async def receive(self, timeout: float | None = None) -> bytes:
@@ -162,6 +165,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         return self._queue.popleft()
 
     async def receive_multiple(self, max_count: int = 10) -> list[bytes]:
+        """Wait for one datagram, then return it with up to `max_count` - 1 more that are queued."""
         first = await self.receive()
         out = [first]
         while self._queue and len(out) < max_count:
@@ -169,25 +173,31 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         return out
 
     async def receive_with_metadata(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next datagram with its size and arrival time, as a dict."""
         data = await self.receive(timeout)
         return {"data": data, "timestamp": time.time(), "size": len(data)}
 
     async def send_json(self, obj: Any) -> None:
+        """Send `obj` encoded as compact JSON in one datagram."""
         await self.send(json.dumps(obj, separators=(",", ":")).encode())
 
     async def receive_json(self, timeout: float | None = None) -> Any:
+        """Receive one datagram and decode it as JSON."""
         return json.loads(await self.receive(timeout))
 
     def get_receive_buffer_size(self) -> int:
+        """Number of received datagrams waiting to be read."""
         return len(self._queue)
 
     def clear_receive_buffer(self) -> int:
+        """Drop every queued datagram; returns how many were dropped."""
         n = len(self._queue)
         self._queue.clear()
         return n
 
     @property
     def stats(self) -> dict[str, int]:
+        """Datagram counters (sent, received, dropped, bytes) as a dict."""
         return {
             "datagrams_sent": self.datagrams_sent,
             "datagrams_received": self.datagrams_received,
@@ -197,6 +207,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         }
 
     async def close(self) -> None:
+        """Close the datagram channel (the session stays open)."""
         self._close(SessionError("datagram stream closed"))
 
 from .structured import StructuredDatagramTransport as StructuredDatagramTransport  # noqa: E402

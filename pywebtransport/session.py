@@ -100,34 +100,42 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     @property
     def id(self) -> int:
+        """The session id: the stream id of its CONNECT stream."""
         return self._id
 
     @property
     def path(self) -> str:
+        """The request path of the CONNECT (e.g. ``/chat``)."""
         return self._path
 
     @property
     def headers(self) -> dict[str, str]:
+        """The CONNECT request's headers."""
         return self._headers
 
     @property
     def state(self) -> SessionState:
+        """The session's current `SessionState`."""
         return self._state
 
     @property
     def is_ready(self) -> bool:
+        """True once the session is established and usable."""
         return self._state == SessionState.CONNECTED
 
     @property
     def is_closed(self) -> bool:
+        """True once the session has ended (by either side or the connection)."""
         return self._state is _CLOSED
 
     @property
     def connection(self) -> "WebTransportConnection":
+        """The `WebTransportConnection` that carries this session."""
         return self._connection
 
     @property
     def remote_address(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, or None when unknown."""
         return self._connection.remote_address
 
     @property
@@ -152,6 +160,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         return self._datagrams
 
     def connection_info(self) -> dict[str, Any]:
+        """Information about the underlying connection (addresses, RTT, bytes, ...) as a dict."""
         return dict(self._connection.info())
 
     # -- events from the connection -----------------------------------------
@@ -324,6 +333,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         await asyncio.shield(self._closed)
 
     async def create_bidirectional_stream(self, timeout: float | None = None) -> WebTransportStream:
+        """Open a bidirectional stream; waits for stream credit up to `timeout` seconds."""
         self._check_usable()
         quic = await self._open(bidi=True, timeout=timeout)
         stream = WebTransportStream(self, quic)
@@ -335,6 +345,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         return stream
 
     async def create_unidirectional_stream(self, timeout: float | None = None) -> WebTransportSendStream:
+        """Open a unidirectional (send-only) stream; waits for stream credit up to `timeout` seconds."""
         self._check_usable()
         quic = await self._open(bidi=False, timeout=timeout)
         stream = WebTransportSendStream(self, quic)
@@ -395,15 +406,18 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     # -- server side --------------------------------------------------------
     def accept(self, protocol: str | None = None) -> None:
+        """Server side: accept the session request (answers 200), optionally selecting `protocol`."""
         self._connection.accept_session(self._id, protocol)
         self.protocol = protocol
         self._on_established((), protocol)
 
     def reject(self, status: int = 404) -> None:
+        """Server side: refuse the session request with HTTP `status`."""
         self._connection.reject_session(self._id, status)
 
     # -- stats --------------------------------------------------------------
     def get_session_stats(self) -> SessionStats:
+        """Counters of this session (a dict-like `SessionStats`)."""
         received = self._datagrams.datagrams_received if self._datagrams is not None else 0
         return SessionStats(
             {
@@ -416,12 +430,15 @@ class WebTransportSession(EventEmitter, SessionCompat):
 
     @property
     def stats(self) -> SessionStats:
+        """Counters of this session (same as `get_session_stats()`)."""
         return self.get_session_stats()
 
     def get_summary(self) -> dict[str, Any]:
+        """Session id, path and counters in one dict."""
         return {"session_id": self.session_id, "path": self._path, **self.get_session_stats()}
 
     def debug_state(self) -> dict[str, Any]:
+        """The summary plus the ids of the session's open streams."""
         return {**self.get_summary(), "streams": sorted(self._streams)}
 
     async def __aenter__(self) -> "WebTransportSession":

@@ -216,6 +216,7 @@ class WebTransportReceiveStream(_StreamBase):
     # -- public API --------------------------------------------------------
     @property
     def is_readable(self) -> bool:
+        """True while more data may still arrive."""
         return not self._eof and self._error is None
 
     async def read(self, size: int = DEFAULT_READ_SIZE) -> bytes:
@@ -252,6 +253,7 @@ class WebTransportReceiveStream(_StreamBase):
             await self._wait()
 
     async def readexactly(self, n: int) -> bytes:
+        """Read exactly `n` bytes; raises if the stream ends first."""
         while self._buffer.size < n:
             if self._error is not None:
                 self._raise_error()
@@ -261,6 +263,7 @@ class WebTransportReceiveStream(_StreamBase):
         return self._take(n)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Read up to and including `separator`."""
         while True:
             end = self._buffer.find(separator)
             if end >= 0:
@@ -272,12 +275,14 @@ class WebTransportReceiveStream(_StreamBase):
             await self._wait()
 
     async def readline(self) -> bytes:
+        """Read one line (up to and including ``\n``)."""
         try:
             return await self.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             return exc.partial
 
     async def read_iter(self, chunk_size: int = DEFAULT_READ_SIZE) -> AsyncIterator[bytes]:
+        """Iterate over received chunks of at most `chunk_size` bytes until the stream ends."""
         while True:
             chunk = await self.read(chunk_size)
             if not chunk:
@@ -321,6 +326,7 @@ class WebTransportSendStream(_StreamBase):
 
     @property
     def is_writable(self) -> bool:
+        """True while data may still be written."""
         return not self._fin and not self._reset and not self._quic.is_closed
 
     def _translate(self, exc: QuicError) -> Exception:
@@ -386,6 +392,7 @@ class WebTransportSendStream(_StreamBase):
             raise
 
     async def flush(self) -> None:
+        """Wait until written data has been handed to the transport."""
         try:
             await self._quic.drain()
         except QuicError as exc:
@@ -411,6 +418,7 @@ class WebTransportSendStream(_StreamBase):
         self._state = StreamState.RESET_SENT
 
     def abort(self, code: int = 0) -> None:
+        """Reset the sending side with application `code`."""
         self.abort_writing(code)
 
 
@@ -423,14 +431,17 @@ class WebTransportStream(WebTransportReceiveStream, WebTransportSendStream):
         self._reset = False
 
     def abort(self, code: int = 0) -> None:
+        """Reset both directions of the stream with application `code`."""
         self.abort_writing(code)
         self.abort_reading(code)
         self._state = StreamState.RESET_SENT
 
     def monitor_health(self) -> dict[str, Any]:
+        """Health snapshot of the stream: ``healthy`` plus its summary (0.1.x compatibility helper)."""
         return {"healthy": not self.is_closed, **self.get_summary()}
 
     def diagnose_issues(self) -> list[str]:
+        """Human-readable problems found with this stream (0.1.x compatibility helper)."""
         issues = []
         if self._error is not None:
             issues.append(f"read error: {self._error}")

@@ -109,6 +109,13 @@ def test_0_1_x_submodule_names_resolve() -> None:
 # Modules whose public classes, methods and functions all carry a docstring (the API
 # reference is generated from them). Add a module here once it is documented.
 DOCUMENTED_MODULES = [
+    "pywebtransport.stream",
+    "pywebtransport.session",
+    "pywebtransport.server.server",
+    "pywebtransport.server.app",
+    "pywebtransport.datagram",
+    "pywebtransport.connection",
+    "pywebtransport.client",
     "pywebtransport.backplane",
     "pywebtransport.balancer",
     "pywebtransport.cli",

@@ -90,37 +90,47 @@ class ServerApp:
 
     @property
     def server(self) -> WebTransportServer:
+        """The underlying `WebTransportServer`."""
         return self._pwt_server
 
     @property
     def config(self) -> ServerConfig:
+        """The app's `ServerConfig`."""
         return self._pwt_config
 
     # -- registration ---------------------------------------------------------
     def route(self, path: str) -> Callable[[SessionHandler], SessionHandler]:
+        """Decorator registering a session handler for an exact `path`."""
         return self._pwt_router.route(path)
 
     def pattern_route(self, pattern: str) -> Callable[[SessionHandler], SessionHandler]:
+        """Decorator registering a handler for a path pattern; captured groups go to ``session.path_params``."""
         return self._pwt_router.pattern_route(pattern)
 
     def add_route(self, path: str, handler: SessionHandler) -> None:
+        """Register `handler` for an exact `path`."""
         self._pwt_router.add_route(path, handler)
 
     def set_default_handler(self, handler: SessionHandler | None) -> None:
+        """Handler for paths no route matches (otherwise they get 404)."""
         self._pwt_router.set_default_handler(handler)
 
     def middleware(self, fn: Any) -> Any:
+        """Decorator adding a middleware (returns False or raises to refuse a session)."""
         self._pwt_middleware.add_middleware(fn)
         return fn
 
     def add_middleware(self, fn: Any) -> None:
+        """Add a middleware (returns False or raises to refuse a session)."""
         self._pwt_middleware.add_middleware(fn)
 
     def on_startup(self, fn: Hook) -> Hook:
+        """Decorator registering a hook run when the app starts."""
         self._pwt_startup.append(fn)
         return fn
 
     def on_shutdown(self, fn: Hook) -> Hook:
+        """Decorator registering a hook run when the app stops."""
         self._pwt_shutdown.append(fn)
         return fn
 
@@ -180,6 +190,7 @@ class ServerApp:
 
     # -- lifecycle ---------------------------------------------------------------
     async def startup(self) -> None:
+        """Enter middleware contexts and run the startup hooks."""
         for mw in self._pwt_middleware.middleware:
             if hasattr(mw, "__aenter__"):
                 self._pwt_entered.append(await mw.__aenter__())

@@ -74,17 +74,21 @@ class WebTransportServer(EventEmitter, ServerCompat):
 
     @property
     def config(self) -> ServerConfig:
+        """The server's `ServerConfig`."""
         return self._pwt_config
 
     @property
     def is_serving(self) -> bool:
+        """True while the server is listening."""
         return self._pwt_listener is not None
 
     @property
     def local_address(self) -> tuple[str, int] | None:
+        """The bound ``(host, port)``, or None when not listening."""
         return self._pwt_listener.address if self._pwt_listener is not None else None
 
     async def listen(self, host: str | None = None, port: int | None = None) -> None:
+        """Start listening on `host`:`port` (defaults from the config; port 0 picks a free one)."""
         host = self._pwt_config.bind_host if host is None else host
         port = self._pwt_config.bind_port if port is None else port
         if host == "localhost":
@@ -147,6 +151,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
             session.reject(404)
 
     async def serve_forever(self) -> None:
+        """Wait until the server is closed."""
         if self._pwt_listener is None:
             raise ServerError("call listen() before serve_forever()")
         self._pwt_serving = asyncio.get_running_loop().create_future()
@@ -170,6 +175,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
             self._pwt_serving.set_result(None)
 
     def get_server_stats(self) -> dict[str, Any]:
+        """Server counters (connections, sessions, uptime) as a dict."""
         return {
             **self._pwt_stats.to_dict(),
             "active_connections": len(self.connections),
