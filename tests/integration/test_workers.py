@@ -42,6 +42,14 @@ async def connect_retrying(client: WebTransportClient, url: str, deadline: float
             await asyncio.sleep(0.2)
 
 
+async def wait_for_text(path: Path, text: str, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert loop.time() < deadline, f"{text!r} not in {path}: {path.read_text(errors='replace')}"
+        await asyncio.sleep(0.1)
+
+
 async def test_two_workers_share_the_port_and_keep_connections_pinned(certs: CertSet, tmp_path: Path) -> None:
     port = free_udp_port()
     log = open(tmp_path / "server.log", "wb")
@@ -50,6 +58,9 @@ async def test_two_workers_share_the_port_and_keep_connections_pinned(certs: Cer
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
+        # A worker joining the SO_REUSEPORT group re-hashes 4-tuples, so connections made before
+        # every worker listens could move to another worker: wait for the parent's "serving".
+        await wait_for_text(tmp_path / "server.log", "worker(s) serving", 60)
         url = f"https://127.0.0.1:{port}/who"
         # Each connection gets its own source port (real clients come from many addresses).
         config = ClientConfig.create(ca_certs=str(certs.ca_cert), share_udp_binding=False)

@@ -5,6 +5,7 @@ Usage: python workers_app.py CERT KEY PORT WORKERS
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -27,6 +28,8 @@ async def who(session: WebTransportSession) -> None:
 
 
 if __name__ == "__main__":
+    # The parent logs "N worker(s) serving" once every worker listens; the test waits for it.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
     print("starting", flush=True)
     app.run(host="127.0.0.1", port=int(sys.argv[3]), workers=int(sys.argv[4]))
     print("stopped", flush=True)
