@@ -6,9 +6,9 @@
     metrics.instrument(app)                  # a ServerApp or WebTransportServer
     await metrics.serve(port=9464)           # GET /metrics on the server's own event loop
 
-Nothing is added to the per-chunk data path: session, stream and datagram counts come from
-the library's events (one handler call per session or stream while metrics are on), byte
-totals from msquic's own counters, and gauges and QUIC path statistics are read when
+Nothing is added to the per-stream or per-chunk data path: sessions are counted from the
+library's events (two handler calls per session while metrics are on), streams and datagrams from
+the sessions' own counters, byte totals from msquic's own counters, and gauges and QUIC path statistics are read when
 Prometheus scrapes. The HTTP endpoint runs on the asyncio loop, so a scrape reads the
 server's state from the thread that owns it.
 """
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .observers import server_of, watch_sessions
+from .observers import server_of, stream_counts, watch_sessions
 from .quic.observe import PERF_COUNTER_NAMES, PERF_GAUGES, perf_counters
 
 if TYPE_CHECKING:
@@ -108,11 +108,6 @@ class PrometheusMetrics:
         self._sessions_total["accepted"] += 1
         self._setup.observe(time.monotonic() - started)
 
-    def stream_opened(self, session: "WebTransportSession", token: None, direction: str, initiator: str) -> None:
-        """Count the stream by direction and initiator."""
-        key = (direction, initiator)
-        self._streams[key] = self._streams.get(key, 0) + 1
-
     def session_closed(self, session: "WebTransportSession", token: None, started: float, was_ready: bool) -> None:
         """Count a refused or failed request and fold the session's counters in."""
         if not was_ready:
@@ -121,6 +116,8 @@ class PrometheusMetrics:
             self._setup.observe(time.monotonic() - started)
         for key, value in self._session_counts(session).items():
             self._closed[key] += value
+        for kind, count in stream_counts(session).items():
+            self._streams[kind] = self._streams.get(kind, 0) + count
 
     @staticmethod
     def _session_counts(session: "WebTransportSession") -> dict[str, int]:
@@ -149,8 +146,12 @@ class PrometheusMetrics:
             total.add_metric([outcome], value)
         yield total
 
+        opened = dict(self._streams)
+        for session in live:
+            for kind, count in stream_counts(session).items():
+                opened[kind] = opened.get(kind, 0) + count
         streams = CounterMetricFamily(f"{ns}_streams_opened", "Streams opened.", labels=["direction", "initiator"])
-        for (direction, initiator), value in sorted(self._streams.items()):
+        for (direction, initiator), value in sorted(opened.items()):
             streams.add_metric([direction, initiator], value)
         yield streams
 

@@ -1,8 +1,8 @@
 """Session lifecycle hooks shared by the metrics and tracing integrations.
 
 `watch_sessions` subscribes to a server's ``SESSION_REQUEST`` event and, for each session,
-to its ready, stream-opened and closed events, calling the observer's methods. Nothing runs
-per chunk or per datagram.
+to its ready and closed events, calling the observer's methods. Nothing runs per stream, chunk
+or datagram: stream counts come from the session's counters (`stream_counts`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .server.server import WebTransportServer
     from .session import WebTransportSession
 
-__all__ = ["SessionObserver", "server_of", "stream_kind", "watch_sessions"]
+__all__ = ["SessionObserver", "server_of", "stream_counts", "watch_sessions"]
 
 
 class SessionObserver(Protocol):
@@ -29,9 +29,6 @@ class SessionObserver(Protocol):
 
     def session_ready(self, session: "WebTransportSession", token: Any, started: float) -> None:
         """The session was accepted and is ready."""
-
-    def stream_opened(self, session: "WebTransportSession", token: Any, direction: str, initiator: str) -> None:
-        """A stream of the session opened (``bidi``/``uni``, by the ``peer`` or ``local``ly)."""
 
     def session_closed(self, session: "WebTransportSession", token: Any, started: float, was_ready: bool) -> None:
         """The session ended; `was_ready` is False for a refused or failed request."""
@@ -44,9 +41,17 @@ def server_of(target: "ServerApp | WebTransportServer") -> "WebTransportServer":
     return target if isinstance(target, WebTransportServer) else target.server
 
 
-def stream_kind(stream_id: int) -> tuple[str, str]:
-    """``(direction, initiator)`` of a stream as seen by a server, from its QUIC id bits."""
-    return ("uni" if stream_id & 2 else "bidi", "local" if stream_id & 1 else "peer")
+def stream_counts(session: "WebTransportSession") -> dict[tuple[str, str], int]:
+    """Streams a session has opened so far by ``(direction, initiator)`` (``bidi``/``uni``, ``local``/``peer``)."""
+    stats = session.stats
+    created, accepted = int(stats.get("streams_created", 0)), int(stats.get("streams_accepted", 0))
+    created_uni, accepted_uni = int(stats.get("streams_created_uni", 0)), int(stats.get("streams_accepted_uni", 0))
+    return {
+        ("bidi", "local"): created - created_uni,
+        ("uni", "local"): created_uni,
+        ("bidi", "peer"): accepted - accepted_uni,
+        ("uni", "peer"): accepted_uni,
+    }
 
 
 def watch_sessions(server: "WebTransportServer", observer: SessionObserver) -> None:
@@ -62,14 +67,10 @@ def watch_sessions(server: "WebTransportServer", observer: SessionObserver) -> N
             ready[0] = True
             observer.session_ready(session, token, started)
 
-        def on_stream(e: Event) -> None:
-            observer.stream_opened(session, token, *stream_kind(int(e.data["stream_id"])))
-
         def on_closed(_e: Event) -> None:
             observer.session_closed(session, token, started, ready[0])
 
         session.once(EventType.SESSION_READY, on_ready)
-        session.on(EventType.STREAM_OPENED, on_stream)
         session.once(EventType.SESSION_CLOSED, on_closed)
 
     server.on(EventType.SESSION_REQUEST, on_request)

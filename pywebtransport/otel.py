@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .observers import server_of, watch_sessions
+from .observers import server_of, stream_counts, watch_sessions
 from .quic.observe import perf_counters
 
 try:
@@ -94,12 +94,11 @@ class OpenTelemetryInstrumentation:
         self._sessions.add(1, {"outcome": "accepted"})
         self._setup.record(time.monotonic() - started)
 
-    def stream_opened(self, session: "WebTransportSession", span: Span, direction: str, initiator: str) -> None:
-        """Count the stream by direction and initiator."""
-        self._streams.add(1, {"direction": direction, "initiator": initiator})
-
     def session_closed(self, session: "WebTransportSession", span: Span, started: float, was_ready: bool) -> None:
-        """Count a refused or failed request and fold the session's counters in."""
+        """End the span, count a refused or failed request and the session's streams."""
+        for (direction, initiator), count in stream_counts(session).items():
+            if count:
+                self._streams.add(count, {"direction": direction, "initiator": initiator})
         stats = session.stats
         span.set_attribute("webtransport.bytes_sent", int(stats.get("bytes_sent", 0)))
         span.set_attribute("webtransport.datagrams_sent", int(stats.get("datagrams_sent", 0)))

@@ -85,6 +85,8 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._stats = {
             "streams_created": 0,
             "streams_accepted": 0,
+            "streams_created_uni": 0,
+            "streams_accepted_uni": 0,
             "bytes_sent": 0,
             "datagrams_sent": 0,
         }
@@ -256,6 +258,8 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._streams[sid] = stream
         self._peer_opened[sid] = bidi
         self._stats["streams_accepted"] += 1
+        if not bidi:
+            self._stats["streams_accepted_uni"] += 1
         self._connection.bind_stream(self, quic, stream)
         if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
@@ -351,6 +355,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         stream = WebTransportSendStream(self, quic)
         self._streams[quic.stream_id] = stream
         self._stats["streams_created"] += 1
+        self._stats["streams_created_uni"] += 1
         self._connection.bind_stream(self, quic, None)
         if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
