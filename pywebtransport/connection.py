@@ -178,11 +178,13 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._flow_control = False
         quic.on_datagram = self._on_datagram
         quic.on_closed = self._on_quic_closed
-        quic.on_stream = self._on_peer_stream  # also delivers streams accepted before this
 
     # -- setup -------------------------------------------------------------
     async def start(self) -> None:
-        """Open our control and QPACK streams and send SETTINGS."""
+        """Take the peer's streams, open our control and QPACK streams and send SETTINGS."""
+        # Installed here rather than in __init__ (it also delivers streams that arrived before),
+        # so listeners registered between construction and start() see every protocol error.
+        self.quic.on_stream = self._on_peer_stream
         try:
             control = await self.quic.open_stream(unidirectional=True)
             control.write_nowait(self.h3.local_control_stream_data(control.stream_id))

@@ -261,12 +261,13 @@ async def test_firefox_stream_resets_carry_codes(
     wt_server: WTServer, page_server: PageServer, firefox: Firefox, interop: InteropHandle
 ) -> None:
     """The page's writable.abort(streamErrorCode 7) reaches our server as 7.  Our abort_writing(9)
-    reaches Firefox with the right wire code (its HTTP/3 log shows app_err = mapped 9), but Firefox
-    153 does not expose received stream error codes to JavaScript: the read fails with a TypeError."""
+    reaches Firefox with the right wire code (its HTTP/3 log shows app_err = mapped 9); Firefox 153
+    usually does not expose the received code to JavaScript (the read fails with a TypeError), but
+    depending on timing it sometimes does, and then it must be 9."""
     interop.version(firefox_version())
     result = await run_page(firefox, page_server, wt_server, "reset", who="firefox")
     assert await next_event(wt_server, firefox) == ("reset", 7), wt_server.log
-    assert result["serverResetCode"] == "TypeError: Error in input stream", result
+    assert result["serverResetCode"] in (9, "TypeError: Error in input stream"), result
     wire = f"app_err={webtransport_code_to_http3(9)}"
     logs = "".join(p.read_text(errors="replace") for p in firefox.dir.glob("moz.log*"))
     assert "Handle a stream reset" in logs and wire in logs, firefox.diagnostics()
