@@ -183,7 +183,11 @@ uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap);
 uint32_t pwt_conn_certificate_complete(pwt_conn *c, int32_t accept, int32_t tls_alert);
 
 /* Streams. */
-uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out);
+/* expected_id: the stream id Python predicts (ids are assigned in start
+ * order); START_COMPLETE is then queued only if the start fails or the id
+ * differs.  -1 queues it always. */
+uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, int64_t expected_id,
+                         pwt_stream **out);
 uint32_t pwt_stream_send(pwt_stream *s, const unsigned char *data, uint64_t len, int32_t fin);
 int64_t pwt_stream_outstanding(pwt_stream *s);
 int32_t pwt_stream_want_writable(pwt_stream *s);

@@ -125,6 +125,11 @@ struct pwt_stream {
     atomic_int want_writable;
     int64_t recv_limit;
     int64_t send_high_water;
+    /* The id Python predicted for a local stream (-1: none): a START_COMPLETE
+     * that confirms it is not queued, so opening a stream costs Python no
+     * wake-up.  Failures and mismatches are always reported. */
+    int64_t expected_id;
+    int fin_queued; /* a RECEIVE with FIN was queued: PEER_SEND_SHUTDOWN says nothing new */
 };
 
 typedef struct pwt_send {
@@ -701,6 +706,7 @@ static pwt_stream *stream_new(pwt_conn *c) {
     s->c = c;
     s->recv_limit = c->recv_limit;
     s->send_high_water = c->send_high_water;
+    s->expected_id = -1;
     atomic_fetch_add(&LiveObjects, 1);
     int64_t live = atomic_fetch_add(&c->live_streams, 1) + 1;
     int64_t peak = atomic_load(&c->peak_streams);
@@ -714,6 +720,8 @@ static void stream_free(pwt_stream *s) {
     free(s);
     atomic_fetch_sub(&LiveObjects, 1);
 }
+
+static int stream_close_async(pwt_stream *s);
 
 /* RECEIVE: copy `take` bytes into the stream's queued RECEIVE record when
  * one is still waiting for Python (one record per stream however many
@@ -761,6 +769,7 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
         if (fin) {
             n->ev.u0 = 1;
             s->rx_node = NULL; /* nothing follows a FIN */
+            s->fin_queued = 1;
         }
         atomic_fetch_add(&s->buffered, (int64_t)take);
         pthread_mutex_unlock(&q->mu);
@@ -794,6 +803,9 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
     pthread_mutex_lock(&q->mu);
     int signal = queue_link(q, n);
     s->rx_node = fin ? NULL : n;
+    if (fin) {
+        s->fin_queued = 1;
+    }
     pthread_mutex_unlock(&q->mu);
     if (signal) {
         signal_fd(q);
@@ -812,6 +824,10 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
     (void)h;
     switch (ev->Type) {
     case QUIC_STREAM_EVENT_START_COMPLETE:
+        if (QUIC_SUCCEEDED(ev->START_COMPLETE.Status) && s->expected_id >= 0 &&
+            ev->START_COMPLETE.ID == (uint64_t)s->expected_id) {
+            break; /* as Python predicted */
+        }
         push_ev(s->q, s->c, s, PWT_EV_STREAM_START_COMPLETE, s, NULL,
                     (uint64_t)ev->START_COMPLETE.Status, ev->START_COMPLETE.ID,
                     ev->START_COMPLETE.PeerAccepted);
@@ -861,6 +877,9 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
         break;
     }
     case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
+        if (s->fin_queued) {
+            break; /* Python learns of the FIN from the RECEIVE record */
+        }
         push_ev(s->q, s->c, s, PWT_EV_STREAM_PEER_SEND_SHUTDOWN, s, NULL, 0, 0, 0);
         break;
     case QUIC_STREAM_EVENT_PEER_SEND_ABORTED:
@@ -872,9 +891,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
                     ev->PEER_RECEIVE_ABORTED.ErrorCode, 0, 0);
         break;
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE:
-        push_ev(s->q, s->c, s, PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE, s, NULL,
-                    ev->SEND_SHUTDOWN_COMPLETE.Graceful, 0, 0);
-        break;
+        break; /* Python has no use for it: SHUTDOWN_COMPLETE follows */
     case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE:
         push_ev(s->q, s->c, s, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
                     ev->SHUTDOWN_COMPLETE.ConnectionShutdown,
@@ -887,11 +904,13 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
     return QUIC_STATUS_SUCCESS;
 }
 
-uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, pwt_stream **out) {
+uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, int64_t expected_id,
+                         pwt_stream **out) {
     pwt_stream *s = stream_new(c);
     if (s == NULL) {
         return QUIC_STATUS_OUT_OF_MEMORY;
     }
+    s->expected_id = expected_id;
     QUIC_STATUS st = MsQuic->StreamOpen(
         c->h, unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL : QUIC_STREAM_OPEN_FLAG_NONE,
         stream_cb, s, &s->h);
@@ -976,6 +995,9 @@ uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset) {
 
 void pwt_stream_close(pwt_stream *s) {
     if (s == NULL) {
+        return;
+    }
+    if (stream_close_async(s)) {
         return;
     }
     MsQuic->StreamClose(s->h);
@@ -1273,7 +1295,8 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
  */
 typedef struct pwt_job {
     struct pwt_job *next;
-    pwt_conn *c;
+    pwt_conn *c;   /* a connection to close, or */
+    pwt_stream *s; /* a stream to close */
 } pwt_job;
 
 static pthread_mutex_t JobMu = PTHREAD_MUTEX_INITIALIZER;
@@ -1339,8 +1362,16 @@ static void *job_thread(void *arg) {
         }
         JobBusy = 1;
         pthread_mutex_unlock(&JobMu);
-        MsQuic->ConnectionClose(j->c->h);
-        conn_free(j->c);
+        if (j->s != NULL) {
+            /* Uncounted first: the close returns the peer's stream credit. */
+            atomic_fetch_sub(&j->s->c->live_streams, 1);
+            MsQuic->StreamClose(j->s->h);
+            free(j->s);
+            atomic_fetch_sub(&LiveObjects, 1);
+        } else {
+            MsQuic->ConnectionClose(j->c->h);
+            conn_free(j->c);
+        }
         free(j);
         pthread_mutex_lock(&JobMu);
     }
@@ -1381,6 +1412,24 @@ static void jobs_flush(void) {
         pthread_cond_wait(&JobIdleCv, &JobMu);
     }
     pthread_mutex_unlock(&JobMu);
+}
+
+/* StreamClose from the loop's thread waits for the connection's worker
+ * (5-30 us per stream); the helper thread takes that wait instead.  Python
+ * closes a stream only after its SHUTDOWN_COMPLETE, so no event of the stream
+ * can follow, and jobs run in order, so a connection is closed after its
+ * streams. */
+static int stream_close_async(pwt_stream *s) {
+    pwt_job *j = (pwt_job *)calloc(1, sizeof(pwt_job));
+    if (j == NULL) {
+        return 0;
+    }
+    j->s = s;
+    if (job_submit(j)) {
+        return 1;
+    }
+    free(j);
+    return 0;
 }
 
 void pwt_conn_close(pwt_conn *c) {

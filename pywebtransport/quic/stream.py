@@ -27,7 +27,6 @@ _EV_WRITABLE = lib.PWT_EV_STREAM_WRITABLE
 _EV_PEER_FIN = lib.PWT_EV_STREAM_PEER_SEND_SHUTDOWN
 _EV_PEER_RESET = lib.PWT_EV_STREAM_PEER_SEND_ABORTED
 _EV_PEER_STOP = lib.PWT_EV_STREAM_PEER_RECEIVE_ABORTED
-_EV_SEND_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE
 _EV_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SHUTDOWN_COMPLETE
 _EV_RESUME = lib.PWT_EV_STREAM_RESUME
 
@@ -72,11 +71,10 @@ class QuicStream:
         self._recv_aborted = False
         self._readers = Waiters()
         self._writers = Waiters()
-        # Peer streams are started when they appear: their future is made
-        # (already resolved) only if someone asks for it.
-        self._started_fut: asyncio.Future[None] | None = (
-            self._loop.create_future() if local else None
-        )
+        # Streams are usable at once (local ids are predicted, see
+        # QuicConnection.open_stream): the future is made, already resolved,
+        # only if someone asks for it.
+        self._started_fut: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._receiver: DataReceiver | None = None
         self._on_reset: ErrorReceiver | None = None
@@ -212,17 +210,7 @@ class QuicStream:
         elif t == _EV_WRITABLE:
             self._wake_writer()
         elif t == _EV_START_COMPLETE:
-            status = ev.u0
-            if status == 0:
-                self.stream_id = int(ev.u1)
-                if not self._started.done():
-                    self._started.set_result(None)
-            elif not self._started.done():
-                from .. import _native
-
-                self._started.set_exception(
-                    StreamClosedError(f"stream start failed: {_native.status_name(status)}")
-                )
+            self._on_start_complete(int(ev.u0), int(ev.u1))
         elif t == _EV_PEER_FIN:
             if not self._eof:
                 self._eof = True
@@ -251,6 +239,24 @@ class QuicStream:
         elif t == _EV_RESUME:
             if self._handle is not None:
                 lib.pwt_stream_resume(self._handle)
+
+    def _on_start_complete(self, status: int, stream_id: int) -> None:
+        """The shim reports a start only when it failed or got another id than predicted."""
+        from .. import _native
+
+        if status == 0:
+            # Another start of this connection failed after its id was counted; the
+            # protocol layers above already use the predicted id, so stop here.
+            self._conn._stream_id_mismatch(self.stream_id, stream_id)
+            self.stream_id = stream_id
+            return
+        err = StreamClosedError(f"stream start failed: {_native.status_name(status)}")
+        if self._write_error is None:
+            self._write_error = err
+        if self._read_error is None and not self._eof:
+            self._read_error = err
+        self._wake_reader()
+        self._wake_writer()
 
     def _finalize(self, connection_shutdown: bool) -> None:
         handle = self._handle
