@@ -186,13 +186,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # so listeners registered between construction and start() see every protocol error.
         self.quic.on_stream = self._on_peer_stream
         try:
-            control = await self.quic.open_stream(unidirectional=True)
-            control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
-            self._control = control
-            enc = await self.quic.open_stream(unidirectional=True)
-            enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
-            dec = await self.quic.open_stream(unidirectional=True)
-            dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
+            self.send_preface()
         except QuicError as exc:
             reason = await self.quic.closing_reason()
             if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
@@ -201,6 +195,23 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.state = ConnectionState.CONNECTED
         if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
             self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})
+
+    def send_preface(self) -> None:
+        """Open our control and QPACK streams and queue SETTINGS (once).
+
+        A server calls this while the QUIC handshake is still running, so that
+        SETTINGS travel as 0.5-RTT data and the client can send its CONNECT as
+        soon as its handshake completes; :meth:`start` calls it otherwise.
+        """
+        if self._control is not None:
+            return
+        control = self.quic.open_stream_nowait(unidirectional=True)
+        control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
+        self._control = control
+        enc = self.quic.open_stream_nowait(unidirectional=True)
+        enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
+        dec = self.quic.open_stream_nowait(unidirectional=True)
+        dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
 
     async def wait_settings(self, timeout: float | None = None) -> None:
         """Wait until the peer's HTTP/3 SETTINGS have arrived."""

@@ -432,6 +432,10 @@ class QuicConnection:
 
     # -- streams -----------------------------------------------------------
     async def open_stream(self, *, unidirectional: bool = False) -> QuicStream:
+        """Open a stream (see :meth:`open_stream_nowait`; this never waits)."""
+        return self.open_stream_nowait(unidirectional=unidirectional)
+
+    def open_stream_nowait(self, *, unidirectional: bool = False) -> QuicStream:
         """Open a stream; it can be written to at once.
 
         msquic numbers local streams in the order they are started, and every
@@ -723,6 +727,10 @@ class QuicListener:
         self.connections: set[QuicConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.address: Address = ("", 0)
+        #: Called with each new connection while its handshake is still running:
+        #: what it writes goes out as soon as msquic has 1-RTT keys (0.5-RTT data,
+        #: e.g. HTTP/3 SETTINGS).  Peer streams and the handler wait for the handshake.
+        self.on_new_connection: Callable[[QuicConnection], None] | None = None
 
     def _start(self, host: str, port: int) -> None:
         nc = self._native_config
@@ -753,6 +761,8 @@ class QuicListener:
             conn.on_connected = self._on_handshake_done
             self.connections.add(conn)
             conn._closed.add_done_callback(functools.partial(self._forget, conn))
+            if self.on_new_connection is not None:
+                self.on_new_connection(conn)
         elif ev.type == lib.PWT_EV_LISTENER_STOP_COMPLETE:
             handle = self._handle
             if handle is not None:

@@ -172,6 +172,10 @@ class QuicTransport(Protocol):
         """Open a stream; returns once it has its id."""
         ...
 
+    def open_stream_nowait(self, *, unidirectional: bool = False) -> QuicStreamTransport:
+        """Open a stream that has its id and can be written to at once."""
+        ...
+
     def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send one datagram now (raises DatagramTooLarge / DatagramError)."""
         ...

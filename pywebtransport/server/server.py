@@ -69,6 +69,8 @@ class WebTransportServer(EventEmitter, ServerCompat):
         self.connections: set[WebTransportConnection] = set()
         self._pwt_app_router: SessionRequestHandler | None = None  # set by ServerApp
         self._pwt_started = 0.0
+        # Connections whose handshake is still running (their SETTINGS are out already).
+        self._pwt_handshaking: dict[QuicConnection, WebTransportConnection] = {}
         self._pwt_serving: asyncio.Future[None] | None = None
         self._pwt_stats = ServerStats()
 
@@ -97,14 +99,30 @@ class WebTransportServer(EventEmitter, ServerCompat):
             self._pwt_listener = await serve(host, port, quic_config_for_server(self._pwt_config), self._pwt_on_connection)
         except QuicError as exc:
             raise ServerError(f"cannot listen on {host}:{port}: {exc}", bind_address=(host, port)) from exc
+        self._pwt_listener.on_new_connection = self._pwt_on_handshake_start
         self._pwt_started = time.monotonic()
 
+    def _pwt_on_handshake_start(self, quic: QuicConnection) -> None:
+        """A client's handshake began: queue our SETTINGS now (0.5-RTT), act on it when it completes."""
+        if len(self.connections) + len(self._pwt_handshaking) >= self._pwt_config.max_connections:
+            return  # refused once the handshake completes
+        try:
+            conn = WebTransportConnection(quic, config=self._pwt_config, on_session_request=self._pwt_on_session_request)
+            conn.send_preface()
+        except Exception:  # e.g. msquic refused the streams: start() reports it later
+            return
+        self._pwt_handshaking[quic] = conn
+        quic.closed.add_done_callback(lambda _f: self._pwt_handshaking.pop(quic, None))
+
     async def _pwt_on_connection(self, quic: QuicConnection) -> None:
+        early = self._pwt_handshaking.pop(quic, None)
         if len(self.connections) >= self._pwt_config.max_connections:
             self._pwt_stats.connections_rejected += 1
             quic.close(0x107)  # H3_EXCESSIVE_LOAD
             return
-        conn = WebTransportConnection(quic, config=self._pwt_config, on_session_request=self._pwt_on_session_request)
+        conn = early or WebTransportConnection(
+            quic, config=self._pwt_config, on_session_request=self._pwt_on_session_request
+        )
         conn.on(EventType.PROTOCOL_ERROR, self._pwt_protocol_error)  # counted in the stats
         self.connections.add(conn)
         self._pwt_stats.connections_accepted += 1

@@ -276,7 +276,12 @@ class FakeQuicConnection:
     async def open_stream(self, *, unidirectional: bool = False) -> FakeQuicStream:
         if self.close_reason is not None:
             raise ConnectionClosed(self.close_reason)
-        await asyncio.sleep(0)  # msquic reports the id asynchronously
+        await asyncio.sleep(0)  # an await point, as a real transport may have
+        return self.open_stream_nowait(unidirectional=unidirectional)
+
+    def open_stream_nowait(self, *, unidirectional: bool = False) -> FakeQuicStream:
+        if self.close_reason is not None:
+            raise ConnectionClosed(self.close_reason)
         base = self._next[unidirectional]
         self._next[unidirectional] = base + 4
         stream_id = base + (0 if self.is_client else 1)
