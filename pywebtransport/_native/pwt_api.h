@@ -220,10 +220,12 @@ uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket
 void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
 /* Client: pwt_conn_start plus, in the same call, a shared local socket
  * (`share`, `local` as for pwt_conn_share_binding) and a resumption ticket
- * (NULL/0 for none). */
+ * (NULL/0 for none).  name_is_address: server_name is the literal address
+ * `remote` (msquic then parses it, which saves a blocking SetParam). */
 uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
-                           const char *server_name, int32_t share, const pwt_addr *local,
-                           const unsigned char *ticket, uint32_t ticket_len);
+                           const char *server_name, int32_t name_is_address, int32_t share,
+                           const pwt_addr *local, const unsigned char *ticket,
+                           uint32_t ticket_len);
 uint64_t pwt_live_objects(void);
 
 /* Observability.  pwt_perf_counters copies msquic's global performance counters

@@ -1306,8 +1306,9 @@ static pwt_job *JobHead, *JobTail;
 static int JobBusy, JobThreadUp;
 
 static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
-                               const char *server_name, int share, const pwt_addr *local,
-                               const unsigned char *ticket, uint32_t ticket_len) {
+                               const char *server_name, int name_is_address, int share,
+                               const pwt_addr *local, const unsigned char *ticket,
+                               uint32_t ticket_len) {
     QUIC_STATUS st;
     if (share) {
         BOOLEAN on = TRUE;
@@ -1328,11 +1329,15 @@ static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
         /* A stale or foreign ticket only means a full handshake. */
         (void)MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, ticket_len, ticket);
     }
-    QUIC_ADDR qa;
-    addr_to_quic(remote, &qa);
-    st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
-    if (QUIC_FAILED(st)) {
-        return st;
+    if (!name_is_address) {
+        /* Each SetParam waits for the connection's worker thread (~0.1 ms);
+         * msquic parses an address given as the server name itself. */
+        QUIC_ADDR qa;
+        addr_to_quic(remote, &qa);
+        st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
+        if (QUIC_FAILED(st)) {
+            return st;
+        }
     }
     QUIC_ADDRESS_FAMILY fam = remote->family == 6 ? QUIC_ADDRESS_FAMILY_INET6
                                                   : QUIC_ADDRESS_FAMILY_INET;
@@ -1449,9 +1454,11 @@ void pwt_conn_close(pwt_conn *c) {
 }
 
 uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
-                           const char *server_name, int32_t share, const pwt_addr *local,
-                           const unsigned char *ticket, uint32_t ticket_len) {
-    return conn_start_now(c, cfg->h, remote, server_name, share, local, ticket, ticket_len);
+                           const char *server_name, int32_t name_is_address, int32_t share,
+                           const pwt_addr *local, const unsigned char *ticket,
+                           uint32_t ticket_len) {
+    return conn_start_now(c, cfg->h, remote, server_name, name_is_address, share, local, ticket,
+                          ticket_len);
 }
 
 uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out) {

@@ -664,6 +664,7 @@ async def _connect_one(
         native_config.handle,
         _addr_to_native(ip, port),
         server_name.encode(),
+        1 if server_name == ip else 0,
         1 if config.share_udp_binding else 0,
         local,
         ticket if ticket is not None else ffi.NULL,
