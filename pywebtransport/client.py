@@ -152,12 +152,10 @@ class WebTransportClient(EventEmitter, ClientCompat):
         start = time.monotonic()
         phase = ["connection"]  # becomes "session" once the CONNECT request is sent
         try:
-            session = await asyncio.wait_for(
-                self._pwt_connect(
+            async with asyncio.timeout(timeout):  # in this task: no extra task per connect
+                session = await self._pwt_connect(
                     host, port, path, {**self._pwt_default_headers, **(headers or {})}, subprotocols or (), phase
-                ),
-                timeout,
-            )
+                )
         except asyncio.TimeoutError:
             if phase[0] == "session":  # 0.1.x: a session that is not ready in time is a ClientError
                 error: Exception = ClientError(

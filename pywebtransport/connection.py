@@ -26,7 +26,7 @@ from .h3.varint import encode_varint
 from .h3.wt_credit import ReceiveCredit, data_consumed, new_receive_credit, peer_stream_finished
 from .quic import CloseReason, PeerCertificate, QuicError, WriteTimeout
 from .quic.interface import DataReceiver, QuicStreamTransport, QuicTransport
-from .quic.waiters import Waiters, wait_with_timeout
+from .quic.waiters import Waiters, wait_future, wait_with_timeout
 from .types import ConnectionState, EventType
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     async def wait_settings(self, timeout: float | None = None) -> None:
         """Wait until the peer's HTTP/3 SETTINGS have arrived."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._settings), timeout)
+            await wait_future(self._settings, timeout)
         except asyncio.TimeoutError:
             raise ConnectionError("the peer sent no HTTP/3 SETTINGS in time") from None
 

@@ -22,7 +22,7 @@ from .exceptions import (
 )
 from .quic import CloseReason, PeerCertificate, QuicError
 from .quic.interface import QuicStreamTransport
-from .quic.waiters import Waiters
+from .quic.waiters import Waiters, wait_future
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .protocol import session_event_data, stream_event_data
 from .types import EventType, SessionState
@@ -324,7 +324,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
     async def ready(self, timeout: float | None = 30.0) -> None:
         """Wait until the session is established."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+            await wait_future(self._ready, timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
                 f"session {self.session_id} not ready after {timeout}s",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Waiters:
@@ -38,6 +41,22 @@ class Waiters:
 
     def __bool__(self) -> bool:
         return any(not f.done() for f in self._futures)
+
+
+async def wait_future(fut: "asyncio.Future[T]", timeout: float | None) -> T:
+    """The result of a future others may wait for too, within `timeout` seconds.
+
+    Like ``asyncio.wait_for(asyncio.shield(fut), timeout)`` (cancelling the
+    waiter leaves `fut` alone; ``asyncio.TimeoutError`` when the time runs out),
+    without its extra future and loop iterations; no wait at all when `fut` is
+    already done.
+    """
+    if fut.done():
+        return fut.result()
+    if timeout is None:
+        return await asyncio.shield(fut)
+    async with asyncio.timeout(timeout):
+        return await asyncio.shield(fut)
 
 
 async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) -> bool:
