@@ -1145,9 +1145,9 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
                 ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0, 0, 0);
         break;
     case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
-        push_ev(c->q, c, NULL, PWT_EV_CONN_STREAMS_AVAILABLE, c, NULL,
-                    ev->STREAMS_AVAILABLE.BidirectionalCount,
-                    ev->STREAMS_AVAILABLE.UnidirectionalCount, 0);
+        /* Not queued: Python does not wait for stream credit (msquic holds a
+         * stream opened beyond the peer's limit until MAX_STREAMS arrives),
+         * and one of these per request cost the client a loop wake-up. */
         break;
     case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED:
         atomic_store(&c->dgram_max, ev->DATAGRAM_STATE_CHANGED.SendEnabled
