@@ -1,0 +1,242 @@
+"""Opening streams without waiting for msquic, and 0.5-RTT server data (real msquic, loopback).
+
+Local stream ids are predicted in Python (msquic numbers local streams in the
+order they are started); the shim reports START_COMPLETE only when a start
+fails or the id differs.  These tests check the prediction against the ids
+the peer sees, including streams held back by the peer's stream limit, and
+the failure paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from certs import CertSet
+from pywebtransport.quic import (
+    ConnectionClosed,
+    QuicConfiguration,
+    QuicConnection,
+    QuicError,
+    QuicStream,
+    connect,
+    serve,
+)
+from pywebtransport.quic.connection import _addr_from_native, _addr_to_native
+from pywebtransport.quic.waiters import wait_future
+
+pytestmark = pytest.mark.timeout(60)
+ALPN = ["pwt-test"]
+
+
+def server_config(certs: CertSet, **kw: Any) -> QuicConfiguration:
+    return QuicConfiguration(
+        is_client=False, certfile=str(certs.cert), keyfile=str(certs.key), alpn_protocols=ALPN, **kw
+    )
+
+
+def client_config(certs: CertSet, **kw: Any) -> QuicConfiguration:
+    kw.setdefault("cafile", str(certs.ca_cert))
+    return QuicConfiguration(is_client=True, alpn_protocols=ALPN, **kw)
+
+
+async def test_predicted_ids_are_the_ids_the_peer_sees(certs: CertSet) -> None:
+    """Bidi and uni streams opened interleaved: every id the client used is the one msquic sent."""
+    seen: list[tuple[int, bytes]] = []
+    done = asyncio.Event()
+    total = 60
+
+    async def record(stream: QuicStream) -> None:
+        seen.append((stream.stream_id, await stream.read_all()))
+        if len(seen) == total:
+            done.set()
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            asyncio.ensure_future(record(stream))
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            used = []
+            for i in range(total):
+                stream = await conn.open_stream(unidirectional=i % 3 == 0)
+                used.append(stream.stream_id)
+                stream.write_nowait(str(stream.stream_id).encode(), fin=True)
+            await asyncio.wait_for(done.wait(), 10)
+            assert sorted(used) == sorted(sid for sid, _ in seen)
+            # Each stream carried its own predicted id: no stream got another's number.
+            assert all(payload == str(sid).encode() for sid, payload in seen)
+            assert conn.is_connected  # no mismatch was reported (that closes the connection)
+    finally:
+        await listener.aclose()
+
+
+async def test_ids_stay_right_beyond_the_peer_stream_limit(certs: CertSet) -> None:
+    """Streams over the peer's limit wait inside msquic with their ids already assigned."""
+    limit = 4
+    got: list[int] = []
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            data = await stream.read_all()
+            got.append(stream.stream_id)
+            await stream.write(data, fin=True)
+
+    listener = await serve("127.0.0.1", 0, server_config(certs, max_peer_bidi_streams=limit), handler)
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            streams = [await conn.open_bidi_stream() for _ in range(limit * 3)]
+            for s in streams:
+                await s.write(b"#%d" % s.stream_id, fin=True)
+            replies = await asyncio.wait_for(asyncio.gather(*(s.read_all() for s in streams)), 20)
+            assert replies == [b"#%d" % s.stream_id for s in streams]
+            assert [s.stream_id for s in streams] == [4 * i for i in range(limit * 3)]
+            assert sorted(got) == [s.stream_id for s in streams]
+    finally:
+        await listener.aclose()
+
+
+async def test_a_reported_id_mismatch_closes_the_connection(certs: CertSet) -> None:
+    """If msquic ever numbered a stream differently, the connection must not go on misnumbered."""
+
+    async def handler(conn: QuicConnection) -> None:
+        await conn.wait_closed()
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    try:
+        conn = await connect("127.0.0.1", listener.port, client_config(certs))
+        stream = await conn.open_bidi_stream()
+        stream._on_start_complete(0, stream.stream_id + 4)  # what the shim reports on a mismatch
+        reason = await asyncio.wait_for(conn.wait_closed(), 5)
+        assert reason.initiator == "local" and reason.error_code == 0x102
+    finally:
+        await listener.aclose()
+
+
+async def test_a_failed_start_fails_the_streams_reads_and_writes(certs: CertSet) -> None:
+    async def handler(conn: QuicConnection) -> None:
+        await conn.wait_closed()
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            stream = await conn.open_bidi_stream()
+            stream._on_start_complete(0x80004004, -1)  # a failure status, as msquic reports one
+            with pytest.raises(QuicError, match="start failed"):
+                await stream.write(b"x")
+            with pytest.raises(QuicError, match="start failed"):
+                await stream.read()
+    finally:
+        await listener.aclose()
+
+
+async def test_opening_on_a_closed_connection_raises(certs: CertSet) -> None:
+    async def handler(conn: QuicConnection) -> None:
+        await conn.wait_closed()
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    try:
+        conn = await connect("127.0.0.1", listener.port, client_config(certs))
+        conn.close()
+        with pytest.raises(ConnectionClosed):
+            await conn.open_bidi_stream()
+        with pytest.raises(ConnectionClosed):
+            conn.open_stream_nowait(unidirectional=True)
+        await asyncio.wait_for(conn.wait_closed(), 5)
+    finally:
+        await listener.aclose()
+
+
+async def test_server_data_written_during_the_handshake_arrives(certs: CertSet) -> None:
+    """on_new_connection runs before the server's handshake completes; what it writes is delivered."""
+    order: list[str] = []
+
+    def early(conn: QuicConnection) -> None:
+        stream = conn.open_stream_nowait(unidirectional=True)
+        stream.write_nowait(b"half-rtt", fin=True)
+        order.append("written")
+
+    def handler(conn: QuicConnection) -> None:
+        order.append("handshake done")
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    listener.on_new_connection = early
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            stream = await asyncio.wait_for(conn.accept_stream(), 5)
+            assert stream.is_unidirectional and stream.stream_id == 3
+            assert await asyncio.wait_for(stream.read_all(), 5) == b"half-rtt"
+            for _ in range(100):
+                if "handshake done" in order:
+                    break
+                await asyncio.sleep(0.01)
+            assert order == ["written", "handshake done"]
+    finally:
+        await listener.aclose()
+
+
+async def test_stream_closes_do_not_leak_native_objects(certs: CertSet) -> None:
+    """Stream handles are closed on the shim's helper thread; all of them, soon."""
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            await stream.write(await stream.read_all(), fin=True)
+
+    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            for i in range(200):
+                s = await conn.open_bidi_stream()
+                await s.write(b"%d" % i, fin=True)
+                assert await s.read_all() == b"%d" % i
+            deadline = time.monotonic() + 5
+            while conn.counters().live_streams > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert conn.counters().live_streams == 0
+            assert conn.counters().peak_live_streams <= 4
+    finally:
+        await listener.aclose()
+
+
+def test_native_addresses_round_trip() -> None:
+    for host in ("127.0.0.1", "10.1.2.3", "::1", "2001:db8::5"):
+        assert _addr_from_native(_addr_to_native(host, 4433)) == (host, 4433)
+    mapped = _addr_to_native("::ffff:192.0.2.7", 1)
+    assert _addr_from_native(mapped) == ("192.0.2.7", 1)
+
+
+async def test_wait_future_shares_the_future() -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    with pytest.raises(asyncio.TimeoutError):
+        await wait_future(fut, 0.01)
+    assert not fut.done()  # a timed-out waiter leaves it alone
+    waiter = asyncio.ensure_future(wait_future(fut, None))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not fut.done()  # so does a cancelled one
+    loop.call_soon(fut.set_result, 7)
+    assert await wait_future(fut, 1.0) == 7
+    assert await wait_future(fut, 0) == 7  # done: no wait, even with no time left
+    failed: asyncio.Future[int] = loop.create_future()
+    failed.set_exception(ValueError("no"))
+    with pytest.raises(ValueError):
+        await wait_future(failed, None)
