@@ -182,16 +182,20 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     # -- setup -------------------------------------------------------------
     async def start(self) -> None:
         """Take the peer's streams, open our control and QPACK streams and send SETTINGS."""
-        # Installed here rather than in __init__ (it also delivers streams that arrived before),
-        # so listeners registered between construction and start() see every protocol error.
-        self.quic.on_stream = self._on_peer_stream
         try:
-            self.send_preface()
+            self.start_nowait()
         except QuicError as exc:
             reason = await self.quic.closing_reason()
             if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
                 raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
             raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
+
+    def start_nowait(self) -> None:
+        """:meth:`start` without waiting: raises the ``QuicError`` if the streams cannot be opened."""
+        # Installed here rather than in __init__ (it also delivers streams that arrived before),
+        # so listeners registered between construction and start() see every protocol error.
+        self.quic.on_stream = self._on_peer_stream
+        self.send_preface()
         self.state = ConnectionState.CONNECTED
         if self._ee_listened and EventType.CONNECTION_ESTABLISHED in self._ee_listening:  # event hook
             self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})

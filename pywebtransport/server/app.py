@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..config import ServerConfig
@@ -136,7 +136,17 @@ class ServerApp:
 
     # -- request flow -------------------------------------------------------------
     def _pwt_route_request(self, session: WebTransportSession) -> None:
-        task = asyncio.get_running_loop().create_task(self._pwt_handle(session))
+        coro: Coroutine[Any, Any, None]
+        if self._pwt_middleware.get_middleware_count():
+            coro = self._pwt_handle(session)
+        else:
+            # Nothing to await before answering: route and answer now (the 200 leaves
+            # in this loop iteration), and run only the handler in a task.
+            handler = self._pwt_admit(session)
+            if handler is None:
+                return
+            coro = self._pwt_run(session, handler)
+        task = asyncio.get_running_loop().create_task(coro)
         self._pwt_tasks.add(task)
         task.add_done_callback(self._pwt_tasks.discard)
 
@@ -146,15 +156,24 @@ class ServerApp:
         except MiddlewareRejected as rejection:
             self._pwt_answer(session, rejection.status)
             return
+        handler = self._pwt_admit(session)
+        if handler is not None:
+            await self._pwt_run(session, handler)
+
+    def _pwt_admit(self, session: WebTransportSession) -> SessionHandler | None:
+        """Route the request and answer it: the handler to run, or None if refused or gone."""
         found = self._pwt_router.lookup(session.path)
         if found is None:
             self._pwt_answer(session, 404)
-            return
+            return None
         handler, params = found
         session.path_params = params
         protocol = session.available_protocols[0] if session.available_protocols else None
         if not self._pwt_answer(session, 200, protocol):
-            return
+            return None
+        return handler
+
+    async def _pwt_run(self, session: WebTransportSession, handler: SessionHandler) -> None:
         try:
             await handler(session)
         except asyncio.CancelledError:

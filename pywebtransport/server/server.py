@@ -114,7 +114,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
         self._pwt_handshaking[quic] = conn
         quic.closed.add_done_callback(lambda _f: self._pwt_handshaking.pop(quic, None))
 
-    async def _pwt_on_connection(self, quic: QuicConnection) -> None:
+    def _pwt_on_connection(self, quic: QuicConnection) -> None:
         early = self._pwt_handshaking.pop(quic, None)
         if len(self.connections) >= self._pwt_config.max_connections:
             self._pwt_stats.connections_rejected += 1
@@ -128,7 +128,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
         self._pwt_stats.connections_accepted += 1
         quic.closed.add_done_callback(lambda _f: self._pwt_connection_closed(conn))
         try:
-            await conn.start()
+            conn.start_nowait()  # no task per connection: nothing here waits
         except Exception:
             self._pwt_stats.connection_errors += 1
             conn.close()
