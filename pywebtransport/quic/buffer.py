@@ -6,12 +6,18 @@ from collections import deque
 
 
 class ChunkBuffer:
-    """Received chunks kept as they arrived; :meth:`take` joins only what it returns."""
+    """Received chunks kept as they arrived; :meth:`take` copies only what it returns.
 
-    __slots__ = ("_chunks", "size")
+    A partly read chunk stays whole with an offset into it (``_head``): reading a
+    large chunk in small pieces copies each byte once, not the remainder again
+    on every read.
+    """
+
+    __slots__ = ("_chunks", "_head", "size")
 
     def __init__(self) -> None:
         self._chunks: deque[bytes] = deque()
+        self._head = 0  # bytes of _chunks[0] already taken
         self.size = 0
 
     def __bool__(self) -> bool:
@@ -25,20 +31,44 @@ class ChunkBuffer:
     def take(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes from the front (everything when ``n < 0``)."""
         chunks = self._chunks
+        if not chunks or n == 0:
+            return b""
+        head = self._head
+        first = chunks[0]
         if n < 0 or n >= self.size:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if len(chunks) == 1:
+                data = first[head:] if head else first
+            elif head:
+                rest: list[bytes | memoryview] = [memoryview(first)[head:]]
+                rest.extend(list(chunks)[1:])
+                data = b"".join(rest)
+            else:
+                data = b"".join(chunks)
             chunks.clear()
+            self._head = 0
+            self.size = 0
+            return data
+        avail = len(first) - head
+        if n < avail:
+            data = first[head : head + n]
+            self._head = head + n
+        elif n == avail:
+            data = first[head:] if head else first
+            chunks.popleft()
+            self._head = 0
         else:
-            parts: list[bytes] = []
-            need = n
+            parts: list[bytes | memoryview] = [memoryview(first)[head:] if head else first]
+            chunks.popleft()
+            self._head = 0
+            need = n - avail
             while need:
                 chunk = chunks[0]
                 if len(chunk) <= need:
                     parts.append(chunks.popleft())
                     need -= len(chunk)
                 else:
-                    parts.append(chunk[:need])
-                    chunks[0] = chunk[need:]
+                    parts.append(memoryview(chunk)[:need])
+                    self._head = need
                     need = 0
             data = b"".join(parts)
         self.size -= len(data)
@@ -46,9 +76,13 @@ class ChunkBuffer:
 
     def find(self, separator: bytes) -> int:
         """Index just past the first ``separator``, or -1."""
-        joined = b"".join(self._chunks)
-        if len(self._chunks) > 1:
-            self._chunks.clear()
-            self._chunks.append(joined)
+        chunks = self._chunks
+        if self._head or len(chunks) > 1:
+            joined = self.take()
+            if joined:
+                chunks.append(joined)
+                self.size = len(joined)
+        else:
+            joined = chunks[0] if chunks else b""
         idx = joined.find(separator)
         return -1 if idx < 0 else idx + len(separator)
