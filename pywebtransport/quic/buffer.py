@@ -6,12 +6,17 @@ from collections import deque
 
 
 class ChunkBuffer:
-    """Received chunks kept as they arrived; :meth:`take` joins only what it returns."""
+    """Received chunks kept as they arrived; :meth:`take` joins only what it returns.
+
+    The deque (760 bytes even when empty) is made on the first append: most
+    buffers (streams read through a push receiver, e.g. HTTP/3 control and
+    QPACK streams) never hold a byte.
+    """
 
     __slots__ = ("_chunks", "size")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes] | None = None
         self.size = 0
 
     def __bool__(self) -> bool:
@@ -19,12 +24,17 @@ class ChunkBuffer:
 
     def append(self, data: bytes) -> None:
         if data:
-            self._chunks.append(data)
+            chunks = self._chunks
+            if chunks is None:
+                chunks = self._chunks = deque()
+            chunks.append(data)
             self.size += len(data)
 
     def take(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes from the front (everything when ``n < 0``)."""
         chunks = self._chunks
+        if chunks is None:
+            return b""
         if n < 0 or n >= self.size:
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
@@ -46,6 +56,8 @@ class ChunkBuffer:
 
     def find(self, separator: bytes) -> int:
         """Index just past the first ``separator``, or -1."""
+        if self._chunks is None:
+            return -1 if separator else 0
         joined = b"".join(self._chunks)
         if len(self._chunks) > 1:
             self._chunks.clear()

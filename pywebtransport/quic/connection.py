@@ -164,9 +164,10 @@ class QuicConnection:
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
         self._streams: dict[Any, QuicStream] = {}
-        self._incoming: deque[QuicStream] = deque()
+        # Queues for when no on_stream / on_datagram callback is set; made on first use.
+        self._incoming: deque[QuicStream] | None = None
         self._incoming_waiters = Waiters()
-        self._datagrams: deque[bytes] = deque()
+        self._datagrams: deque[bytes] | None = None
         self._datagram_waiters = Waiters()
         self.datagrams_dropped = 0
         self.datagrams_lost = 0
@@ -207,8 +208,9 @@ class QuicConnection:
     @on_stream.setter
     def on_stream(self, callback: Callable[[QuicStreamTransport], None] | None) -> None:
         self._on_stream = callback
-        while callback is not None and self._incoming:
-            callback(self._incoming.popleft())
+        incoming = self._incoming
+        while callback is not None and incoming:
+            callback(incoming.popleft())
 
     @property
     def on_datagram(self) -> Callable[[bytes], None] | None:
@@ -218,8 +220,9 @@ class QuicConnection:
     @on_datagram.setter
     def on_datagram(self, callback: Callable[[bytes], None] | None) -> None:
         self._on_datagram = callback
-        while callback is not None and self._datagrams:
-            callback(self._datagrams.popleft())
+        datagrams = self._datagrams
+        while callback is not None and datagrams:
+            callback(datagrams.popleft())
 
     # -- state -------------------------------------------------------------
     @property
@@ -257,10 +260,13 @@ class QuicConnection:
             if on_datagram is not None:
                 on_datagram(data)
                 return
-            if len(self._datagrams) >= self.config.max_datagram_queue:
-                self._datagrams.popleft()
+            datagrams = self._datagrams
+            if datagrams is None:
+                datagrams = self._datagrams = deque()
+            if len(datagrams) >= self.config.max_datagram_queue:
+                datagrams.popleft()
                 self.datagrams_dropped += 1
-            self._datagrams.append(data)
+            datagrams.append(data)
             self._datagram_waiters.wake_all()
         elif t == _EV_PEER_STREAM:
             handle = ev.obj2
@@ -270,6 +276,8 @@ class QuicConnection:
             if self._on_stream is not None:
                 self._on_stream(stream)
             else:
+                if self._incoming is None:
+                    self._incoming = deque()
                 self._incoming.append(stream)
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
