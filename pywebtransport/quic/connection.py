@@ -151,6 +151,17 @@ async def _resolve(host: str, port: int) -> str:
 class QuicConnection:
     """One QUIC connection (client or server side)."""
 
+    # Slots: one per connection, ~40 attributes (a dict that size is ~1.6 KB).
+    __slots__ = (
+        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_datagrams_enabled", "_engine",
+        "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
+        "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config",
+        "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate",
+        "_send_high_water", "_stream_out", "_streams", "_ticket_key", "alpn", "certificate_error",
+        "close_reason", "config", "datagrams_dropped", "datagrams_lost", "is_client", "on_closed",
+        "on_connected", "peer_certificate", "reliable_reset", "server_name", "session_resumed", "__weakref__",
+    )
+
     def __init__(
         self, engine: Engine, handle: Any, *, is_client: bool, config: QuicConfiguration
     ) -> None:
