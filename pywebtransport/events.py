@@ -198,7 +198,7 @@ class EventEmitter:
         self._ee_history: deque[Event] | None = None
         self._ee_paused = False
         self._ee_queue: deque[Event] | None = None
-        self._ee_tasks: set[asyncio.Task[None]] = set()
+        self._ee_tasks: set[asyncio.Task[None]] | None = None  # handler tasks; made by the first
         self._ee_emitted = 0
         self._ee_handler_errors = 0
         self._ee_closed = False
@@ -211,6 +211,12 @@ class EventEmitter:
         """
         if "_ee_handlers" not in self.__dict__:
             EventEmitter.__init__(self)
+
+    def _ee_task_set(self) -> set[asyncio.Task[None]]:
+        tasks = self._ee_tasks
+        if tasks is None:
+            tasks = self._ee_tasks = set()
+        return tasks
 
     def _ee_record(self, event: Event) -> bool:
         """Add `event` to the history; queue it and return True while paused."""
@@ -259,12 +265,13 @@ class EventEmitter:
                 continue
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
-                self._ee_tasks.add(task)
+                self._ee_task_set().add(task)
                 task.add_done_callback(self._ee_task_done)
 
     def _ee_task_done(self, task: asyncio.Future[Any]) -> None:
         assert isinstance(task, asyncio.Task)
-        self._ee_tasks.discard(task)
+        if self._ee_tasks is not None:
+            self._ee_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._ee_handler_errors += 1
             logger.error("Event handler task failed", exc_info=task.exception())
@@ -464,8 +471,9 @@ class EventEmitter:
         if not self._ee_queue:  # None or empty
             return None
         task = asyncio.get_running_loop().create_task(self._ee_drain_queue())
-        self._ee_tasks.add(task)
-        task.add_done_callback(self._ee_tasks.discard)
+        tasks = self._ee_task_set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     async def _ee_drain_queue(self) -> None:
@@ -522,7 +530,7 @@ class EventEmitter:
         """Drop all handlers, queued events and history; later emits are ignored."""
         self._ee_ready()
         self._ee_closed = True
-        tasks = list(self._ee_tasks)
+        tasks = list(self._ee_tasks or ())
         for task in tasks:
             task.cancel()
         if tasks:

@@ -195,7 +195,7 @@ class QuicConnection:
         self.alpn: str | None = None
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
-        self._held_streams: set[QuicStream] = set()
+        self._held_streams: set[QuicStream] | None = None  # made by the first _hold
         # Ids of our next bidirectional / unidirectional stream (RFC 9000 2.1).
         base = 0 if is_client else 1
         self._next_stream_id = [base, base + 2]
@@ -396,10 +396,13 @@ class QuicConnection:
         self.close(0x102)  # H3_INTERNAL_ERROR
 
     def _hold(self, stream: QuicStream) -> None:
+        if self._held_streams is None:
+            self._held_streams = set()
         self._held_streams.add(stream)
 
     def _release_held(self, stream: QuicStream) -> None:
-        self._held_streams.discard(stream)
+        if self._held_streams is not None:
+            self._held_streams.discard(stream)
 
     def counters(self) -> ConnectionCounters:
         """The shim's counters for this connection (queue, drops, live streams)."""
@@ -424,7 +427,7 @@ class QuicConnection:
         # msquic completes streams before their connection; close any left.
         for stream in list(self._streams.values()):
             stream._finalize(True)
-        for stream in list(self._held_streams):
+        for stream in list(self._held_streams or ()):
             stream.release()
         self._handle = None
         self._engine.unregister(handle)
