@@ -168,7 +168,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.on_session_request: Callable[["WebTransportSession"], None] | None = on_session_request
         self._closing = False
         self._connect_streams: set[int] = set()
-        self._answered: set[int] = set()
+        self._answered: set[int] | None = None  # plain requests answered (server); made on the first
         self._current_stream: int | None = None
         self._retired: dict[int, QuicStreamTransport] = {}
         self.pending_opens = 0  # client: sessions being opened on this connection
@@ -302,7 +302,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # counting instead of piling up for the cyclic garbage collector.
         stream.set_receiver(_discard)
         self._connect_streams.discard(sid)
-        self._answered.discard(sid)
+        if self._answered is not None:
+            self._answered.discard(sid)
         if self.h3.holds_early(sid):
             # QUIC is done but the core still holds its bytes for a session that
             # is not accepted yet: keep it until that is decided.
@@ -520,9 +521,12 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     def _answer_plain_request(self, stream_id: int) -> None:
         """A server speaks only WebTransport: other HTTP/3 requests get 404."""
         stream = self._streams.get(stream_id)
-        if stream is None or stream_id in self._answered or stream_id in self.sessions:
+        answered = self._answered
+        if stream is None or (answered is not None and stream_id in answered) or stream_id in self.sessions:
             return
-        self._answered.add(stream_id)  # forgotten when the stream is released
+        if answered is None:
+            answered = self._answered = set()
+        answered.add(stream_id)  # forgotten when the stream is released
         try:
             data = self.h3.send_headers(stream_id, [(b":status", b"404")], end_stream=True)
         except (H3UsageError, H3Error):

@@ -50,7 +50,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
 
     def __init__(self, session: "WebTransportSession", high_water_mark: int = 100) -> None:
         self._session = session
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytes] | None = None  # made on the first datagram
         self._waiters = Waiters()
         self._error: Exception | None = None
         self.high_water_mark = high_water_mark
@@ -73,10 +73,13 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         return self._error is not None
 
     def _feed(self, data: bytes) -> None:
-        if len(self._queue) >= self.high_water_mark:
-            self._queue.popleft()
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self.high_water_mark:
+            queue.popleft()
             self.datagrams_dropped += 1
-        self._queue.append(data)
+        queue.append(data)
         self.datagrams_received += 1
         self.bytes_received += len(data)
         self._waiters.wake_all()
@@ -187,12 +190,15 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
 
     def get_receive_buffer_size(self) -> int:
         """Number of received datagrams waiting to be read."""
-        return len(self._queue)
+        return len(self._queue or ())
 
     def clear_receive_buffer(self) -> int:
         """Drop every queued datagram; returns how many were dropped."""
-        n = len(self._queue)
-        self._queue.clear()
+        queue = self._queue
+        if not queue:
+            return 0
+        n = len(queue)
+        queue.clear()
         return n
 
     @property

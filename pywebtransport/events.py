@@ -192,10 +192,13 @@ class EventEmitter:
         self._ee_once: dict[EventType | str, list[EventHandler]] = {}
         self._ee_any_handlers: list[EventHandler] = []
         self._ee_max_listeners = max_listeners
-        self._ee_history: deque[Event] = deque(maxlen=max_history)
+        # History and pause queue are made on first use (760 bytes each, and most
+        # emitters, e.g. a connection with one PROTOCOL_ERROR handler, never emit).
+        self._ee_max_history = max_history
+        self._ee_history: deque[Event] | None = None
         self._ee_paused = False
-        self._ee_queue: deque[Event] = deque()
-        self._ee_tasks: set[asyncio.Task[None]] = set()
+        self._ee_queue: deque[Event] | None = None
+        self._ee_tasks: set[asyncio.Task[None]] | None = None  # handler tasks; made by the first
         self._ee_emitted = 0
         self._ee_handler_errors = 0
         self._ee_closed = False
@@ -208,6 +211,26 @@ class EventEmitter:
         """
         if "_ee_handlers" not in self.__dict__:
             EventEmitter.__init__(self)
+
+    def _ee_task_set(self) -> set[asyncio.Task[None]]:
+        tasks = self._ee_tasks
+        if tasks is None:
+            tasks = self._ee_tasks = set()
+        return tasks
+
+    def _ee_record(self, event: Event) -> bool:
+        """Add `event` to the history; queue it and return True while paused."""
+        history = self._ee_history
+        if history is None:
+            history = self._ee_history = deque(maxlen=self._ee_max_history)
+        history.append(event)
+        if self._ee_paused:
+            queue = self._ee_queue
+            if queue is None:
+                queue = self._ee_queue = deque()
+            queue.append(event)
+            return True
+        return False
 
     def _ee_refresh(self) -> None:
         self._ee_listened = bool(self._ee_handlers or self._ee_once or self._ee_any_handlers)
@@ -227,9 +250,7 @@ class EventEmitter:
             return
         event = Event(type=event_type, data=data, source=self)
         self._ee_emitted += 1
-        self._ee_history.append(event)
-        if self._ee_paused:
-            self._ee_queue.append(event)
+        if self._ee_record(event):
             return
         once = self._ee_once.pop(event.type, None)
         if once is not None:
@@ -244,12 +265,13 @@ class EventEmitter:
                 continue
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
-                self._ee_tasks.add(task)
+                self._ee_task_set().add(task)
                 task.add_done_callback(self._ee_task_done)
 
     def _ee_task_done(self, task: asyncio.Future[Any]) -> None:
         assert isinstance(task, asyncio.Task)
-        self._ee_tasks.discard(task)
+        if self._ee_tasks is not None:
+            self._ee_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._ee_handler_errors += 1
             logger.error("Event handler task failed", exc_info=task.exception())
@@ -374,9 +396,7 @@ class EventEmitter:
         if self._ee_closed:
             return
         self._ee_emitted += 1
-        self._ee_history.append(event)
-        if self._ee_paused:
-            self._ee_queue.append(event)
+        if self._ee_record(event):
             return
         await self._ee_dispatch(event)
 
@@ -448,16 +468,18 @@ class EventEmitter:
         """
         self._ee_ready()
         self._ee_paused = False
-        if not self._ee_queue:
+        if not self._ee_queue:  # None or empty
             return None
         task = asyncio.get_running_loop().create_task(self._ee_drain_queue())
-        self._ee_tasks.add(task)
-        task.add_done_callback(self._ee_tasks.discard)
+        tasks = self._ee_task_set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     async def _ee_drain_queue(self) -> None:
-        while self._ee_queue and not self._ee_paused:
-            await self._ee_dispatch(self._ee_queue.popleft())
+        queue = self._ee_queue
+        while queue and not self._ee_paused:
+            await self._ee_dispatch(queue.popleft())
 
     @property
     def is_paused(self) -> bool:
@@ -473,10 +495,10 @@ class EventEmitter:
         """Return recent events, oldest first, optionally of one type and at most `limit`."""
         self._ee_ready()
         if event_type is None:
-            events = list(self._ee_history)
+            events = list(self._ee_history or ())
         else:
             key = _normalize_type(event_type)
-            events = [e for e in self._ee_history if e.type == key]
+            events = [e for e in self._ee_history or () if e.type == key]
         if limit is not None:
             events = events[-limit:] if limit > 0 else []
         return events
@@ -484,7 +506,8 @@ class EventEmitter:
     def clear_history(self) -> None:
         """Forget the recorded events."""
         self._ee_ready()
-        self._ee_history.clear()
+        if self._ee_history is not None:
+            self._ee_history.clear()
 
     def get_stats(self) -> dict[str, Any]:
         """Return counters describing handlers, events and the queue."""
@@ -496,8 +519,8 @@ class EventEmitter:
             "any_handlers": len(self._ee_any_handlers),
             "events_emitted": self._ee_emitted,
             "handler_errors": self._ee_handler_errors,
-            "history_size": len(self._ee_history),
-            "queued_events": len(self._ee_queue),
+            "history_size": len(self._ee_history or ()),
+            "queued_events": len(self._ee_queue or ()),
             "paused": self._ee_paused,
             "max_listeners": self._ee_max_listeners,
             "closed": self._ee_closed,
@@ -507,14 +530,16 @@ class EventEmitter:
         """Drop all handlers, queued events and history; later emits are ignored."""
         self._ee_ready()
         self._ee_closed = True
-        tasks = list(self._ee_tasks)
+        tasks = list(self._ee_tasks or ())
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.remove_all_listeners()
-        self._ee_queue.clear()
-        self._ee_history.clear()
+        if self._ee_queue is not None:
+            self._ee_queue.clear()
+        if self._ee_history is not None:
+            self._ee_history.clear()
 
 
 class EventBus:

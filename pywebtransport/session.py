@@ -73,7 +73,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
         # Peer-opened stream ids with their direction (for WT_MAX_STREAMS credit).
         self._peer_opened: dict[int, bool] = {}
-        self._incoming: deque[IncomingStream] = deque()
+        self._incoming: deque[IncomingStream] | None = None  # made on the first peer stream
         self._incoming_waiters = Waiters()
         self._max_incoming = max_incoming_streams
         self._datagrams: WebTransportDatagramDuplexStream | None = None
@@ -263,10 +263,13 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._connection.bind_stream(self, quic, stream)
         if self._ee_listened and EventType.STREAM_OPENED in self._ee_listening:  # event hook
             self._ee_fire(EventType.STREAM_OPENED, stream_event_data(stream))
-        if len(self._incoming) >= self._max_incoming:
+        incoming = self._incoming
+        if incoming is None:
+            incoming = self._incoming = deque()
+        if len(incoming) >= self._max_incoming:
             stream.abort(0)
             return
-        self._incoming.append(stream)
+        incoming.append(stream)
         self._incoming_waiters.wake_all()
 
     def _on_stream_released(self, stream_id: int) -> None:

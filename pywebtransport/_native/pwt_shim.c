@@ -911,8 +911,13 @@ uint32_t pwt_stream_open(pwt_conn *c, int32_t unidirectional, int64_t expected_i
         return QUIC_STATUS_OUT_OF_MEMORY;
     }
     s->expected_id = expected_id;
+    /* Our unidirectional streams never receive, yet msquic gives every stream a
+     * 4 KB receive chunk unless its buffers are app-owned (no buffer at all).
+     * HTTP/3 opens three of them per connection (control, QPACK x2). */
     QUIC_STATUS st = MsQuic->StreamOpen(
-        c->h, unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL : QUIC_STREAM_OPEN_FLAG_NONE,
+        c->h,
+        unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL | QUIC_STREAM_OPEN_FLAG_APP_OWNED_BUFFERS
+                       : QUIC_STREAM_OPEN_FLAG_NONE,
         stream_cb, s, &s->h);
     if (QUIC_FAILED(st)) {
         stream_free(s);

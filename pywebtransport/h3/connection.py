@@ -102,7 +102,8 @@ class H3Connection(WebTransportSessions):
         self._peer_settings: PeerSettings | None = None
         self._streams: dict[int, _Stream] = {}
         self._sessions: dict[int, _Session] = {}
-        self._closed_sessions: deque[int] = deque(maxlen=max(1, self.config.closed_sessions_remembered))
+        # Ids of closed sessions (bounded); the deque is made when the first one closes.
+        self._closed_sessions: deque[int] | None = None
         self._peer_control: int | None = None
         self._peer_encoder: int | None = None
         self._peer_decoder: int | None = None

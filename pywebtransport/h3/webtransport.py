@@ -157,7 +157,7 @@ class WebTransportSessions:
     _peer_settings: PeerSettings | None
     _streams: dict[int, _Stream]
     _sessions: dict[int, _Session]
-    _closed_sessions: deque[int]
+    _closed_sessions: deque[int] | None
     _early_streams: dict[int, list[int]]
     _early_stream_count: int
     _early_datagrams: dict[int, list[bytes]]
@@ -175,6 +175,10 @@ class WebTransportSessions:
 
     def _is_local(self, stream_id: int) -> bool:
         return _is_client_initiated(stream_id) == self.is_client
+
+    def _was_closed(self, session_id: int) -> bool:
+        closed = self._closed_sessions
+        return closed is not None and session_id in closed
 
     def pop_events(self) -> list[H3Event]:
         """Events made ready by a local call (e.g. streams released by ``accept_session``)."""
@@ -449,7 +453,7 @@ class WebTransportSessions:
         session = self._sessions.get(session_id)
         if session is not None and session.usable:
             events.append(DatagramReceived(session_id, payload))
-        elif (session is None or session.state is SessionState.CONNECTING) and session_id not in self._closed_sessions:
+        elif (session is None or session.state is SessionState.CONNECTING) and not self._was_closed(session_id):
             if self._early_datagram_count < self.config.max_buffered_datagrams:
                 self._early_datagrams.setdefault(session_id, []).append(payload)
                 self._early_datagram_count += 1
@@ -540,7 +544,10 @@ class WebTransportSessions:
 
     def _forget_session(self, session: _Session) -> None:
         self._sessions.pop(session.session_id, None)
-        self._closed_sessions.append(session.session_id)
+        closed = self._closed_sessions
+        if closed is None:
+            closed = self._closed_sessions = deque(maxlen=max(1, self.config.closed_sessions_remembered))
+        closed.append(session.session_id)
         self._early_datagram_count -= len(self._early_datagrams.pop(session.session_id, ()))
 
     def _wt_prefix(self, stream: _Stream, offset: int, *, bidi: bool, fin: bool, events: list[H3Event]) -> None:
@@ -589,7 +596,7 @@ class WebTransportSessions:
         session_id = stream.session_id
         assert session_id is not None
         session = self._sessions.get(session_id)
-        if (session is not None and not session.live) or (session is None and session_id in self._closed_sessions):
+        if (session is not None and not session.live) or (session is None and self._was_closed(session_id)):
             self._refuse_stream(stream, ErrorCode.WT_SESSION_GONE, events)
             return
         if session is not None:

@@ -10,13 +10,15 @@ class ChunkBuffer:
 
     A partly read chunk stays whole with an offset into it (``_head``): reading a
     large chunk in small pieces copies each byte once, not the remainder again
-    on every read.
+    on every read.  The deque (760 bytes even when empty) is made on the first
+    append: most buffers (streams read through a push receiver, e.g. HTTP/3
+    control and QPACK streams) never hold a byte.
     """
 
     __slots__ = ("_chunks", "_head", "size")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes] | None = None
         self._head = 0  # bytes of _chunks[0] already taken
         self.size = 0
 
@@ -25,13 +27,16 @@ class ChunkBuffer:
 
     def append(self, data: bytes) -> None:
         if data:
-            self._chunks.append(data)
+            chunks = self._chunks
+            if chunks is None:
+                chunks = self._chunks = deque()
+            chunks.append(data)
             self.size += len(data)
 
     def take(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes from the front (everything when ``n < 0``)."""
         chunks = self._chunks
-        if not chunks or n == 0:
+        if not chunks or n == 0:  # None (nothing ever appended) or empty
             return b""
         head = self._head
         first = chunks[0]
@@ -77,7 +82,7 @@ class ChunkBuffer:
     def find(self, separator: bytes) -> int:
         """Index just past the first ``separator``, or -1."""
         chunks = self._chunks
-        if self._head or len(chunks) > 1:
+        if chunks is not None and (self._head or len(chunks) > 1):
             joined = self.take()
             if joined:
                 chunks.append(joined)

@@ -151,6 +151,17 @@ async def _resolve(host: str, port: int) -> str:
 class QuicConnection:
     """One QUIC connection (client or server side)."""
 
+    # Slots: one per connection, ~40 attributes (a dict that size is ~1.6 KB).
+    __slots__ = (
+        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_datagrams_enabled", "_engine",
+        "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
+        "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config",
+        "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate",
+        "_send_high_water", "_stream_out", "_streams", "_ticket_key", "alpn", "certificate_error",
+        "close_reason", "config", "datagrams_dropped", "datagrams_lost", "is_client", "on_closed",
+        "on_connected", "peer_certificate", "reliable_reset", "server_name", "session_resumed", "__weakref__",
+    )
+
     def __init__(
         self, engine: Engine, handle: Any, *, is_client: bool, config: QuicConfiguration
     ) -> None:
@@ -164,9 +175,10 @@ class QuicConnection:
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[CloseReason] = self._loop.create_future()
         self._streams: dict[Any, QuicStream] = {}
-        self._incoming: deque[QuicStream] = deque()
+        # Queues for when no on_stream / on_datagram callback is set; made on first use.
+        self._incoming: deque[QuicStream] | None = None
         self._incoming_waiters = Waiters()
-        self._datagrams: deque[bytes] = deque()
+        self._datagrams: deque[bytes] | None = None
         self._datagram_waiters = Waiters()
         self.datagrams_dropped = 0
         self.datagrams_lost = 0
@@ -183,7 +195,7 @@ class QuicConnection:
         self.alpn: str | None = None
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
-        self._held_streams: set[QuicStream] = set()
+        self._held_streams: set[QuicStream] | None = None  # made by the first _hold
         # Ids of our next bidirectional / unidirectional stream (RFC 9000 2.1).
         base = 0 if is_client else 1
         self._next_stream_id = [base, base + 2]
@@ -207,8 +219,9 @@ class QuicConnection:
     @on_stream.setter
     def on_stream(self, callback: Callable[[QuicStreamTransport], None] | None) -> None:
         self._on_stream = callback
-        while callback is not None and self._incoming:
-            callback(self._incoming.popleft())
+        incoming = self._incoming
+        while callback is not None and incoming:
+            callback(incoming.popleft())
 
     @property
     def on_datagram(self) -> Callable[[bytes], None] | None:
@@ -218,8 +231,9 @@ class QuicConnection:
     @on_datagram.setter
     def on_datagram(self, callback: Callable[[bytes], None] | None) -> None:
         self._on_datagram = callback
-        while callback is not None and self._datagrams:
-            callback(self._datagrams.popleft())
+        datagrams = self._datagrams
+        while callback is not None and datagrams:
+            callback(datagrams.popleft())
 
     # -- state -------------------------------------------------------------
     @property
@@ -257,10 +271,13 @@ class QuicConnection:
             if on_datagram is not None:
                 on_datagram(data)
                 return
-            if len(self._datagrams) >= self.config.max_datagram_queue:
-                self._datagrams.popleft()
+            datagrams = self._datagrams
+            if datagrams is None:
+                datagrams = self._datagrams = deque()
+            if len(datagrams) >= self.config.max_datagram_queue:
+                datagrams.popleft()
                 self.datagrams_dropped += 1
-            self._datagrams.append(data)
+            datagrams.append(data)
             self._datagram_waiters.wake_all()
         elif t == _EV_PEER_STREAM:
             handle = ev.obj2
@@ -270,6 +287,8 @@ class QuicConnection:
             if self._on_stream is not None:
                 self._on_stream(stream)
             else:
+                if self._incoming is None:
+                    self._incoming = deque()
                 self._incoming.append(stream)
                 self._wake_incoming()
         elif t == lib.PWT_EV_CONN_CONNECTED:
@@ -377,10 +396,13 @@ class QuicConnection:
         self.close(0x102)  # H3_INTERNAL_ERROR
 
     def _hold(self, stream: QuicStream) -> None:
+        if self._held_streams is None:
+            self._held_streams = set()
         self._held_streams.add(stream)
 
     def _release_held(self, stream: QuicStream) -> None:
-        self._held_streams.discard(stream)
+        if self._held_streams is not None:
+            self._held_streams.discard(stream)
 
     def counters(self) -> ConnectionCounters:
         """The shim's counters for this connection (queue, drops, live streams)."""
@@ -405,7 +427,7 @@ class QuicConnection:
         # msquic completes streams before their connection; close any left.
         for stream in list(self._streams.values()):
             stream._finalize(True)
-        for stream in list(self._held_streams):
+        for stream in list(self._held_streams or ()):
             stream.release()
         self._handle = None
         self._engine.unregister(handle)

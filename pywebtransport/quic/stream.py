@@ -47,11 +47,19 @@ class QuicStream:
     so the shim can keep the per-stream buffer bounded.
     """
 
-    write_timeout: float | None = None  # seconds a write may wait for flow control (None: forever)
+    # Slots: a connection has at least seven streams (HTTP/3 control and QPACK both ways, CONNECT).
+    __slots__ = (
+        "_conn", "_handle", "_held", "_loop", "stream_id", "is_unidirectional", "is_local",
+        "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
+        "_recv_aborted", "_readers", "_writers", "_started_fut", "_is_closed", "_closed_fut",
+        "_receiver", "_on_reset", "_on_stop", "_on_closed", "bytes_sent", "bytes_received",
+        "reliable_size", "write_timeout", "__weakref__",
+    )
 
     def __init__(
         self, conn: "QuicConnection", handle: Any, *, unidirectional: bool, local: bool
     ) -> None:
+        self.write_timeout: float | None = None  # seconds a write may wait for flow control (None: forever)
         self._conn = conn
         self._handle = handle
         # A peer stream whose shutdown completed while received bytes were
@@ -75,7 +83,9 @@ class QuicStream:
         # QuicConnection.open_stream): the future is made, already resolved,
         # only if someone asks for it.
         self._started_fut: asyncio.Future[None] | None = None
-        self._closed: asyncio.Future[None] = self._loop.create_future()
+        # The close future is made only for wait_closed() callers.
+        self._is_closed = False
+        self._closed_fut: asyncio.Future[None] | None = None
         self._receiver: DataReceiver | None = None
         self._on_reset: ErrorReceiver | None = None
         self._on_stop: ErrorReceiver | None = None
@@ -104,7 +114,7 @@ class QuicStream:
 
     @property
     def is_closed(self) -> bool:
-        return self._closed.done()
+        return self._is_closed
 
     @property
     def at_eof(self) -> bool:
@@ -292,8 +302,10 @@ class QuicStream:
         started = self._started_fut
         if started is not None and not started.done():
             started.set_exception(self._write_error)
-        if not self._closed.done():
-            self._closed.set_result(None)
+        self._is_closed = True
+        closed = self._closed_fut
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         self._wake_reader()
         self._wake_writer()
         if self._on_closed is not None:
@@ -491,7 +503,12 @@ class QuicStream:
         self.stop_sending(error_code)
 
     async def wait_closed(self) -> None:
-        await asyncio.shield(self._closed)
+        if self._is_closed:
+            return
+        closed = self._closed_fut
+        if closed is None:
+            closed = self._closed_fut = self._loop.create_future()
+        await asyncio.shield(closed)
 
     def _abort_for_exit(self) -> None:
         if self._handle is not None:

@@ -19,7 +19,8 @@ class Waiters:
     __slots__ = ("_futures",)
 
     def __init__(self) -> None:
-        self._futures: list[asyncio.Future[None]] = []
+        # The list is made by the first wait: most conditions are never waited for.
+        self._futures: list[asyncio.Future[None]] | None = None
 
     def wait(self) -> "asyncio.Future[None]":
         """A future resolved by the next :meth:`wake_all`.
@@ -27,20 +28,26 @@ class Waiters:
         It is registered before this returns, so a wake-up between the
         caller's condition check and its ``await`` cannot be missed.
         """
-        if len(self._futures) > 16:  # drop futures of waits that were cancelled
-            self._futures = [f for f in self._futures if not f.done()]
+        futures = self._futures
+        if futures is None:
+            futures = self._futures = []
+        elif len(futures) > 16:  # drop futures of waits that were cancelled
+            futures = self._futures = [f for f in futures if not f.done()]
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._futures.append(fut)
+        futures.append(fut)
         return fut
 
     def wake_all(self) -> None:
-        futures, self._futures = self._futures, []
+        futures, self._futures = self._futures, None
+        if futures is None:
+            return
         for fut in futures:
             if not fut.done():
                 fut.set_result(None)
 
     def __bool__(self) -> bool:
-        return any(not f.done() for f in self._futures)
+        futures = self._futures
+        return futures is not None and any(not f.done() for f in futures)
 
 
 async def wait_future(fut: "asyncio.Future[T]", timeout: float | None) -> T:
