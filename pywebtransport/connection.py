@@ -882,8 +882,14 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
     def drain_session(self, session_id: int) -> None:
         """Ask the peer to wind a session down (DRAIN capsule)."""
         stream = self._streams.get(session_id)
-        if stream is not None:
+        if stream is None or stream.is_closed or self.quic.is_closed:
+            return
+        try:
             stream.write_nowait(self.h3.drain_session_data(session_id))
+        except QuicError:
+            # The CONNECT stream or the connection went away meanwhile (the peer left, an
+            # idle timeout): nothing to drain, and a server's graceful stop must go on.
+            pass
 
     def close(self, error_code: int = 0, reason: str = "") -> None:  # type: ignore[override]  # sync, unlike EventEmitter.close
         """Close the whole QUIC connection with an HTTP/3 error code."""

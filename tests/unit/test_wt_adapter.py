@@ -17,6 +17,7 @@ from pywebtransport.exceptions import SessionClosedError, StreamError, StreamRes
 from pywebtransport.h3 import H3Config
 from pywebtransport.h3.errors import ErrorCode
 from pywebtransport.h3.varint import encode_varint
+from pywebtransport.quic.errors import StreamClosedError
 from pywebtransport.quic.interface import QuicStreamTransport, QuicTransport
 from pywebtransport.session import WebTransportSession
 from pywebtransport.stream import WebTransportReceiveStream, WebTransportStream
@@ -366,3 +367,17 @@ async def test_finished_streams_leave_no_reference_cycles() -> None:
         gc.garbage.clear()
         gc.enable()
         server.cancel()
+
+
+async def test_drain_survives_a_connect_stream_that_can_no_longer_send() -> None:
+    """A server's graceful stop drains every session; one whose stream send fails must not stop it."""
+    ends = await connect()
+    server_session = ends.requests[0]
+    connect_stream = ends.server._streams[server_session.id]
+
+    def refuse(data: object, fin: bool = False) -> None:
+        raise StreamClosedError("send failed: ABORTED")
+
+    connect_stream.write_nowait = refuse  # type: ignore[method-assign]
+    server_session.drain()  # must not raise
+    assert server_session.state.value == "draining"
