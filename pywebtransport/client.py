@@ -23,7 +23,7 @@ from .exceptions import (
     WebTransportError,
 )
 from .protocol import session_event_data
-from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicError, connect
+from .quic import CertificateVerifyError, ConnectError, QuicConfiguration, QuicConnection, QuicError, connect
 from .session import WebTransportSession
 from .types import EventType
 from .utils import get_logger, parse_webtransport_url
@@ -222,8 +222,20 @@ class WebTransportClient(EventEmitter, ClientCompat):
             # Lost a race for the last session slot: use a connection of our own.
         if self._pwt_quic_config is None:
             self._pwt_quic_config = quic_config_for_client(self._pwt_config)
-        quic = await connect(host, port, self._pwt_quic_config)
-        conn = WebTransportConnection(quic, config=self._pwt_config)
+        early: list[WebTransportConnection] = []
+
+        def started(attempt: QuicConnection) -> None:
+            # Our control and QPACK streams are queued while the handshake runs: msquic
+            # sends them with the handshake's last flight, off the critical path.
+            made = WebTransportConnection(attempt, config=self._pwt_config)
+            try:
+                made.send_preface()
+            except QuicError:
+                return  # start() tries again and reports why
+            early.append(made)
+
+        quic = await connect(host, port, self._pwt_quic_config, on_started=started)
+        conn = early[-1] if early and early[-1].quic is quic else WebTransportConnection(quic, config=self._pwt_config)
         self._pwt_connections.add(conn)
         self._pwt_targets[conn] = (host, port)
 

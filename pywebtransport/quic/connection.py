@@ -614,8 +614,13 @@ async def connect(
     server_name: str | None = None,
     timeout: float | None = None,
     early_data: bool = False,
+    on_started: Callable[[QuicConnection], None] | None = None,
 ) -> QuicConnection:
     """Connect to ``host:port``; returns once the handshake completed.
+
+    ``on_started`` is called with each connection attempt as soon as its
+    handshake began: streams it opens and writes go out the moment msquic has
+    keys for them, without waiting for this coroutine to resume.
 
     Every address ``host`` resolves to is tried in turn (``localhost`` often
     resolves to ``::1`` first while servers listen on ``127.0.0.1``);
@@ -640,7 +645,7 @@ async def connect(
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             return await _connect_one(
-                engine, config, native_config, ip, port, name, remaining, host, early_data
+                engine, config, native_config, ip, port, name, remaining, host, early_data, on_started
             )
         except CertificateVerifyError:
             raise
@@ -660,6 +665,7 @@ async def _connect_one(
     timeout: float | None,
     host: str,
     early_data: bool = False,
+    on_started: Callable[[QuicConnection], None] | None = None,
 ) -> QuicConnection:
     share_key = (ip, port)
     shared = engine.shared_bindings.get(share_key) if config.share_udp_binding else None
@@ -697,6 +703,8 @@ async def _connect_one(
     if status != 0:
         conn.close()
         raise ConnectError(f"cannot start connection: {_native.status_name(status)}")
+    if on_started is not None:
+        on_started(conn)
     if zero_rtt:
         return conn
     try:
@@ -710,7 +718,7 @@ async def _connect_one(
             del engine.shared_bindings[share_key]
             if exc.reason.status == "ADDRESS_IN_USE":
                 return await _connect_one(
-                    engine, config, native_config, ip, port, server_name, timeout, host, early_data
+                    engine, config, native_config, ip, port, server_name, timeout, host, early_data, on_started
                 )
         raise _connect_error(exc.reason, host, port, conn.certificate_error) from None
     except BaseException:  # cancelled: do not leave a handshake running unowned
