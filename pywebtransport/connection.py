@@ -185,10 +185,19 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         try:
             self.start_nowait()
         except QuicError as exc:
-            reason = await self.quic.closing_reason()
-            if reason is not None and reason.initiator != "local":  # say why, not just ABORTED
-                raise ConnectionError(f"cannot set up HTTP/3: {reason.describe()}") from exc
-            raise ConnectionError(f"cannot set up HTTP/3: {exc}") from exc
+            raise await self._setup_error("cannot set up HTTP/3", exc) from exc
+
+    async def _setup_error(self, what: str, exc: QuicError) -> ConnectionError:
+        """Why setting up failed: the peer's or transport's close reason rather than just ABORTED.
+
+        An operation that fails with ABORTED often means msquic already shut the
+        connection down (a server refusing our client certificate does so right
+        after our side of the handshake completed) while its event is still queued.
+        """
+        reason = await self.quic.closing_reason()
+        if reason is not None and reason.initiator != "local":
+            return ConnectionError(f"{what}: {reason.describe()}")
+        return ConnectionError(f"{what}: {exc}")
 
     def start_nowait(self) -> None:
         """:meth:`start` without waiting: raises the ``QuicError`` if the streams cannot be opened."""
@@ -597,7 +606,10 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         """Client: send an extended CONNECT; returns the (connecting) session."""
         from .session import WebTransportSession
 
-        stream = await self.quic.open_stream()
+        try:
+            stream = await self.quic.open_stream()
+        except QuicError as exc:
+            raise await self._setup_error("cannot open the session", exc) from exc
         try:
             data = self.h3.connect_session(
                 stream.stream_id,
@@ -623,7 +635,10 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.sessions[stream.stream_id] = session
         self._track_credit(stream.stream_id)
         self._attach(stream)
-        stream.write_nowait(data)
+        try:
+            stream.write_nowait(data)
+        except QuicError as exc:
+            raise await self._setup_error("cannot open the session", exc) from exc
         return session
 
     def can_open_session(self) -> bool:

@@ -9,7 +9,7 @@ script:
 2. runs CMake over the unpacked crate with our own flags (Release, shared
    library, logging off, tools/tests off);
 3. applies :data:`SOURCE_PATCHES` to a temporary copy of the crate (today:
-   the RESET_STREAM_AT codepoints, see below);
+   the RESET_STREAM_AT codepoints and a quictls memory fix, see below);
 4. installs ``libmsquic.so.2`` and the public headers into a cache directory
    keyed by crate version, flags and patches, e.g.
    ``~/.cache/pywebtransport/msquic-2.5.1-beta-<hash>/``.
@@ -133,6 +133,32 @@ SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
         QuicStreamRecvShutdown(Stream, TRUE, Stream->RecvShutdownErrorCode);
     } else if (Stream->RecvBuffer.BaseOffset == Stream->RecvMaxLength) {
         CXPLAT_DBG_ASSERT(!Stream->Flags.ReceiveDataPending);""",
+    ),
+    # 3. Memory: quictls collects received handshake bytes in quic_buf (16 KB when made, ~22 KB
+    # after a client's handshake) and keeps it until the connection is freed, although every
+    # byte was copied out (into init_buf) as its message was taken.  Release it whenever
+    # nothing in it is pending (no queued message, no partial one); SSL_provide_quic_data
+    # makes a new one for later messages (it handles quic_buf == NULL), and the offsets of
+    # queued messages are untouched because the buffer is only dropped when none is queued.
+    (
+        "submodules/quictls/ssl/statem/statem_quic.c",
+        """    s->quic_input_data_head = qd->next;
+    if (s->quic_input_data_head == NULL)
+        s->quic_input_data_tail = NULL;
+    OPENSSL_free(qd);
+""",
+        """    s->quic_input_data_head = qd->next;
+    if (s->quic_input_data_head == NULL)
+        s->quic_input_data_tail = NULL;
+    OPENSSL_free(qd);
+    /* pywebtransport: drop the input buffer once all of it was handed out */
+    if (s->quic_input_data_head == NULL && s->quic_buf != NULL
+            && s->quic_next_record_start == s->quic_buf->length) {
+        BUF_MEM_free(s->quic_buf);
+        s->quic_buf = NULL;
+        s->quic_next_record_start = 0;
+    }
+""",
     ),
 )
 
