@@ -113,6 +113,8 @@ static int pwt_thread_create(pthread_t *th, void *(*fn)(void *), void *arg) {
 }
 #define pthread_create(th, attr, fn, arg) pwt_thread_create((th), (fn), (arg))
 
+static void pwt_sleep_ms(unsigned ms) { Sleep(ms); }
+
 /* Library loading.  Python passes the path as UTF-8: convert it for
  * LoadLibraryExW (LoadLibraryA would read it in the ANSI code page and fail
  * on non-ASCII user directories).  An absolute path also lets msquic.dll's
@@ -251,6 +253,8 @@ static void pwt_wake_close(pwt_fd_t rfd, pwt_fd_t wfd) {
 
 typedef int pwt_fd_t;
 #define PWT_FD_INVALID (-1)
+
+static void pwt_sleep_ms(unsigned ms) { usleep((useconds_t)ms * 1000); }
 
 static int pwt_wake_open(pwt_fd_t *rfd, pwt_fd_t *wfd) {
 #ifdef __linux__

@@ -426,17 +426,44 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polli
     return QUIC_STATUS_SUCCESS;
 }
 
-void pwt_cleanup(void) {
+static atomic_int RegistrationClosed;
+
+static void *registration_close_thread(void *arg) {
+    (void)arg;
+    MsQuic->RegistrationClose(Registration);
+    atomic_store(&RegistrationClosed, 1);
+    return NULL;
+}
+
+int32_t pwt_cleanup(void) {
     if (MsQuic == NULL) {
-        return;
+        return 1;
     }
     jobs_flush();
-    /* Only called once every object has been closed (RegistrationClose
-     * blocks until then). */
-    MsQuic->RegistrationClose(Registration);
+    /* Only called once every object has been closed, yet RegistrationClose
+     * waits until msquic has freed each connection internally.  At interpreter
+     * exit a handle msquic still holds must not hang the process: wait at most
+     * 5 s, then leave the library loaded (the process is ending anyway). */
+    atomic_store(&RegistrationClosed, 0);
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &attr, registration_close_thread, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        registration_close_thread(NULL);
+    }
+    for (int i = 0; i < 5000 && !atomic_load(&RegistrationClosed); i++) {
+        pwt_sleep_ms(1);
+    }
+    if (!atomic_load(&RegistrationClosed)) {
+        return 0;
+    }
     Registration = NULL;
     CloseFn(MsQuic);
     MsQuic = NULL;
+    return 1;
 }
 
 const char *pwt_status_name(uint32_t st) {

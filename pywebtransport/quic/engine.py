@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import select
+import sys
 import socket
 import time
 import weakref
@@ -315,8 +316,9 @@ def _atexit() -> None:
     if all(not e.objects for e in Engine._all):
         for cfg in list(NativeConfig.live):
             cfg.close()
-        if lib.pwt_live_objects() == 0:
-            lib.pwt_cleanup()
+        if lib.pwt_live_objects() == 0 and not lib.pwt_cleanup():
+            # A bug (ours or msquic's) left a connection inside msquic: say so rather than hang.
+            sys.stderr.write("pywebtransport: msquic still held connections at exit after 5 s; not waiting\n")
 
 
 atexit.register(_atexit)
