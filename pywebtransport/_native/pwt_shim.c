@@ -426,6 +426,17 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polli
     return QUIC_STATUS_SUCCESS;
 }
 
+/* Start a detached thread running fn(NULL); 0 on success. */
+static int start_detached(void *(*fn)(void *)) {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
 static atomic_int RegistrationClosed;
 
 static void *registration_close_thread(void *arg) {
@@ -445,13 +456,7 @@ int32_t pwt_cleanup(void) {
      * exit a handle msquic still holds must not hang the process: wait at most
      * 5 s, then leave the library loaded (the process is ending anyway). */
     atomic_store(&RegistrationClosed, 0);
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &attr, registration_close_thread, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
+    if (start_detached(registration_close_thread) != 0) {
         registration_close_thread(NULL);
     }
     for (int i = 0; i < 5000 && !atomic_load(&RegistrationClosed); i++) {
@@ -1421,13 +1426,7 @@ static void *job_thread(void *arg) {
 static int job_submit(pwt_job *j) {
     pthread_mutex_lock(&JobMu);
     if (!JobThreadUp) {
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &attr, job_thread, NULL);
-        pthread_attr_destroy(&attr);
-        if (rc != 0) {
+        if (start_detached(job_thread) != 0) {
             pthread_mutex_unlock(&JobMu);
             return 0;
         }

@@ -11,36 +11,42 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from certs import CertSet
-from pywebtransport.quic import (
-    ConnectionClosed,
-    QuicConfiguration,
-    QuicConnection,
-    QuicError,
-    QuicStream,
-    connect,
-    serve,
-)
+from pywebtransport.quic import ConnectionClosed, QuicConnection, QuicError, QuicListener, QuicStream, connect, serve
 from pywebtransport.quic.connection import _addr_from_native, _addr_to_native
 from pywebtransport.quic.waiters import wait_future
+from test_quic import client_config, server_config
 
 pytestmark = pytest.mark.timeout(60)
-ALPN = ["pwt-test"]
 
 
-def server_config(certs: CertSet, **kw: Any) -> QuicConfiguration:
-    return QuicConfiguration(
-        is_client=False, certfile=str(certs.cert), keyfile=str(certs.key), alpn_protocols=ALPN, **kw
-    )
+async def idle_handler(conn: QuicConnection) -> None:
+    await conn.wait_closed()
 
 
-def client_config(certs: CertSet, **kw: Any) -> QuicConfiguration:
-    kw.setdefault("cafile", str(certs.ca_cert))
-    return QuicConfiguration(is_client=True, alpn_protocols=ALPN, **kw)
+def each_stream(serve_one: Callable[[QuicStream], Awaitable[None]]) -> Callable[[QuicConnection], Awaitable[None]]:
+    """A connection handler that serves every peer stream with ``serve_one``, one after another."""
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            await serve_one(stream)
+
+    return handler
+
+
+@pytest.fixture
+async def idle_server(certs: CertSet) -> AsyncIterator[QuicListener]:
+    listener = await serve("127.0.0.1", 0, server_config(certs), idle_handler)
+    yield listener
+    await listener.aclose()
 
 
 async def test_predicted_ids_are_the_ids_the_peer_sees(certs: CertSet) -> None:
@@ -54,15 +60,10 @@ async def test_predicted_ids_are_the_ids_the_peer_sees(certs: CertSet) -> None:
         if len(seen) == total:
             done.set()
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            asyncio.ensure_future(record(stream))
+    async def start_recording(stream: QuicStream) -> None:
+        asyncio.ensure_future(record(stream))
 
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs), each_stream(start_recording))
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
             used = []
@@ -84,17 +85,12 @@ async def test_ids_stay_right_beyond_the_peer_stream_limit(certs: CertSet) -> No
     limit = 4
     got: list[int] = []
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            data = await stream.read_all()
-            got.append(stream.stream_id)
-            await stream.write(data, fin=True)
+    async def echo(stream: QuicStream) -> None:
+        data = await stream.read_all()
+        got.append(stream.stream_id)
+        await stream.write(data, fin=True)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs, max_peer_bidi_streams=limit), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs, max_peer_bidi_streams=limit), each_stream(echo))
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
             streams = [await conn.open_bidi_stream() for _ in range(limit * 3)]
@@ -108,55 +104,33 @@ async def test_ids_stay_right_beyond_the_peer_stream_limit(certs: CertSet) -> No
         await listener.aclose()
 
 
-async def test_a_reported_id_mismatch_closes_the_connection(certs: CertSet) -> None:
+async def test_a_reported_id_mismatch_closes_the_connection(certs: CertSet, idle_server: QuicListener) -> None:
     """If msquic ever numbered a stream differently, the connection must not go on misnumbered."""
+    conn = await connect("127.0.0.1", idle_server.port, client_config(certs))
+    stream = await conn.open_bidi_stream()
+    stream._on_start_complete(0, stream.stream_id + 4)  # what the shim reports on a mismatch
+    reason = await asyncio.wait_for(conn.wait_closed(), 5)
+    assert reason.initiator == "local" and reason.error_code == 0x102
 
-    async def handler(conn: QuicConnection) -> None:
-        await conn.wait_closed()
 
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
-    try:
-        conn = await connect("127.0.0.1", listener.port, client_config(certs))
+async def test_a_failed_start_fails_the_streams_reads_and_writes(certs: CertSet, idle_server: QuicListener) -> None:
+    async with await connect("127.0.0.1", idle_server.port, client_config(certs)) as conn:
         stream = await conn.open_bidi_stream()
-        stream._on_start_complete(0, stream.stream_id + 4)  # what the shim reports on a mismatch
-        reason = await asyncio.wait_for(conn.wait_closed(), 5)
-        assert reason.initiator == "local" and reason.error_code == 0x102
-    finally:
-        await listener.aclose()
+        stream._on_start_complete(0x80004004, -1)  # a failure status, as msquic reports one
+        with pytest.raises(QuicError, match="start failed"):
+            await stream.write(b"x")
+        with pytest.raises(QuicError, match="start failed"):
+            await stream.read()
 
 
-async def test_a_failed_start_fails_the_streams_reads_and_writes(certs: CertSet) -> None:
-    async def handler(conn: QuicConnection) -> None:
-        await conn.wait_closed()
-
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
-    try:
-        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
-            stream = await conn.open_bidi_stream()
-            stream._on_start_complete(0x80004004, -1)  # a failure status, as msquic reports one
-            with pytest.raises(QuicError, match="start failed"):
-                await stream.write(b"x")
-            with pytest.raises(QuicError, match="start failed"):
-                await stream.read()
-    finally:
-        await listener.aclose()
-
-
-async def test_opening_on_a_closed_connection_raises(certs: CertSet) -> None:
-    async def handler(conn: QuicConnection) -> None:
-        await conn.wait_closed()
-
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
-    try:
-        conn = await connect("127.0.0.1", listener.port, client_config(certs))
-        conn.close()
-        with pytest.raises(ConnectionClosed):
-            await conn.open_bidi_stream()
-        with pytest.raises(ConnectionClosed):
-            conn.open_stream_nowait(unidirectional=True)
-        await asyncio.wait_for(conn.wait_closed(), 5)
-    finally:
-        await listener.aclose()
+async def test_opening_on_a_closed_connection_raises(certs: CertSet, idle_server: QuicListener) -> None:
+    conn = await connect("127.0.0.1", idle_server.port, client_config(certs))
+    conn.close()
+    with pytest.raises(ConnectionClosed):
+        await conn.open_bidi_stream()
+    with pytest.raises(ConnectionClosed):
+        conn.open_stream_nowait(unidirectional=True)
+    await asyncio.wait_for(conn.wait_closed(), 5)
 
 
 async def test_server_data_written_during_the_handshake_arrives(certs: CertSet) -> None:
@@ -190,15 +164,10 @@ async def test_server_data_written_during_the_handshake_arrives(certs: CertSet) 
 async def test_stream_closes_do_not_leak_native_objects(certs: CertSet) -> None:
     """Stream handles are closed on the shim's helper thread; all of them, soon."""
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            await stream.write(await stream.read_all(), fin=True)
+    async def echo(stream: QuicStream) -> None:
+        await stream.write(await stream.read_all(), fin=True)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs), each_stream(echo))
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
             for i in range(200):
