@@ -91,11 +91,12 @@ class _Stream:
         self.session_id: int | None = None
         # Request streams: 0 = before headers, 1 = body, 2 = after trailers.
         self.message_state = 0
-        # Request input held until the peer's SETTINGS arrive (server side).
-        self.pending: list[tuple[bytes, bool]] = []
+        # Request input held until the peer's SETTINGS arrive (server side); None while
+        # nothing is held (most streams never hold anything: no list per stream).
+        self.pending: list[tuple[bytes, bool]] | None = None
         self.pending_bytes = 0
-        # WebTransport payload held until the session is usable.
-        self.buffered: list[bytes] = []
+        # WebTransport payload held until the session is usable (None: nothing held).
+        self.buffered: list[bytes] | None = None
         self.buffered_bytes = 0
         self.buffered_fin = False
         self.announced = False

@@ -435,7 +435,7 @@ class H3Connection(WebTransportSessions):
             stream = self._streams.get(stream_id)
             if stream is None or stream.kind is not _Kind.REQUEST:
                 continue
-            pending, stream.pending = stream.pending, []
+            pending, stream.pending = stream.pending or [], None
             stream.pending_bytes = 0
             for chunk, fin in pending:
                 self._request_data(stream, chunk, fin, events)
@@ -445,11 +445,12 @@ class H3Connection(WebTransportSessions):
             # Servers must not act on requests before the client's SETTINGS.
             if not stream.pending:
                 self._awaiting_settings.append(stream.stream_id)
+                stream.pending = []
             stream.pending.append((data, fin))
             stream.pending_bytes += len(data)
             if stream.pending_bytes > self.config.max_pending_request_bytes:
                 self._awaiting_settings.remove(stream.stream_id)
-                stream.pending.clear()
+                stream.pending = None
                 stream.pending_bytes = 0
                 self._stream_error(stream, ErrorCode.H3_REQUEST_REJECTED, events)
             return

@@ -214,7 +214,7 @@ class WebTransportSessions:
             stream = self._streams.get(stream_id)
             if stream is not None:
                 stream.kind = _Kind.IGNORED
-                stream.buffered.clear()
+                stream.buffered = None
             if not _is_uni(stream_id) or not self._is_local(stream_id):
                 events.append(StreamStopRequested(stream_id, code))
             if not _is_uni(stream_id) or self._is_local(stream_id):
@@ -622,7 +622,7 @@ class WebTransportSessions:
 
     def _refuse_stream(self, stream: _Stream, code: int, events: list[H3Event]) -> None:
         stream.kind = _Kind.IGNORED
-        stream.buffered.clear()
+        stream.buffered = None
         events.append(StreamStopRequested(stream.stream_id, code))
         if not _is_uni(stream.stream_id):
             events.append(StreamResetRequested(stream.stream_id, code))
@@ -646,6 +646,8 @@ class WebTransportSessions:
             # Session over: its streams were (or are being) reset; discard.
             return
         if data:
+            if stream.buffered is None:
+                stream.buffered = []
             stream.buffered.append(data)
             stream.buffered_bytes += len(data)
         stream.buffered_fin = stream.buffered_fin or fin
@@ -655,7 +657,7 @@ class WebTransportSessions:
 
     def _drop_early(self, stream: _Stream) -> None:
         stream.kind = _Kind.IGNORED
-        stream.buffered.clear()
+        stream.buffered = None
         if stream.session_id is None:
             return
         early = self._early_streams.get(stream.session_id)
@@ -679,9 +681,9 @@ class WebTransportSessions:
             stream.announced = True
             events.append(WebTransportStreamOpened(session_id, stream_id, not _is_uni(stream_id)))
             if stream.buffered or stream.buffered_fin:
-                payload = b"".join(stream.buffered)
+                payload = b"".join(stream.buffered or ())
                 events.append(WebTransportStreamDataReceived(session_id, stream_id, payload, stream.buffered_fin))
-            stream.buffered.clear()
+            stream.buffered = None
         datagrams = self._early_datagrams.pop(session_id, [])
         self._early_datagram_count -= len(datagrams)
         events.extend(DatagramReceived(session_id, d) for d in datagrams)

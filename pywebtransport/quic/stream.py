@@ -77,8 +77,9 @@ class QuicStream:
         self._fin_sent = False
         self._send_aborted = False
         self._recv_aborted = False
-        self._readers = Waiters()
-        self._writers = Waiters()
+        # Made by the first read or write that has to wait (most streams never do).
+        self._readers: Waiters | None = None
+        self._writers: Waiters | None = None
         # Streams are usable at once (local ids are predicted, see
         # QuicConnection.open_stream): the future is made, already resolved,
         # only if someone asks for it.
@@ -312,10 +313,12 @@ class QuicStream:
             self._on_closed()
 
     def _wake_reader(self) -> None:
-        self._readers.wake_all()
+        if self._readers is not None:
+            self._readers.wake_all()
 
     def _wake_writer(self) -> None:
-        self._writers.wake_all()
+        if self._writers is not None:
+            self._writers.wake_all()
 
     # -- reading -----------------------------------------------------------
     def _check_readable(self) -> None:
@@ -323,7 +326,10 @@ class QuicStream:
             raise StreamClosedError("cannot read from a local unidirectional stream")
 
     async def _wait_readable(self) -> None:
-        await self._readers.wait()
+        readers = self._readers
+        if readers is None:
+            readers = self._readers = Waiters()
+        await readers.wait()
 
     def _take(self, n: int) -> bytes:
         data = self._buffer.take(n)
@@ -448,7 +454,10 @@ class QuicStream:
         ) > self._conn._send_high_water:
             if lib.pwt_stream_want_writable(self._handle):
                 return
-            if not await wait_with_timeout(self._writers.wait(), self.write_timeout):
+            writers = self._writers
+            if writers is None:
+                writers = self._writers = Waiters()
+            if not await wait_with_timeout(writers.wait(), self.write_timeout):
                 raise WriteTimeout(f"stream {self.stream_id}: write not accepted within {self.write_timeout}s")
             if self._write_error is not None and not self._fin_sent:
                 raise self._write_error
