@@ -22,7 +22,7 @@
 #define PWT_EV_CONN_DATAGRAM_STATE 15
 #define PWT_EV_CONN_DATAGRAM_RECEIVED 16
 #define PWT_EV_CONN_DATAGRAM_LOST 17
-#define PWT_EV_CONN_STREAMS_AVAILABLE 18
+#define PWT_EV_CONN_STREAMS_AVAILABLE 18 /* not queued (Python has no use for it) */
 /* Peer certificate for the application to verify (only with
  * pwt_credentials.app_verify): data = DER certificate (u0 bytes, 0 = none
  * presented) followed by the PKCS#7 DER chain (u1 bytes); u2 = msquic's
@@ -32,13 +32,13 @@
 /* Client: a TLS resumption ticket for the next connection to this server
  * (data = the ticket). */
 #define PWT_EV_CONN_RESUMPTION_TICKET 22
-#define PWT_EV_STREAM_START_COMPLETE 30
+#define PWT_EV_STREAM_START_COMPLETE 30 /* only on failure or an id other than expected_id */
 #define PWT_EV_STREAM_RECEIVE 31
 #define PWT_EV_STREAM_WRITABLE 32
-#define PWT_EV_STREAM_PEER_SEND_SHUTDOWN 33
+#define PWT_EV_STREAM_PEER_SEND_SHUTDOWN 33 /* not after a RECEIVE that carried the FIN */
 #define PWT_EV_STREAM_PEER_SEND_ABORTED 34
 #define PWT_EV_STREAM_PEER_RECEIVE_ABORTED 35
-#define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36
+#define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36 /* not queued */
 #define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37
 #define PWT_EV_STREAM_RESUME 38
 
