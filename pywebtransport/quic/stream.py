@@ -262,6 +262,12 @@ class QuicStream:
             self.stream_id = stream_id
             return
         err = StreamClosedError(f"stream start failed: {_native.status_name(status)}")
+        started = self._started_fut
+        if started is None:
+            started = self._started_fut = self._loop.create_future()
+        if not started.done():
+            started.set_exception(err)
+            started.exception()  # retrieved: nobody may be waiting
         if self._write_error is None:
             self._write_error = err
         if self._read_error is None and not self._eof:

@@ -121,6 +121,8 @@ async def test_a_failed_start_fails_the_streams_reads_and_writes(certs: CertSet,
             await stream.write(b"x")
         with pytest.raises(QuicError, match="start failed"):
             await stream.read()
+        with pytest.raises(QuicError, match="start failed"):
+            await stream.wait_started()
 
 
 async def test_opening_on_a_closed_connection_raises(certs: CertSet, idle_server: QuicListener) -> None:
