@@ -19,7 +19,7 @@
 #define PWT_EV_CONN_SHUTDOWN_BY_PEER 12
 #define PWT_EV_CONN_SHUTDOWN_COMPLETE 13
 #define PWT_EV_CONN_PEER_STREAM_STARTED 14
-#define PWT_EV_CONN_DATAGRAM_STATE 15
+#define PWT_EV_CONN_DATAGRAM_STATE 15 /* not queued: pwt_conn_datagram_max() */
 #define PWT_EV_CONN_DATAGRAM_RECEIVED 16
 #define PWT_EV_CONN_DATAGRAM_LOST 17
 #define PWT_EV_CONN_STREAMS_AVAILABLE 18 /* not queued (Python has no use for it) */
@@ -28,7 +28,7 @@
  * presented) followed by the PKCS#7 DER chain (u1 bytes); u2 = msquic's
  * deferred status.  The handshake waits for pwt_conn_certificate_complete(). */
 #define PWT_EV_CONN_PEER_CERTIFICATE 20
-#define PWT_EV_CONN_RELIABLE_RESET 21  /* u0 = 1 if RESET_STREAM_AT was negotiated */
+#define PWT_EV_CONN_RELIABLE_RESET 21  /* not queued: pwt_conn_reliable_reset() */
 /* Client: a TLS resumption ticket for the next connection to this server
  * (data = the ticket). */
 #define PWT_EV_CONN_RESUMPTION_TICKET 22
@@ -39,7 +39,7 @@
 #define PWT_EV_STREAM_PEER_SEND_ABORTED 34
 #define PWT_EV_STREAM_PEER_RECEIVE_ABORTED 35
 #define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36 /* not queued */
-#define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37
+#define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37 /* not when the connection shuts down: see PWT_EV_CONN_SHUTDOWN_COMPLETE */
 #define PWT_EV_STREAM_RESUME 38
 
 /* Stream shutdown modes for pwt_stream_shutdown. */
@@ -180,6 +180,7 @@ uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out);
 uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out);
 uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t len);
 uint32_t pwt_conn_datagram_max(pwt_conn *c);
+int32_t pwt_conn_reliable_reset(pwt_conn *c); /* 1 once RESET_STREAM_AT was negotiated */
 uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap);
 /* Python's verdict on a PWT_EV_CONN_PEER_CERTIFICATE (tls_alert is sent on rejection). */
 uint32_t pwt_conn_certificate_complete(pwt_conn *c, int32_t accept, int32_t tls_alert);

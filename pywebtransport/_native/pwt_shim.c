@@ -111,6 +111,7 @@ struct pwt_conn {
     atomic_int_fast64_t live_streams;
     atomic_int_fast64_t peak_streams;
     atomic_int allow_early;
+    atomic_int reliable_reset; /* RESET_STREAM_AT negotiated (read by Python on demand) */
     int send_ticket; /* server: issue a resumption ticket at CONNECTED */
 };
 
@@ -925,6 +926,13 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE:
         break; /* Python has no use for it: SHUTDOWN_COMPLETE follows */
     case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE:
+        if (ev->SHUTDOWN_COMPLETE.ConnectionShutdown) {
+            /* The connection is shutting down: msquic completes all its streams
+             * before the connection's own SHUTDOWN_COMPLETE, and Python finalizes
+             * whatever streams are left when that arrives.  Not queuing these
+             * saves a record (often a loop wake-up) per stream at every close. */
+            break;
+        }
         push_ev(s->q, s->c, s, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
                     ev->SHUTDOWN_COMPLETE.ConnectionShutdown,
                     ev->SHUTDOWN_COMPLETE.ConnectionErrorCode,
@@ -1178,8 +1186,10 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         break;
     }
     case QUIC_CONNECTION_EVENT_RELIABLE_RESET_NEGOTIATED:
-        push_ev(c->q, c, NULL, PWT_EV_CONN_RELIABLE_RESET, c, NULL,
-                ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0, 0, 0);
+        /* Not queued (one loop wake-up less per connection): msquic decides it
+         * while processing the peer's transport parameters, before CONNECTED,
+         * and Python reads it with pwt_conn_reliable_reset() when it resets. */
+        atomic_store(&c->reliable_reset, ev->RELIABLE_RESET_NEGOTIATED.IsNegotiated ? 1 : 0);
         break;
     case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
         /* Not queued: Python does not wait for stream credit (msquic holds a
@@ -1187,12 +1197,12 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
          * and one of these per request cost the client a loop wake-up. */
         break;
     case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED:
+        /* Not queued: Python reads the limit when it sends (pwt_conn_datagram_max);
+         * path MTU discovery changes it several times per connection, and each
+         * record cost the loop a wake-up. */
         atomic_store(&c->dgram_max, ev->DATAGRAM_STATE_CHANGED.SendEnabled
                                         ? ev->DATAGRAM_STATE_CHANGED.MaxSendLength
                                         : 0);
-        push_ev(c->q, c, NULL, PWT_EV_CONN_DATAGRAM_STATE, c, NULL,
-                    ev->DATAGRAM_STATE_CHANGED.SendEnabled,
-                    ev->DATAGRAM_STATE_CHANGED.MaxSendLength, 0);
         break;
     case QUIC_CONNECTION_EVENT_DATAGRAM_RECEIVED: {
         /* Bounded: beyond max_events queued for this connection the
@@ -1582,6 +1592,8 @@ void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow) {
 }
 
 uint32_t pwt_conn_datagram_max(pwt_conn *c) { return atomic_load(&c->dgram_max); }
+
+int32_t pwt_conn_reliable_reset(pwt_conn *c) { return atomic_load(&c->reliable_reset); }
 
 uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap) {
     uint32_t n = atomic_load(&c->alpn_len);

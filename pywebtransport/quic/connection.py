@@ -153,13 +153,13 @@ class QuicConnection:
 
     # Slots: one per connection, ~40 attributes (a dict that size is ~1.6 KB).
     __slots__ = (
-        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_datagrams_enabled", "_engine",
+        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_engine",
         "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
-        "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config",
+        "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config", "_reliable_reset",
         "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate",
         "_send_high_water", "_stream_out", "_streams", "_ticket_key", "alpn", "certificate_error",
         "close_reason", "config", "datagrams_dropped", "datagrams_lost", "is_client", "on_closed",
-        "on_connected", "peer_certificate", "reliable_reset", "server_name", "session_resumed", "__weakref__",
+        "on_connected", "peer_certificate", "server_name", "session_resumed", "__weakref__",
     )
 
     def __init__(
@@ -185,8 +185,7 @@ class QuicConnection:
         self.close_reason: CloseReason | None = None
         self._local_close_code: int | None = None
         self._max_datagram = 0
-        self._datagrams_enabled = False
-        self.reliable_reset = False
+        self._reliable_reset = False
         self._on_stream: Callable[[QuicStreamTransport], None] | None = None
         self._on_datagram: Callable[[bytes], None] | None = None
         self.on_connected: Callable[["QuicConnection"], None] | None = None
@@ -262,6 +261,17 @@ class QuicConnection:
             self._max_datagram = int(lib.pwt_conn_datagram_max(self._handle))
         return self._max_datagram
 
+    @property
+    def reliable_reset(self) -> bool:
+        """Both sides offered RESET_STREAM_AT: `QuicStream.reliable_size` takes effect.
+
+        msquic settles it while processing the peer's transport parameters; the
+        shim keeps the answer (no event), read here when first needed.
+        """
+        if not self._reliable_reset and self._handle is not None:
+            self._reliable_reset = bool(lib.pwt_conn_reliable_reset(self._handle))
+        return self._reliable_reset
+
     # -- events ------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
         t = ev.type
@@ -306,22 +316,18 @@ class QuicConnection:
                     _TICKETS.popitem(last=False)
         elif t == lib.PWT_EV_CONN_PEER_CERTIFICATE:
             self._on_peer_certificate(ev)
-        elif t == lib.PWT_EV_CONN_DATAGRAM_STATE:
-            self._datagrams_enabled = bool(ev.u0)
-            self._max_datagram = int(ev.u1) if ev.u0 else 0
         elif t == lib.PWT_EV_CONN_DATAGRAM_LOST:
             self.datagrams_lost += 1
-        elif t == lib.PWT_EV_CONN_RELIABLE_RESET:
-            # Both sides offered RESET_STREAM_AT: QuicStream.reliable_size takes effect.
-            self.reliable_reset = bool(ev.u0)
         elif t == lib.PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT:
             if self.close_reason is None:
                 self.close_reason = CloseReason(
                     "transport", int(ev.u1), _native.status_name(int(ev.u0))
                 )
+            self._streams_closing()
         elif t == lib.PWT_EV_CONN_SHUTDOWN_BY_PEER:
             if self.close_reason is None:
                 self.close_reason = CloseReason("peer", int(ev.u0))
+            self._streams_closing()
         elif t == lib.PWT_EV_CONN_SHUTDOWN_COMPLETE:
             self._finalize()
 
@@ -417,6 +423,18 @@ class QuicConnection:
             live_streams=int(c.live_streams),
             peak_live_streams=int(c.peak_live_streams),
         )
+
+    def _streams_closing(self) -> None:
+        """The connection is shutting down: fail waiting reads and writes now.
+
+        msquic aborts every stream at once, but the shim does not report those
+        streams' shutdowns one by one; their handles are closed when the
+        connection's SHUTDOWN_COMPLETE arrives (:meth:`_finalize`), which after
+        a local close can be a round trip later.
+        """
+        reason = self.close_reason or CloseReason("local")
+        for stream in list(self._streams.values()):
+            stream._connection_closing(reason)
 
     def _finalize(self) -> None:
         handle = self._handle
@@ -538,6 +556,7 @@ class QuicConnection:
         if self.close_reason is None:
             self.close_reason = CloseReason("local", error_code)
         lib.pwt_conn_shutdown(self._handle, error_code, 1 if silent else 0)
+        self._streams_closing()
 
     async def aclose(self, error_code: int = 0) -> CloseReason:
         self.close(error_code)

@@ -275,6 +275,22 @@ class QuicStream:
         self._wake_reader()
         self._wake_writer()
 
+    def _connection_closing(self, reason: CloseReason) -> None:
+        """The connection is shutting down (msquic aborted this stream): fail waiters now.
+
+        The native handle stays until the connection's shutdown completes
+        (:meth:`_finalize`); buffered bytes can still be read.
+        """
+        if self._handle is None:
+            return
+        err = ConnectionClosed(reason)
+        if self._read_error is None and not self._eof:
+            self._read_error = err
+        if self._write_error is None:
+            self._write_error = err
+        self._wake_reader()
+        self._wake_writer()
+
     def _finalize(self, connection_shutdown: bool) -> None:
         handle = self._handle
         if handle is None:
