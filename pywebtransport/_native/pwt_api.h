@@ -18,6 +18,9 @@
 #define PWT_EV_CONN_SHUTDOWN_BY_TRANSPORT 11
 #define PWT_EV_CONN_SHUTDOWN_BY_PEER 12
 #define PWT_EV_CONN_SHUTDOWN_COMPLETE 13
+/* A peer's stream: obj2 = its pwt_stream, u0 = stream id, u1 = msquic's flags.  Queued
+ * with the stream's first record: data/len are its first received bytes, u2 = 1 if
+ * they end with FIN (more bytes follow as PWT_EV_STREAM_RECEIVE). */
 #define PWT_EV_CONN_PEER_STREAM_STARTED 14
 #define PWT_EV_CONN_DATAGRAM_STATE 15 /* not queued: pwt_conn_datagram_max() */
 #define PWT_EV_CONN_DATAGRAM_RECEIVED 16

@@ -35,6 +35,10 @@
  * DATAGRAM frame header. */
 #define PWT_DGRAM_MIN_PATH_PAYLOAD (1200u - (1u + 20u + 4u) - 16u - 3u)
 
+/* Inline bytes of a peer stream's start record (its first bytes, e.g. an HTTP/3
+ * SETTINGS frame or a small request, usually fit). */
+#define PWT_START_INLINE 256u
+
 
 /* msquic reports queued calls as PENDING; Python only needs ok/not ok. */
 static uint32_t norm(QUIC_STATUS st) { return QUIC_SUCCEEDED(st) ? 0 : (uint32_t)st; }
@@ -120,6 +124,10 @@ struct pwt_stream {
     pwt_queue *q;
     pwt_conn *c;
     pwt_node *rx_node; /* its RECEIVE record still queued (coalescing), under q->mu */
+    /* A peer stream's PEER_STREAM_STARTED record, not yet queued (under q->mu):
+     * it is queued with the stream's first record, and carries the first
+     * received bytes itself, so a new peer stream costs Python one record. */
+    pwt_node *start_node;
     atomic_int_fast64_t outstanding; /* bytes queued to msquic, not yet SEND_COMPLETE */
     atomic_int_fast64_t buffered;    /* bytes handed to Python, not yet consumed */
     atomic_int paused;
@@ -192,14 +200,27 @@ static int queue_link(pwt_queue *q, pwt_node *n) {
     return signal;
 }
 
+/* Caller holds q->mu: queue a peer stream's pending start record (before
+ * any other record of the stream). */
+static int link_start(pwt_queue *q, pwt_stream *s) {
+    pwt_node *start = s->start_node;
+    if (start == NULL) {
+        return 0;
+    }
+    s->start_node = NULL;
+    return queue_link(q, start);
+}
+
 /* Append a record; `s` (or NULL) is the stream it belongs to: any record of
  * a stream ends coalescing into its queued RECEIVE, keeping order. */
 static void queue_push_for(pwt_queue *q, pwt_node *n, pwt_stream *s) {
     pthread_mutex_lock(&q->mu);
+    int signal = 0;
     if (s != NULL) {
         s->rx_node = NULL;
+        signal = link_start(q, s);
     }
-    int signal = queue_link(q, n);
+    signal |= queue_link(q, n);
     pthread_mutex_unlock(&q->mu);
     if (signal) {
         signal_fd(q);
@@ -278,8 +299,8 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
             if (p->conn) {
                 p->conn->queued--;
             }
-            if (p->ev.type == PWT_EV_STREAM_RECEIVE) {
-                pwt_stream *rs = (pwt_stream *)p->ev.obj;
+            if (p->ev.type == PWT_EV_STREAM_RECEIVE || p->ev.type == PWT_EV_CONN_PEER_STREAM_STARTED) {
+                pwt_stream *rs = (pwt_stream *)(p->ev.type == PWT_EV_STREAM_RECEIVE ? p->ev.obj : p->ev.obj2);
                 if (rs->rx_node == p) {
                     rs->rx_node = NULL; /* handed out: no more appends */
                 }
@@ -750,6 +771,9 @@ static pwt_stream *stream_new(pwt_conn *c) {
 
 static void stream_free(pwt_stream *s) {
     atomic_fetch_sub(&s->c->live_streams, 1);
+    if (s->start_node != NULL) {
+        node_free(s->start_node);
+    }
     free(s);
     atomic_fetch_sub(&LiveObjects, 1);
 }
@@ -763,6 +787,11 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
     pwt_queue *q = s->q;
     pthread_mutex_lock(&q->mu);
     pwt_node *n = s->rx_node;
+    int starting = 0; /* n is the stream's unqueued start record */
+    if (n == NULL && s->start_node != NULL) {
+        n = s->start_node;
+        starting = 1;
+    }
     if (n != NULL) {
         uint64_t need = (uint64_t)n->ev.len + take;
         if (need > UINT32_MAX) {
@@ -799,16 +828,34 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
             off += chunk;
         }
         n->ev.len += (uint32_t)take;
+        int signal = 0;
+        if (starting) {
+            s->start_node = NULL;
+            signal = queue_link(q, n);
+            s->rx_node = n;
+        }
         if (fin) {
-            n->ev.u0 = 1;
+            if (n->ev.type == PWT_EV_CONN_PEER_STREAM_STARTED) {
+                n->ev.u2 = 1; /* u0 is the stream id there */
+            } else {
+                n->ev.u0 = 1;
+            }
             s->rx_node = NULL; /* nothing follows a FIN */
             s->fin_queued = 1;
         }
         atomic_fetch_add(&s->buffered, (int64_t)take);
         pthread_mutex_unlock(&q->mu);
+        if (signal) {
+            signal_fd(q);
+        }
         return 1;
     }
+    /* Out of memory growing the start record: queue it without data. */
+    int start_signal = link_start(q, s);
     pthread_mutex_unlock(&q->mu);
+    if (start_signal) {
+        signal_fd(q);
+    }
     /* Small chunks get some inline room so that a few more can join the
      * record without another allocation. */
     uint32_t cap = take < 512 ? 512 : (uint32_t)take;
@@ -930,7 +977,15 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             /* The connection is shutting down: msquic completes all its streams
              * before the connection's own SHUTDOWN_COMPLETE, and Python finalizes
              * whatever streams are left when that arrives.  Not queuing these
-             * saves a record (often a loop wake-up) per stream at every close. */
+             * saves a record (often a loop wake-up) per stream at every close.
+             * A peer stream Python has not heard of yet (no bytes came) is made
+             * known now, so that its handle is closed too. */
+            pthread_mutex_lock(&s->q->mu);
+            int signal = link_start(s->q, s);
+            pthread_mutex_unlock(&s->q->mu);
+            if (signal) {
+                signal_fd(s->q);
+            }
             break;
         }
         push_ev(s->q, s->c, s, PWT_EV_STREAM_SHUTDOWN_COMPLETE, s, NULL,
@@ -1181,8 +1236,26 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         QUIC_UINT62 id = 0;
         uint32_t sz = sizeof(id);
         MsQuic->GetParam(s->h, QUIC_PARAM_STREAM_ID, &sz, &id);
-        push_ev(c->q, c, NULL, PWT_EV_CONN_PEER_STREAM_STARTED, c, s, id,
-                    (uint64_t)ev->PEER_STREAM_STARTED.Flags, 0);
+        /* Queued with the stream's first record (usually carrying its first
+         * bytes, see push_receive), not now: msquic indicates the stream's
+         * data right after this event. Inline room for small first chunks. */
+        pwt_node *n = node_new(PWT_START_INLINE);
+        if (n == NULL) {
+            MsQuic->SetCallbackHandler(s->h, (void *)orphan_stream_cb, NULL);
+            stream_free(s);
+            return QUIC_STATUS_OUT_OF_MEMORY; /* msquic aborts the stream */
+        }
+        n->ev.len = 0;
+        n->cap = PWT_START_INLINE;
+        n->conn = c;
+        n->ev.type = PWT_EV_CONN_PEER_STREAM_STARTED;
+        n->ev.obj = c;
+        n->ev.obj2 = s;
+        n->ev.u0 = id;
+        n->ev.u1 = (uint64_t)ev->PEER_STREAM_STARTED.Flags;
+        pthread_mutex_lock(&c->q->mu);
+        s->start_node = n;
+        pthread_mutex_unlock(&c->q->mu);
         break;
     }
     case QUIC_CONNECTION_EVENT_RELIABLE_RESET_NEGOTIATED:
@@ -1421,6 +1494,9 @@ static void *job_thread(void *arg) {
             /* Uncounted first: the close returns the peer's stream credit. */
             atomic_fetch_sub(&j->s->c->live_streams, 1);
             MsQuic->StreamClose(j->s->h);
+            if (j->s->start_node != NULL) {
+                node_free(j->s->start_node); /* never queued: Python never knew the stream */
+            }
             free(j->s);
             atomic_fetch_sub(&LiveObjects, 1);
         } else {

@@ -290,6 +290,7 @@ class QuicConnection:
             datagrams.append(data)
             self._datagram_waiters.wake_all()
         elif t == _EV_PEER_STREAM:
+            # The shim queues a peer stream's start with its first bytes (and FIN).
             handle = ev.obj2
             stream = QuicStream(self, handle, unidirectional=bool(ev.u1 & 1), local=False)
             stream.stream_id = ev.u0
@@ -301,6 +302,9 @@ class QuicConnection:
                     self._incoming = deque()
                 self._incoming.append(stream)
                 self._wake_incoming()
+            n = ev.len
+            if n or ev.u2:
+                stream._on_receive(ffi.unpack(ev.data, n) if n else b"", bool(ev.u2))
         elif t == lib.PWT_EV_CONN_CONNECTED:
             self.session_resumed = bool(ev.u0)
             if self.session_resumed and self._resumed_certificate is not None:

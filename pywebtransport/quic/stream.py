@@ -208,16 +208,7 @@ class QuicStream:
         t = ev.type
         if t == _EV_RECEIVE:
             n = ev.len
-            data = ffi.unpack(ev.data, n) if n else b""
-            fin = bool(ev.u0)
-            self.bytes_received += n
-            if fin:
-                self._eof = True
-            if self._receiver is not None:
-                self._receiver(data, fin)
-            else:
-                self._buffer.append(data)
-                self._wake_reader()
+            self._on_receive(ffi.unpack(ev.data, n) if n else b"", bool(ev.u0))
         elif t == _EV_WRITABLE:
             self._wake_writer()
         elif t == _EV_START_COMPLETE:
@@ -250,6 +241,16 @@ class QuicStream:
         elif t == _EV_RESUME:
             if self._handle is not None:
                 lib.pwt_stream_resume(self._handle)
+
+    def _on_receive(self, data: bytes, fin: bool) -> None:
+        self.bytes_received += len(data)
+        if fin:
+            self._eof = True
+        if self._receiver is not None:
+            self._receiver(data, fin)
+        else:
+            self._buffer.append(data)
+            self._wake_reader()
 
     def _on_start_complete(self, status: int, stream_id: int) -> None:
         """The shim reports a start only when it failed or got another id than predicted."""
