@@ -354,6 +354,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self._loop.call_soon(session._on_stream_released, quic.stream_id)
             return
         binding.session = session
+        # A WebTransport stream is released as soon as both directions are finished here:
+        # the shim closes it when msquic completes it, with no record for Python.
+        quic.release_when_done = True
         if stream is None:
             return
         sink: DataReceiver = stream._on_data

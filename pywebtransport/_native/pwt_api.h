@@ -205,6 +205,11 @@ uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
  * (RESET_STREAM_AT). Needs a negotiated reliable reset and offset <= bytes sent. */
 uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset);
 void pwt_stream_close(pwt_stream *s);
+/* Python is done with both directions of the stream: its queued records are dropped
+ * and none follow.  Returns 1 if the shim now owns the handle (closed when msquic
+ * completes the stream, without a record), 2 if msquic completed it already: then
+ * Python closes it with pwt_stream_close() (no SHUTDOWN_COMPLETE record comes). */
+int32_t pwt_stream_release_when_done(pwt_stream *s);
 void pwt_conn_set_limits(pwt_conn *c, int64_t recv_limit, int64_t send_high_water);
 void pwt_listener_set_limits(pwt_listener *l, int64_t recv_limit, int64_t send_high_water);
 /* Bound on a connection's queued events: received datagrams beyond it are

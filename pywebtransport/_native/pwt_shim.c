@@ -58,6 +58,7 @@ static const int64_t DefaultMaxEvents = 4096;
 struct pwt_node {
     struct pwt_node *next;
     pwt_conn *conn;       /* connection the event counts against, or NULL */
+    pwt_stream *stream;   /* stream the record is about (its own records), or NULL */
     unsigned char *ext;   /* RECEIVE: growable payload (coalesced chunks) */
     uint32_t cap;         /* capacity of ext */
     pwt_event ev;
@@ -74,6 +75,9 @@ struct pwt_queue {
     pwt_fd_t rfd; /* Windows: the read end's SOCKET */
     pwt_fd_t wfd;
     pwt_node *batch; /* handed to Python by the last poll */
+    /* Streams the shim closed itself (pwt_stream_release_when_done): freed at the
+     * next poll, once Python is done with the batch that may still name them. */
+    pwt_stream *grave;
 };
 
 struct pwt_config {
@@ -139,7 +143,17 @@ struct pwt_stream {
      * wake-up.  Failures and mismatches are always reported. */
     int64_t expected_id;
     int fin_queued; /* a RECEIVE with FIN was queued: PEER_SEND_SHUTDOWN says nothing new */
+    /* PWT_DONE_RELEASED: Python is done with the stream (pwt_stream_release_when_done);
+     * PWT_DONE_COMPLETE: msquic indicated SHUTDOWN_COMPLETE.  Whoever sets the
+     * second bit closes the handle: the shim inside the callback (no record), or
+     * Python when the queued SHUTDOWN_COMPLETE record reaches it. */
+    atomic_int done;
+    int queued;            /* its records in the queue (not yet polled), under q->mu */
+    pwt_stream *grave_next;
 };
+
+#define PWT_DONE_RELEASED 1
+#define PWT_DONE_COMPLETE 2
 
 typedef struct pwt_send {
     QUIC_BUFFER buf;
@@ -179,6 +193,9 @@ static void drain_fd(pwt_queue *q) { pwt_wake_drain(q->rfd); }
 static int queue_link(pwt_queue *q, pwt_node *n) {
     int signal = 0;
     n->next = NULL;
+    if (n->stream != NULL) {
+        n->stream->queued++;
+    }
     if (n->conn) {
         pwt_conn *c = n->conn;
         c->queued++;
@@ -216,9 +233,15 @@ static int link_start(pwt_queue *q, pwt_stream *s) {
 static void queue_push_for(pwt_queue *q, pwt_node *n, pwt_stream *s) {
     pthread_mutex_lock(&q->mu);
     int signal = 0;
+    if (s != NULL && (atomic_load(&s->done) & PWT_DONE_RELEASED)) {
+        pthread_mutex_unlock(&q->mu); /* Python is done with it: nothing to tell */
+        node_free(n);
+        return;
+    }
     if (s != NULL) {
         s->rx_node = NULL;
         signal = link_start(q, s);
+        n->stream = s;
     }
     signal |= queue_link(q, n);
     pthread_mutex_unlock(&q->mu);
@@ -275,9 +298,22 @@ pwt_queue *pwt_queue_new(void) {
 /* Windows: a SOCKET; kernel handles have 32 significant bits, so it fits. */
 int32_t pwt_queue_fd(pwt_queue *q) { return (int32_t)q->rfd; }
 
+static void free_grave(pwt_stream *g) {
+    while (g != NULL) {
+        pwt_stream *next = g->grave_next;
+        free(g);
+        g = next;
+    }
+}
+
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     free_list(q->batch);
     q->batch = NULL;
+    pthread_mutex_lock(&q->mu);
+    pwt_stream *grave = q->grave;
+    q->grave = NULL;
+    pthread_mutex_unlock(&q->mu);
+    free_grave(grave);
     pthread_mutex_lock(&q->mu);
     pwt_node *first = q->head;
     pwt_node *last = NULL;
@@ -298,6 +334,9 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
         for (pwt_node *p = first; p && j < k; p = p->next, j++) {
             if (p->conn) {
                 p->conn->queued--;
+            }
+            if (p->stream) {
+                p->stream->queued--;
             }
             if (p->ev.type == PWT_EV_STREAM_RECEIVE || p->ev.type == PWT_EV_CONN_PEER_STREAM_STARTED) {
                 pwt_stream *rs = (pwt_stream *)(p->ev.type == PWT_EV_STREAM_RECEIVE ? p->ev.obj : p->ev.obj2);
@@ -334,6 +373,7 @@ void pwt_queue_free(pwt_queue *q) {
     jobs_flush(); /* closes still running on the helper thread touch the queue */
     free_list(q->batch);
     free_list(q->head);
+    free_grave(q->grave);
     pwt_wake_close(q->rfd, q->wfd);
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -769,6 +809,20 @@ static pwt_stream *stream_new(pwt_conn *c) {
     return s;
 }
 
+/* A closed stream's struct: freed at its queue's next poll, so that its address is
+ * not reused (by a new stream) while Python may still hold a record naming it. */
+static void bury(pwt_stream *s) {
+    if (s->start_node != NULL) {
+        node_free(s->start_node); /* never queued: Python never knew the stream */
+        s->start_node = NULL;
+    }
+    pwt_queue *q = s->q;
+    pthread_mutex_lock(&q->mu);
+    s->grave_next = q->grave;
+    q->grave = s;
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void stream_free(pwt_stream *s) {
     atomic_fetch_sub(&s->c->live_streams, 1);
     if (s->start_node != NULL) {
@@ -786,6 +840,12 @@ static int stream_close_async(pwt_stream *s);
 static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t take, int fin) {
     pwt_queue *q = s->q;
     pthread_mutex_lock(&q->mu);
+    if (atomic_load(&s->done) & PWT_DONE_RELEASED) {
+        /* Bytes after the FIN Python consumed cannot exist (final size); a
+         * misbehaving peer's are dropped like any record of a released stream. */
+        pthread_mutex_unlock(&q->mu);
+        return 1;
+    }
     pwt_node *n = s->rx_node;
     int starting = 0; /* n is the stream's unqueued start record */
     if (n == NULL && s->start_node != NULL) {
@@ -880,7 +940,14 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
     n->ev.obj = s;
     n->ev.u0 = (uint64_t)fin;
     n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
+    n->stream = s;
     pthread_mutex_lock(&q->mu);
+    if (atomic_load(&s->done) & PWT_DONE_RELEASED) {
+        pthread_mutex_unlock(&q->mu);
+        atomic_fetch_sub(&s->buffered, (int64_t)take);
+        node_free(n);
+        return 1;
+    }
     int signal = queue_link(q, n);
     s->rx_node = fin ? NULL : n;
     if (fin) {
@@ -973,6 +1040,16 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE:
         break; /* Python has no use for it: SHUTDOWN_COMPLETE follows */
     case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE:
+        if (atomic_fetch_or(&s->done, PWT_DONE_COMPLETE) & PWT_DONE_RELEASED) {
+            /* Python released the stream already: close it here (msquic allows
+             * StreamClose in this callback), which returns the peer's stream
+             * credit; the struct is freed at the queue's next poll. */
+            atomic_fetch_sub(&s->c->live_streams, 1);
+            MsQuic->StreamClose(s->h);
+            atomic_fetch_sub(&LiveObjects, 1);
+            bury(s);
+            break;
+        }
         if (ev->SHUTDOWN_COMPLETE.ConnectionShutdown) {
             /* The connection is shutting down: msquic completes all its streams
              * before the connection's own SHUTDOWN_COMPLETE, and Python finalizes
@@ -1093,6 +1170,46 @@ uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset) {
     return norm(MsQuic->SetParam(s->h, QUIC_PARAM_STREAM_RELIABLE_OFFSET, sizeof(offset), &offset));
 }
 
+/* Caller holds q->mu: unlink every queued record of `s` (usually there is none). */
+static void purge_stream_records(pwt_queue *q, pwt_stream *s) {
+    pwt_node *prev = NULL;
+    pwt_node *n = q->head;
+    while (n != NULL && s->queued > 0) {
+        pwt_node *next = n->next;
+        if (n->stream == s) {
+            s->queued--;
+            if (prev != NULL) {
+                prev->next = next;
+            } else {
+                q->head = next;
+            }
+            if (q->tail == n) {
+                q->tail = prev;
+            }
+            q->count--;
+            if (n->conn != NULL) {
+                n->conn->queued--;
+            }
+            node_free(n);
+        } else {
+            prev = n;
+        }
+        n = next;
+    }
+    s->rx_node = NULL;
+}
+
+int32_t pwt_stream_release_when_done(pwt_stream *s) {
+    pwt_queue *q = s->q;
+    pthread_mutex_lock(&q->mu);
+    int complete = atomic_fetch_or(&s->done, PWT_DONE_RELEASED) & PWT_DONE_COMPLETE;
+    purge_stream_records(q, s);
+    pthread_mutex_unlock(&q->mu);
+    /* 2: msquic completed it already (its record, if still queued, is gone now):
+     * Python closes the handle itself. */
+    return complete ? 2 : 1;
+}
+
 void pwt_stream_close(pwt_stream *s) {
     if (s == NULL) {
         return;
@@ -1100,8 +1217,10 @@ void pwt_stream_close(pwt_stream *s) {
     if (stream_close_async(s)) {
         return;
     }
+    atomic_fetch_sub(&s->c->live_streams, 1);
     MsQuic->StreamClose(s->h);
-    stream_free(s);
+    bury(s);
+    atomic_fetch_sub(&LiveObjects, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1494,10 +1613,7 @@ static void *job_thread(void *arg) {
             /* Uncounted first: the close returns the peer's stream credit. */
             atomic_fetch_sub(&j->s->c->live_streams, 1);
             MsQuic->StreamClose(j->s->h);
-            if (j->s->start_node != NULL) {
-                node_free(j->s->start_node); /* never queued: Python never knew the stream */
-            }
-            free(j->s);
+            bury(j->s);
             atomic_fetch_sub(&LiveObjects, 1);
         } else {
             MsQuic->ConnectionClose(j->c->h);

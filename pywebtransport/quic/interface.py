@@ -49,6 +49,9 @@ class QuicStreamTransport(Protocol):
     write_timeout: float | None
     #: Bytes from the start that a reset still delivers (RESET_STREAM_AT when negotiated).
     reliable_size: int
+    #: Release the stream once both directions are finished locally (FIN or reset each
+    #: way, every delivered byte consumed), without waiting for the peer's acknowledgements.
+    release_when_done: bool
 
     @property
     def is_closed(self) -> bool:

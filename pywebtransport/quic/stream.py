@@ -53,7 +53,7 @@ class QuicStream:
         "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
         "_recv_aborted", "_readers", "_writers", "_started_fut", "_is_closed", "_closed_fut",
         "_receiver", "_on_reset", "_on_stop", "_on_closed", "bytes_sent", "bytes_received",
-        "reliable_size", "write_timeout", "__weakref__",
+        "reliable_size", "write_timeout", "release_when_done", "__weakref__",
     )
 
     def __init__(
@@ -95,6 +95,10 @@ class QuicStream:
         self.bytes_received = 0
         # Leading bytes a reset must still deliver (RESET_STREAM_AT), e.g. a stream header.
         self.reliable_size = 0
+        # Release the stream as soon as both directions are finished here (FIN or reset
+        # each way, every received byte consumed) instead of at msquic's SHUTDOWN_COMPLETE:
+        # the shim then closes the handle itself, and Python gets no record for it.
+        self.release_when_done = False
 
     @property
     def _started(self) -> "asyncio.Future[None]":
@@ -182,6 +186,8 @@ class QuicStream:
         if n:
             if self._handle is not None:
                 lib.pwt_stream_consumed(self._handle, n)
+                if self._eof:
+                    self._release_if_done()
             elif self._held is not None:
                 lib.pwt_stream_consumed(self._held, n)
                 self._maybe_release()
@@ -197,6 +203,22 @@ class QuicStream:
             self._held = None
             self._conn._release_held(self)
             lib.pwt_stream_close(held)
+
+    def _release_if_done(self) -> None:
+        """With :attr:`release_when_done`: release the stream once both directions are done here."""
+        handle = self._handle
+        if handle is None or not self.release_when_done:
+            return
+        if self.readable and self._read_error is None and not self._recv_aborted:
+            if not self._eof or self._buffer or lib.pwt_stream_buffered(handle) > 0:
+                return
+        if self.writable and not (self._fin_sent or self._send_aborted or self._write_error is not None):
+            return
+        self._handle = None
+        self._conn._forget_stream(self, handle)
+        if lib.pwt_stream_release_when_done(handle) == 2:
+            lib.pwt_stream_close(handle)  # msquic completed it already; its record was dropped
+        self._closed_now(False)
 
     def _maybe_release(self) -> None:
         held = self._held
@@ -219,12 +241,14 @@ class QuicStream:
                 if self._receiver is not None:
                     self._receiver(b"", True)
                 self._wake_reader()
+                self._release_if_done()
         elif t == _EV_PEER_RESET:
             code = int(ev.u0)
             self._read_error = StreamReset(self.stream_id, code)
             if self._on_reset is not None:
                 self._on_reset(code)
             self._wake_reader()
+            self._release_if_done()
         elif t == _EV_PEER_STOP:
             code = int(ev.u0)
             self._write_error = StreamStopped(self.stream_id, code)
@@ -236,6 +260,7 @@ class QuicStream:
             if self._on_stop is not None:
                 self._on_stop(code)
             self._wake_writer()
+            self._release_if_done()
         elif t == _EV_SHUTDOWN_COMPLETE:
             self._finalize(bool(ev.u0))
         elif t == _EV_RESUME:
@@ -251,6 +276,8 @@ class QuicStream:
         else:
             self._buffer.append(data)
             self._wake_reader()
+        if fin and self.release_when_done:
+            self._release_if_done()
 
     def _on_start_complete(self, status: int, stream_id: int) -> None:
         """The shim reports a start only when it failed or got another id than predicted."""
@@ -310,6 +337,10 @@ class QuicStream:
             self._conn._hold(self)
         else:
             lib.pwt_stream_close(handle)
+        self._closed_now(connection_shutdown)
+
+    def _closed_now(self, connection_shutdown: bool) -> None:
+        """The stream is released: fail further reads and writes, wake waiters, tell the owner."""
         if self._loop.is_closed():
             return
         if connection_shutdown:
@@ -359,6 +390,8 @@ class QuicStream:
         if data:
             if self._handle is not None:
                 lib.pwt_stream_consumed(self._handle, len(data))
+                if self._eof:
+                    self._release_if_done()
             elif self._held is not None:
                 lib.pwt_stream_consumed(self._held, len(data))
                 self._maybe_release()
@@ -435,6 +468,8 @@ class QuicStream:
         self.bytes_sent += n
         if fin:
             self._fin_sent = True
+            if self.release_when_done:
+                self._release_if_done()
 
     async def write(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Write data, waiting while too much is in flight; ``fin`` ends the stream."""
@@ -512,6 +547,7 @@ class QuicStream:
         self._send_aborted = True
         self._mark_reliable()
         lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, error_code)
+        self._release_if_done()
 
     def stop_sending(self, error_code: int = 0) -> None:
         """Abort the receiving side (STOP_SENDING)."""
@@ -528,6 +564,7 @@ class QuicStream:
         if self._read_error is None and not self._eof:
             self._read_error = StreamClosedError(f"stream {self.stream_id} stopped locally")
         self._wake_reader()
+        self._release_if_done()
 
     def abort(self, error_code: int = 0) -> None:
         """Reset and stop-send at once."""

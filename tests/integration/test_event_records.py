@@ -37,17 +37,22 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def records(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
-    """Counts the record types delivered to connections and streams (both sides)."""
-    seen: Counter[int] = Counter()
+def records(monkeypatch: pytest.MonkeyPatch) -> Counter[Any]:
+    """Counts the record types delivered to connections and streams: by type (both
+    sides together) and by ``("client" | "server", type)``."""
+    seen: Counter[Any] = Counter()
     conn_event, stream_event = _Conn._on_event, _Stream._on_event
 
     def on_conn(self: Any, ev: Any) -> None:
         seen[int(ev.type)] += 1
+        seen["client" if self.is_client else "server", int(ev.type)] += 1
         conn_event(self, ev)
 
     def on_stream(self: Any, ev: Any) -> None:
+        if int(ev.type) == lib.PWT_EV_STREAM_SHUTDOWN_COMPLETE:
+            seen["client" if self._conn.is_client else "server", "completed", self.stream_id] += 1
         seen[int(ev.type)] += 1
+        seen["client" if self._conn.is_client else "server", int(ev.type)] += 1
         stream_event(self, ev)
 
     monkeypatch.setattr(_Conn, "_on_event", on_conn)
@@ -63,7 +68,7 @@ async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_connection_costs_python_only_the_records_it_uses(certs: CertSet, records: Counter[int]) -> None:
+async def test_a_connection_costs_python_only_the_records_it_uses(certs: CertSet, records: Counter[Any]) -> None:
     """Datagram state, RESET_STREAM_AT negotiation and the shutdown of streams that the
     connection's close ends are not queued; a peer stream's start comes with its bytes."""
     served: list[QuicStream] = []
@@ -175,3 +180,89 @@ async def test_a_peer_stream_aborted_before_any_byte_is_still_delivered(certs: C
             await wait_until(lambda: server_conn.counters().live_streams == 0)
     finally:
         await listener.aclose()
+
+
+async def test_a_stream_that_asks_to_be_released_when_done_is_closed_by_the_shim(certs: CertSet) -> None:
+    """release_when_done: once both directions are finished here the stream is released at once
+    and the shim closes the handle when msquic completes it (the peer gets its credit back)."""
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            stream.release_when_done = True
+            await stream.write(await stream.read_all(), fin=True)
+
+    server_cfg = server_config(certs, max_peer_bidi_streams=4)
+    listener = await serve("127.0.0.1", 0, server_cfg, handler)
+    base = lib.pwt_live_objects()
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
+            for i in range(40):  # ten times the peer's stream limit: credit must come back
+                stream = await conn.open_bidi_stream()
+                stream.release_when_done = True
+                await stream.write(b"%d" % i, fin=True)
+                assert await asyncio.wait_for(stream.read_all(), 10) == b"%d" % i
+                assert stream.is_closed  # released on the spot, not a record later
+                await stream.wait_closed()
+            server_conn = next(iter(listener.connections))
+            await wait_until(lambda: conn.counters().live_streams == 0)
+            await wait_until(lambda: server_conn.counters().live_streams == 0)
+    finally:
+        await listener.aclose()
+    await wait_until(lambda: lib.pwt_live_objects() <= base)
+
+
+async def test_finished_webtransport_streams_cost_the_server_no_shutdown_record(
+    certs: CertSet, records: Counter[Any]
+) -> None:
+    """Per request the server gets one record (the stream's start with its bytes and FIN):
+    the stream is released when the handler has read everything and sent its FIN, and the
+    shim closes it when msquic completes it, without a SHUTDOWN_COMPLETE record."""
+    from pywebtransport import ClientConfig, ServerApp, ServerConfig, WebTransportClient, WebTransportSession
+    from pywebtransport import WebTransportStream
+
+    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    sessions: list[WebTransportSession] = []
+
+    @app.route("/echo")
+    async def echo(session: WebTransportSession) -> None:
+        sessions.append(session)
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                await stream.write(await stream.read_all(), end_stream=True)
+            else:
+                out = await session.create_unidirectional_stream()
+                await out.write(await stream.read_all(), end_stream=True)
+
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        address = app.server.local_address
+        assert address is not None
+        config = ClientConfig.create(ca_certs=str(certs.ca_cert))
+        async with WebTransportClient(config) as client:
+            session = await client.connect(f"https://localhost:{address[1]}/echo")
+            records.clear()
+            for i in range(30):
+                stream = await session.create_bidirectional_stream()
+                await stream.write(b"r%d" % i, end_stream=True)
+                assert await stream.read_all() == b"r%d" % i
+            for i in range(5):
+                out = await session.create_unidirectional_stream()
+                await out.write(b"u%d" % i, end_stream=True)
+                back = await asyncio.wait_for(session.incoming_streams().__anext__(), 10)
+                assert await back.read_all() == b"u%d" % i
+            server_session = sessions[0]
+            await wait_until(lambda: not server_session._streams)
+            server_quic = server_session.connection.quic
+            # HTTP/3 control + QPACK both ways and the CONNECT stream: nothing else is left.
+            await wait_until(lambda: server_quic.counters().live_streams == 7)
+            await session.close()
+    # The bidirectional request streams were released by the handler before msquic completed
+    # them; peer unidirectional streams complete in msquic as soon as their FIN arrives (there
+    # is no send side), so theirs still comes, in the same batch as the FIN.
+    completed = {key[2] for key in records if isinstance(key, tuple) and key[:2] == ("server", "completed")}
+    assert not {sid for sid in completed if sid % 4 == 0 and sid != 0}
+    assert records["server", lib.PWT_EV_CONN_PEER_STREAM_STARTED] == 35

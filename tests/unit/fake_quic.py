@@ -41,6 +41,7 @@ class FakeQuicStream:
         self.bytes_received = 0
         self.write_timeout: float | None = None
         self.reliable_size = 0
+        self.release_when_done = False  # the fake releases when both sides are done anyway
         self.peer: FakeQuicStream | None = None
         self.announced = False
         self._receiver: DataReceiver | None = None
