@@ -9,7 +9,7 @@ script:
 2. runs CMake over the unpacked crate with our own flags (Release, shared
    library, logging off, tools/tests off);
 3. applies :data:`SOURCE_PATCHES` to a temporary copy of the crate (today:
-   the RESET_STREAM_AT codepoints and a quictls memory fix, see below);
+   the RESET_STREAM_AT codepoints and quictls memory fixes, see below);
 4. installs ``libmsquic.so.2`` and the public headers into a cache directory
    keyed by crate version, flags and patches, e.g.
    ``~/.cache/pywebtransport/msquic-2.5.1-beta-<hash>/``.
@@ -159,6 +159,49 @@ SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
         s->quic_next_record_start = 0;
     }
 """,
+    ),
+    # 4. Memory: the TLS record layer's read and write buffers (about 16.5 KB each) are made
+    # when a handshake starts, yet a QUIC connection never uses them: quictls hands handshake
+    # bytes and alerts to msquic (quic_method) and takes received ones from
+    # SSL_provide_quic_data, and SSL_read/SSL_write refuse QUIC connections.  They stayed
+    # allocated for the connection's lifetime: 33 KB of a client connection's ~92 KB.
+    # Skip them for QUIC connections (both places that make them; freeing NULL is a no-op).
+    (
+        "submodules/quictls/ssl/statem/statem.c",
+        """        if (!ssl3_setup_buffers(s)) {
+            SSLfatal(s, SSL_AD_NO_ALERT, ERR_R_INTERNAL_ERROR);
+            goto end;
+        }""",
+        """        if (!SSL_IS_QUIC(s) && !ssl3_setup_buffers(s)) { /* pywebtransport: QUIC has no records */
+            SSLfatal(s, SSL_AD_NO_ALERT, ERR_R_INTERNAL_ERROR);
+            goto end;
+        }""",
+    ),
+    # 5. Memory: msquic gives every stream a 4 KB receive buffer to start with (it grows as
+    # data arrives) and refuses a smaller StreamRecvBufferDefault.  HTTP/3's control and QPACK
+    # streams and a WebTransport CONNECT stream carry a few dozen bytes in their lifetime, so
+    # these 4 KB chunks were ~16 KB of every idle session, on each side.  Accept any power of
+    # two from 256 (QuicConfiguration.stream_receive_buffer; the buffer still grows by doubling).
+    (
+        "src/core/settings.c",
+        """        if (Source->StreamRecvBufferDefault < QUIC_DEFAULT_STREAM_RECV_BUFFER_SIZE) {
+            return FALSE;
+        }""",
+        """        if (Source->StreamRecvBufferDefault < 256 || /* pywebtransport: was 4096 */
+            (Source->StreamRecvBufferDefault & (Source->StreamRecvBufferDefault - 1)) != 0) {
+            return FALSE;
+        }""",
+    ),
+    (
+        "submodules/quictls/ssl/statem/extensions.c",
+        """        if (!ssl3_setup_buffers(s)) {
+            /* SSLfatal() already called */
+            return 0;
+        }""",
+        """        if (!SSL_IS_QUIC(s) && !ssl3_setup_buffers(s)) { /* pywebtransport: QUIC has no records */
+            /* SSLfatal() already called */
+            return 0;
+        }""",
     ),
 )
 

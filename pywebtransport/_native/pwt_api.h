@@ -92,6 +92,7 @@ typedef struct pwt_settings {
     int64_t disconnect_timeout_ms;    /* -1 = default */
     int32_t max_operations_per_drain; /* -1 = default */
     int32_t reliable_reset_enabled;   /* -1 = default (off); RESET_STREAM_AT */
+    int64_t stream_recv_buffer;       /* -1 = default (4096); initial receive buffer, power of two >= 256 */
 } pwt_settings;
 
 typedef struct pwt_credentials {

@@ -687,6 +687,10 @@ uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
         qs.MaxOperationsPerDrain = (uint8_t)s->max_operations_per_drain;
         qs.IsSet.MaxOperationsPerDrain = 1;
     }
+    if (s->stream_recv_buffer > 0) {
+        qs.StreamRecvBufferDefault = (uint32_t)s->stream_recv_buffer;
+        qs.IsSet.StreamRecvBufferDefault = 1;
+    }
     if (s->reliable_reset_enabled >= 0) {
         qs.ReliableResetEnabled = (uint8_t)(s->reliable_reset_enabled != 0);
         qs.IsSet.ReliableResetEnabled = 1;
@@ -695,6 +699,13 @@ uint32_t pwt_config_open(const char *const *alpns, uint32_t alpn_count,
     HQUIC h = NULL;
     QUIC_STATUS st = MsQuic->ConfigurationOpen(Registration, alpn_bufs, alpn_count, &qs,
                                                sizeof(qs), NULL, &h);
+    if (st == QUIC_STATUS_INVALID_PARAMETER && qs.IsSet.StreamRecvBufferDefault &&
+        qs.StreamRecvBufferDefault < 4096) {
+        /* An msquic without our patch (PYWEBTRANSPORT_MSQUIC_LIB) refuses receive
+         * buffers under 4 KB: use its default rather than fail. */
+        qs.IsSet.StreamRecvBufferDefault = 0;
+        st = MsQuic->ConfigurationOpen(Registration, alpn_bufs, alpn_count, &qs, sizeof(qs), NULL, &h);
+    }
     if (QUIC_FAILED(st)) {
         return st;
     }

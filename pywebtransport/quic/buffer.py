@@ -11,8 +11,9 @@ class ChunkBuffer:
     A partly read chunk stays whole with an offset into it (``_head``): reading a
     large chunk in small pieces copies each byte once, not the remainder again
     on every read.  The deque (760 bytes even when empty) is made on the first
-    append: most buffers (streams read through a push receiver, e.g. HTTP/3
-    control and QPACK streams) never hold a byte.
+    append and dropped whenever the buffer empties: most buffers (streams read
+    through a push receiver, e.g. HTTP/3 control and QPACK streams) hold bytes
+    only for a moment, and idle streams then cost no deque.
     """
 
     __slots__ = ("_chunks", "_head", "size")
@@ -49,7 +50,7 @@ class ChunkBuffer:
                 data = b"".join(rest)
             else:
                 data = b"".join(chunks)
-            chunks.clear()
+            self._chunks = None  # emptied: a finished stream keeps no deque
             self._head = 0
             self.size = 0
             return data
@@ -77,6 +78,8 @@ class ChunkBuffer:
                     need = 0
             data = b"".join(parts)
         self.size -= len(data)
+        if not self.size:
+            self._chunks = None
         return data
 
     def find(self, separator: bytes) -> int:
@@ -84,9 +87,7 @@ class ChunkBuffer:
         chunks = self._chunks
         if chunks is not None and (self._head or len(chunks) > 1):
             joined = self.take()
-            if joined:
-                chunks.append(joined)
-                self.size = len(joined)
+            self.append(joined)
         else:
             joined = chunks[0] if chunks else b""
         idx = joined.find(separator)

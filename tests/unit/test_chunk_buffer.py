@@ -1,5 +1,3 @@
-from collections import deque
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,9 +58,21 @@ def test_a_large_chunk_read_in_small_pieces_is_copied_once() -> None:
     buf.append(chunk)
     out = [buf.take(65536) for _ in range(16)]
     assert b"".join(out) == chunk and buf.size == 0
-    assert buf._chunks == deque() and buf._head == 0
+    assert not buf._chunks and buf._head == 0  # emptied: nothing left, no deque kept
     buf.append(b"abc")
     buf.append(b"def")
     assert buf.take(2) == b"ab" and buf._head == 2 and buf._chunks[0] is not None
     assert buf.take(3) == b"cde"  # spans chunks: only the returned bytes are copied
     assert buf.take() == b"f"
+
+
+def test_an_emptied_buffer_keeps_no_deque() -> None:
+    """Idle streams must not pay for a deque once their bytes were read (memory per session)."""
+    buf = ChunkBuffer()
+    buf.append(b"settings")
+    assert buf.take() == b"settings" and buf._chunks is None
+    buf.append(b"abcdef")
+    assert buf.take(3) == b"abc" and buf._chunks is not None
+    assert buf.take(3) == b"def" and buf._chunks is None and buf.size == 0
+    buf.append(b"x\r\ny")
+    assert buf.find(b"\r\n") == 3 and buf.take() == b"x\r\ny"
