@@ -12,9 +12,13 @@
  *  - received bytes are copied in the RECEIVE callback; per-stream unread
  *    bytes are bounded: above the limit the callback accepts 0 bytes, which
  *    pauses msquic's receive path until pwt_stream_consumed() re-enables it;
- *  - handles are closed only by Python, after it has seen the object's
+ *  - handles are closed by Python, after it has seen the object's
  *    SHUTDOWN_COMPLETE (STOP_COMPLETE for listeners), never from a callback
- *    of another object.
+ *    of another object; the one exception is a stream Python released
+ *    (pwt_stream_release_when_done), which the shim closes inside its own
+ *    SHUTDOWN_COMPLETE callback;
+ *  - stream structs are freed at the queue's next poll ("grave"), so that no
+ *    record handed to Python can name an address a new stream reuses.
  */
 #define _GNU_SOURCE
 /* Preview declarations (QUIC_GLOBAL_EXECUTION_CONFIG); the library always

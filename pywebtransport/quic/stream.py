@@ -53,7 +53,7 @@ class QuicStream:
         "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
         "_recv_aborted", "_readers", "_writers", "_started_fut", "_is_closed", "_closed_fut",
         "_receiver", "_on_reset", "_on_stop", "_on_closed", "bytes_sent", "bytes_received",
-        "reliable_size", "write_timeout", "release_when_done", "__weakref__",
+        "reliable_size", "write_timeout", "release_when_done", "_can_read", "_can_write", "__weakref__",
     )
 
     def __init__(
@@ -70,6 +70,8 @@ class QuicStream:
         self.stream_id: int = -1
         self.is_unidirectional = unidirectional
         self.is_local = local
+        self._can_read = not (unidirectional and local)
+        self._can_write = not (unidirectional and not local)
         self._buffer = ChunkBuffer()
         self._eof = False
         self._read_error: QuicError | None = None
@@ -111,11 +113,11 @@ class QuicStream:
     # -- properties --------------------------------------------------------
     @property
     def readable(self) -> bool:
-        return not (self.is_unidirectional and self.is_local)
+        return self._can_read
 
     @property
     def writable(self) -> bool:
-        return not (self.is_unidirectional and not self.is_local)
+        return self._can_write
 
     @property
     def is_closed(self) -> bool:
@@ -209,11 +211,12 @@ class QuicStream:
         handle = self._handle
         if handle is None or not self.release_when_done:
             return
-        if self.readable and self._read_error is None and not self._recv_aborted:
+        # Cheapest test first: this runs at every consumption once the FIN arrived.
+        if self._can_write and not (self._fin_sent or self._send_aborted or self._write_error is not None):
+            return
+        if self._can_read and self._read_error is None and not self._recv_aborted:
             if not self._eof or self._buffer or lib.pwt_stream_buffered(handle) > 0:
                 return
-        if self.writable and not (self._fin_sent or self._send_aborted or self._write_error is not None):
-            return
         self._handle = None
         self._conn._forget_stream(self, handle)
         if lib.pwt_stream_release_when_done(handle) == 2:
