@@ -32,6 +32,7 @@ from pywebtransport.quic import (
 from pywebtransport.quic.connection import QuicConnection as _Conn
 from pywebtransport.quic.stream import QuicStream as _Stream
 from test_quic import client_config, server_config
+from test_stream_open_path import each_stream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,18 +74,13 @@ async def test_a_connection_costs_python_only_the_records_it_uses(certs: CertSet
     connection's close ends are not queued; a peer stream's start comes with its bytes."""
     served: list[QuicStream] = []
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            served.append(stream)
-            data = await stream.read(1)
-            if data == b"e":  # echo and finish; "h" streams stay open
-                await stream.write(data + await stream.read_all(), fin=True)
+    async def serve_one(stream: QuicStream) -> None:
+        served.append(stream)
+        data = await stream.read(1)
+        if data == b"e":  # echo and finish; "h" streams stay open
+            await stream.write(data + await stream.read_all(), fin=True)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs, reliable_reset=True), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs, reliable_reset=True), each_stream(serve_one))
     try:
         conn = await connect(
             "127.0.0.1", listener.port, client_config(certs, reliable_reset=True), server_name="localhost"
@@ -146,17 +142,12 @@ async def test_local_close_fails_a_waiting_reader_at_once(certs: CertSet) -> Non
 @pytest.mark.parametrize("abort", ["reset", "stop_sending"])
 async def test_a_peer_stream_aborted_before_any_byte_is_still_delivered(certs: CertSet, abort: str) -> None:
     """A stream whose first record is not data: its start is queued with that record."""
-    accepted: asyncio.Queue[tuple[QuicConnection, QuicStream]] = asyncio.Queue()
+    accepted: asyncio.Queue[QuicStream] = asyncio.Queue()
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            accepted.put_nowait((conn, stream))
+    async def take(stream: QuicStream) -> None:
+        accepted.put_nowait(stream)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs), each_stream(take))
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
             stream = await conn.open_bidi_stream()
@@ -164,7 +155,8 @@ async def test_a_peer_stream_aborted_before_any_byte_is_still_delivered(certs: C
                 stream.reset(7)
             else:
                 stream.stop_sending(9)
-            server_conn, peer = await asyncio.wait_for(accepted.get(), 10)
+            peer = await asyncio.wait_for(accepted.get(), 10)
+            server_conn = next(iter(listener.connections))
             assert peer.stream_id == stream.stream_id
             if abort == "reset":
                 with pytest.raises(StreamReset) as reset:
@@ -186,17 +178,12 @@ async def test_a_stream_that_asks_to_be_released_when_done_is_closed_by_the_shim
     """release_when_done: once both directions are finished here the stream is released at once
     and the shim closes the handle when msquic completes it (the peer gets its credit back)."""
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            stream.release_when_done = True
-            await stream.write(await stream.read_all(), fin=True)
+    async def echo(stream: QuicStream) -> None:
+        stream.release_when_done = True
+        await stream.write(await stream.read_all(), fin=True)
 
     server_cfg = server_config(certs, max_peer_bidi_streams=4)
-    listener = await serve("127.0.0.1", 0, server_cfg, handler)
+    listener = await serve("127.0.0.1", 0, server_cfg, each_stream(echo))
     base = lib.pwt_live_objects()
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:

@@ -15,8 +15,9 @@ import os
 import pytest
 
 from certs import CertSet
-from pywebtransport.quic import ConfigError, ConnectionClosed, QuicConfiguration, QuicConnection, connect, serve
+from pywebtransport.quic import ConfigError, QuicConfiguration, QuicStream, connect, serve
 from test_quic import client_config, server_config
+from test_stream_open_path import each_stream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,16 +38,11 @@ async def test_bulk_data_flows_through_a_small_initial_buffer(certs: CertSet, in
     """8 MiB each way on one stream, and small messages on others, from a 256-byte start."""
     payload = os.urandom(8 << 20)
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            data = await stream.read_all()
-            await stream.write(hashlib.sha256(data).digest() + data, fin=True)
+    async def answer(stream: QuicStream) -> None:
+        data = await stream.read_all()
+        await stream.write(hashlib.sha256(data).digest() + data, fin=True)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs, stream_receive_buffer=initial), handler)
+    listener = await serve("127.0.0.1", 0, server_config(certs, stream_receive_buffer=initial), each_stream(answer))
     try:
         cfg = client_config(certs, stream_receive_buffer=initial)
         async with await connect("127.0.0.1", listener.port, cfg, server_name="localhost") as conn:
