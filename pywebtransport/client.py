@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 logger = get_logger("client")
+# Clients connect to the same few URLs again and again; parsing one costs ~10 µs.
+_parse_url = functools.lru_cache(maxsize=256)(parse_webtransport_url)
 _warned_insecure = False
 
 
@@ -144,7 +147,7 @@ class WebTransportClient(EventEmitter, ClientCompat):
         """Open a session to ``url`` (``https://host[:port]/path``)."""
         if self._pwt_closed:
             raise ClientError("client is closed", target_url=url)
-        host, port, path = parse_webtransport_url(url)
+        host, port, path = _parse_url(url) if isinstance(url, str) else parse_webtransport_url(url)
         timeout = self._pwt_config.connect_timeout if timeout is None else timeout
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -224,15 +227,29 @@ class WebTransportClient(EventEmitter, ClientCompat):
             self._pwt_quic_config = quic_config_for_client(self._pwt_config)
         early: list[WebTransportConnection] = []
 
+        header_list = list(headers.items())
+
         def started(attempt: QuicConnection) -> None:
             # Our control and QPACK streams are queued while the handshake runs: msquic
-            # sends them with the handshake's last flight, off the critical path.
+            # sends them with the handshake's last flight, off the critical path. The
+            # connection starts in the handshake-done callback and the CONNECT request
+            # leaves as soon as the server's SETTINGS are parsed, all within the loop
+            # iteration that brought them (this coroutine resumes only for the answer).
             made = WebTransportConnection(attempt, config=self._pwt_config)
             try:
                 made.send_preface()
             except QuicError:
                 return  # start() tries again and reports why
             early.append(made)
+            made.queue_session(path, authority=authority, headers=header_list, protocols=protocols)
+
+            def connected(_quic: QuicConnection) -> None:
+                try:
+                    made.start_nowait()
+                except QuicError:
+                    pass  # start() below reports why
+
+            attempt.on_connected = connected
 
         quic = await connect(host, port, self._pwt_quic_config, on_started=started)
         conn = early[-1] if early and early[-1].quic is quic else WebTransportConnection(quic, config=self._pwt_config)
@@ -256,8 +273,8 @@ class WebTransportClient(EventEmitter, ClientCompat):
                     {"connection_id": conn.connection_id, "host": host, "port": port, "connection": conn},
                 )
             phase[0] = "session"
-            session = await conn.open_session(
-                path, authority=authority, headers=list(headers.items()), protocols=protocols
+            session = conn.take_queued_session() or await conn.open_session(
+                path, authority=authority, headers=header_list, protocols=protocols
             )
             await session.ready(timeout=None)
         except BaseException:

@@ -174,6 +174,10 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self.pending_opens = 0  # client: sessions being opened on this connection
         self._rtt_value = 0.1
         self._rtt_at = 0.0
+        # Client: a session whose CONNECT goes out as soon as the peer's SETTINGS arrive
+        # (see queue_session), with the arguments of open_session_nowait.
+        self._queued_session: "tuple[WebTransportSession, str, str, Sequence[tuple[str, str]], Sequence[str]] | None" = None
+        self._sent_queued: "WebTransportSession | None" = None
         # Cached h3.flow_control_enabled (it changes only when the peer's SETTINGS arrive).
         self._flow_control = False
         quic.on_datagram = self._on_datagram
@@ -201,6 +205,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     def start_nowait(self) -> None:
         """:meth:`start` without waiting: raises the ``QuicError`` if the streams cannot be opened."""
+        if self.state is ConnectionState.CONNECTED:
+            return  # started already (a client starts in its handshake-done callback)
         # Installed here rather than in __init__ (it also delivers streams that arrived before),
         # so listeners registered between construction and start() see every protocol error.
         self.quic.on_stream = self._on_peer_stream
@@ -457,6 +463,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self._flow_control = self.h3.flow_control_enabled
             if not self._settings.done():
                 self._settings.set_result(None)
+            queued, self._queued_session = self._queued_session, None
+            if queued is not None:
+                self._send_queued_session(*queued)
             if self._ee_listened and EventType.SETTINGS_RECEIVED in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SETTINGS_RECEIVED, {"settings": dict(event.settings)})
         elif isinstance(event, ev.WebTransportSessionRequested):
@@ -597,6 +606,62 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._bindings.clear()
 
     # -- outgoing ----------------------------------------------------------
+    def queue_session(
+        self,
+        path: str,
+        *,
+        authority: str,
+        headers: Sequence[tuple[str, str]] = (),
+        protocols: Sequence[str] = (),
+    ) -> "WebTransportSession":
+        """Client: a session whose CONNECT is sent as soon as the server's SETTINGS arrive.
+
+        Called while the handshake runs: with the connection started from its
+        handshake-done callback, the request leaves in the very loop iteration that
+        brought the SETTINGS, without waiting for the connecting coroutine to resume.
+        Failures (the request cannot be sent) fail the session's ``ready()``.
+        """
+        from .session import WebTransportSession
+
+        session = WebTransportSession(
+            self,
+            -1,  # the CONNECT stream's id, once it is opened
+            path=path,
+            headers=dict(headers),
+            available_protocols=tuple(protocols),
+            max_incoming_streams=self.max_incoming_streams,
+        )
+        self._queued_session = (session, path, authority, headers, protocols)
+        if self._settings.done() and self._settings.exception() is None:
+            self._queued_session = None
+            self._send_queued_session(session, path, authority, headers, protocols)
+        return session
+
+    def take_queued_session(self) -> "WebTransportSession | None":
+        """The session made by :meth:`queue_session` if its CONNECT went out (else None: open anew)."""
+        queued = self._queued_session
+        if queued is not None:
+            self._queued_session = None
+            queued[0]._fail_unsent(SessionError("the session request was not sent"))
+            return None
+        return self._sent_queued
+
+    def _send_queued_session(
+        self,
+        session: "WebTransportSession",
+        path: str,
+        authority: str,
+        headers: Sequence[tuple[str, str]],
+        protocols: Sequence[str],
+    ) -> None:
+        try:
+            self._sent_queued = self.open_session_nowait(
+                path, authority=authority, headers=headers, protocols=protocols, session=session
+            )
+        except (QuicError, SessionError) as exc:
+            session._fail_unsent(exc if isinstance(exc, SessionError) else SessionError(f"cannot open the session: {exc}"))
+            self._sent_queued = None
+
     async def open_session(
         self,
         path: str,
@@ -607,12 +672,27 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         origin: str | None = None,
     ) -> "WebTransportSession":
         """Client: send an extended CONNECT; returns the (connecting) session."""
-        from .session import WebTransportSession
-
         try:
-            stream = await self.quic.open_stream()
+            return self.open_session_nowait(
+                path, authority=authority, headers=headers, protocols=protocols, origin=origin
+            )
         except QuicError as exc:
             raise await self._setup_error("cannot open the session", exc) from exc
+
+    def open_session_nowait(
+        self,
+        path: str,
+        *,
+        authority: str,
+        headers: Sequence[tuple[str, str]] = (),
+        protocols: Sequence[str] = (),
+        origin: str | None = None,
+        session: "WebTransportSession | None" = None,
+    ) -> "WebTransportSession":
+        """:meth:`open_session` without waiting; raises ``QuicError`` if the request cannot be sent."""
+        from .session import WebTransportSession
+
+        stream = self.quic.open_stream_nowait()
         try:
             data = self.h3.connect_session(
                 stream.stream_id,
@@ -627,21 +707,21 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             raise SessionError(str(exc)) from None
         self._streams[stream.stream_id] = stream
         self._connect_streams.add(stream.stream_id)
-        session = WebTransportSession(
-            self,
-            stream.stream_id,
-            path=path,
-            headers=dict(headers),
-            available_protocols=tuple(protocols),
-            max_incoming_streams=self.max_incoming_streams,
-        )
+        if session is None:
+            session = WebTransportSession(
+                self,
+                stream.stream_id,
+                path=path,
+                headers=dict(headers),
+                available_protocols=tuple(protocols),
+                max_incoming_streams=self.max_incoming_streams,
+            )
+        else:
+            session._id = stream.stream_id
         self.sessions[stream.stream_id] = session
         self._track_credit(stream.stream_id)
         self._attach(stream)
-        try:
-            stream.write_nowait(data)
-        except QuicError as exc:
-            raise await self._setup_error("cannot open the session", exc) from exc
+        stream.write_nowait(data)
         return session
 
     def can_open_session(self) -> bool:

@@ -178,6 +178,18 @@ class WebTransportSession(EventEmitter, SessionCompat):
             if self._ee_listened and EventType.SESSION_READY in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SESSION_READY, session_event_data(self))
 
+    def _fail_unsent(self, error: Exception) -> None:
+        """A queued session whose request never went out: fail ``ready()``; nothing to close."""
+        if self._state == SessionState.CLOSED:
+            return
+        self._state = SessionState.CLOSED
+        self._error = error
+        if not self._ready.done():
+            self._ready.set_exception(error)
+            self._ready.exception()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
     def _on_rejected(self, status: int) -> None:
         self.status = status
         self._finish(

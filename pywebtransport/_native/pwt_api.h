@@ -182,6 +182,7 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent);
 void pwt_conn_close(pwt_conn *c);
 uint32_t pwt_conn_stats(pwt_conn *c, pwt_stats *out);
 uint32_t pwt_conn_addr(pwt_conn *c, int32_t remote, pwt_addr *out);
+uint32_t pwt_conn_addr_gen(pwt_conn *c); /* changes whenever the shim learns an address */
 uint32_t pwt_conn_datagram_send(pwt_conn *c, const unsigned char *data, uint32_t len);
 uint32_t pwt_conn_datagram_max(pwt_conn *c);
 int32_t pwt_conn_reliable_reset(pwt_conn *c); /* 1 once RESET_STREAM_AT was negotiated */

@@ -114,6 +114,7 @@ struct pwt_conn {
     pwt_addr local_addr;
     pwt_addr remote_addr;
     int addrs_known;
+    atomic_uint addr_gen; /* bumped whenever an address is (re)written: Python caches them */
     /* Event accounting, guarded by q->mu: every event of the connection and
      * of its streams counts until Python polls it. */
     uint64_t queued;
@@ -1307,6 +1308,7 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
             addr_from_quic(&remote, &c->remote_addr);
         }
         c->addrs_known |= known;
+        atomic_fetch_add(&c->addr_gen, 1);
         pthread_mutex_unlock(&c->addr_mu);
         /* A server learns the peer's datagram support before the application owns the
          * connection, so msquic's first DATAGRAM_STATE_CHANGED is not indicated; the next
@@ -1337,6 +1339,7 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
         pthread_mutex_lock(&c->addr_mu);
         addr_from_quic(qa, local ? &c->local_addr : &c->remote_addr);
         c->addrs_known |= local ? 1 : 2;
+        atomic_fetch_add(&c->addr_gen, 1);
         pthread_mutex_unlock(&c->addr_mu);
         break;
     }
@@ -1801,6 +1804,8 @@ void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow) {
 uint32_t pwt_conn_datagram_max(pwt_conn *c) { return atomic_load(&c->dgram_max); }
 
 int32_t pwt_conn_reliable_reset(pwt_conn *c) { return atomic_load(&c->reliable_reset); }
+
+uint32_t pwt_conn_addr_gen(pwt_conn *c) { return atomic_load(&c->addr_gen); }
 
 uint32_t pwt_conn_alpn(pwt_conn *c, char *out, uint32_t cap) {
     uint32_t n = atomic_load(&c->alpn_len);

@@ -96,15 +96,26 @@ _TICKETS: "OrderedDict[tuple[Any, ...], tuple[bytes, Any]]" = OrderedDict()
 _TICKETS_MAX = 1024
 
 
+@functools.lru_cache(maxsize=256)
+def _packed_ip(host: str) -> tuple[int, bytes] | None:
+    """(4 or 6, packed address) of an IP literal, None for anything else (cached: every connect asks)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (6 if ip.version == 6 else 4), ip.packed
+
+
 def _addr_to_native(host: str, port: int) -> Any:
     a = ffi.new("pwt_addr *")
     a.port = port
     if host in ("", "::", "*"):
         a.family = 0
         return a
-    ip = ipaddress.ip_address(host)
-    a.family = 6 if ip.version == 6 else 4
-    packed = ip.packed
+    parsed = _packed_ip(host)
+    if parsed is None:
+        raise ValueError(f"{host!r} does not appear to be an IPv4 or IPv6 address")
+    a.family, packed = parsed
     a.addr[0 : len(packed)] = packed
     return a
 
@@ -124,11 +135,8 @@ def _addr_from_native(a: Any) -> Address:
 
 
 async def _resolve_all(host: str, port: int) -> list[str]:
-    try:
-        ipaddress.ip_address(host)
+    if _packed_ip(host) is not None:
         return [host]
-    except ValueError:
-        pass
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -156,8 +164,8 @@ class QuicConnection:
         "_closed", "_connected", "_datagram_waiters", "_datagrams", "_engine",
         "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
         "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config", "_reliable_reset",
-        "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate",
-        "_send_high_water", "_stream_out", "_streams", "_ticket_key", "alpn", "certificate_error",
+        "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate", "_addr_gen",
+        "_send_high_water", "_stream_out", "_streams", "_ticket_key", "_alpn", "certificate_error",
         "close_reason", "config", "datagrams_dropped", "datagrams_lost", "is_client", "on_closed",
         "on_connected", "peer_certificate", "server_name", "session_resumed", "__weakref__",
     )
@@ -191,7 +199,8 @@ class QuicConnection:
         self.on_connected: Callable[["QuicConnection"], None] | None = None
         self.on_closed: Callable[[CloseReason], None] | None = None
         self._native_config: NativeConfig | None = None
-        self.alpn: str | None = None
+        self._alpn: str | None = None  # read from the shim when first asked for
+        self._addr_gen = -1  # pwt_conn_addr_gen() when the addresses were last read
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
         self._held_streams: set[QuicStream] | None = None  # made by the first _hold
@@ -358,8 +367,13 @@ class QuicConnection:
             lib.pwt_conn_certificate_complete(self._handle, 1 if accepted else 0, alert)
 
     def _refresh_addresses(self) -> None:
-        if self._handle is None:
+        handle = self._handle
+        if handle is None:
             return
+        gen = lib.pwt_conn_addr_gen(handle)
+        if gen == self._addr_gen:
+            return  # unchanged since the last read (no migration)
+        self._addr_gen = gen
         addr = ffi.new("pwt_addr *")
         if lib.pwt_conn_addr(self._handle, 1, addr) == 0:
             self._remote_address = _addr_from_native(addr)
@@ -379,11 +393,18 @@ class QuicConnection:
             self._refresh_addresses()
         return self._local_address
 
+    @property
+    def alpn(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake completed)."""
+        alpn = self._alpn
+        if alpn is None and self._handle is not None and self._connected.done():
+            buf = ffi.new("char[256]")
+            n = lib.pwt_conn_alpn(self._handle, buf, 256)
+            alpn = self._alpn = ffi.unpack(buf, n).decode(errors="replace")
+        return alpn
+
     def _on_connected(self) -> None:
-        buf = ffi.new("char[256]")
-        n = lib.pwt_conn_alpn(self._handle, buf, 256)
-        self.alpn = ffi.unpack(buf, n).decode(errors="replace")
-        self._refresh_addresses()
+        self._refresh_addresses()  # known for the connection's lifetime, also after it closed
         if not self._connected.done():
             self._connected.set_result(None)
         if self.on_connected is not None:
@@ -446,6 +467,9 @@ class QuicConnection:
             return
         if self.close_reason is None:
             self.close_reason = CloseReason("local", self._local_close_code or 0)
+        connected = self._connected
+        if self._alpn is None and connected.done() and not connected.cancelled() and connected.exception() is None:
+            _ = self.alpn  # still readable after the close, like the addresses
         # msquic completes streams before their connection; close any left.
         for stream in list(self._streams.values()):
             stream._finalize(True)
