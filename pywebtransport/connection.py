@@ -166,6 +166,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # Set before the streams below are drained: a request already buffered
         # there must reach the server, not get a 404 for want of a handler.
         self.on_session_request: Callable[["WebTransportSession"], None] | None = on_session_request
+        # Told of every HTTP/3 connection error (code, message) before the connection
+        # closes; a plain callback (a server counts them) costs less than an event handler.
+        self.on_protocol_error: Callable[[WebTransportConnection, int, str], None] | None = None
         self._closing = False
         self._connect_streams: set[int] = set()
         self._answered: set[int] | None = None  # plain requests answered (server); made on the first
@@ -413,6 +416,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             events = call()
         except H3Error as exc:
             log.debug("HTTP/3 connection error: %s", exc)
+            if self.on_protocol_error is not None:
+                self.on_protocol_error(self, int(exc.code), str(exc))
             if self._ee_listened and EventType.PROTOCOL_ERROR in self._ee_listening:  # event hook
                 self._ee_fire(EventType.PROTOCOL_ERROR, {"error_code": int(exc.code), "message": str(exc)})
             self.close(int(exc.code), str(exc))

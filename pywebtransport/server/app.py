@@ -13,7 +13,7 @@ from ..config import ServerConfig
 from ..exceptions import MiddlewareRejected, ServerError, WebTransportError
 from ..quic import QuicError
 from ..session import WebTransportSession
-from ..types import EventType, SessionHandler
+from ..types import SessionHandler
 from .middleware import MiddlewareManager
 from .router import RequestRouter
 from .server import WebTransportServer
@@ -63,7 +63,9 @@ def _log_access_when_done(session: WebTransportSession, status: int) -> None:
         )
 
     if 200 <= status < 300 and not session.is_closed:
-        session.once(EventType.SESSION_CLOSED, write)
+        # The session's own closed future rather than an event handler: no emitter
+        # state per session.
+        session._closed.add_done_callback(write)
     else:
         write()
 
@@ -203,7 +205,7 @@ class ServerApp:
             stats.sessions_accepted += 1
         else:
             stats.sessions_rejected += 1
-        if self._pwt_config.access_log:
+        if self._pwt_config.access_log and access_log.isEnabledFor(logging.INFO):
             _log_access_when_done(session, status)
         return True
 

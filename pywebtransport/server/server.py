@@ -13,7 +13,7 @@ from ..connection import WebTransportConnection
 from ..compat.diagnostics import ServerCompat
 from ..compat.settings import apply_logging
 from ..compat.stats import ServerStats
-from ..events import Event, EventEmitter
+from ..events import EventEmitter
 from ..exceptions import ServerError
 from ..protocol import session_event_data
 from ..quic import QuicConfiguration, QuicConnection, QuicError, QuicListener, serve
@@ -123,7 +123,7 @@ class WebTransportServer(EventEmitter, ServerCompat):
         conn = early or WebTransportConnection(
             quic, config=self._pwt_config, on_session_request=self._pwt_on_session_request
         )
-        conn.on(EventType.PROTOCOL_ERROR, self._pwt_protocol_error)  # counted in the stats
+        conn.on_protocol_error = self._pwt_protocol_error  # counted in the stats
         self.connections.add(conn)
         self._pwt_stats.connections_accepted += 1
         quic.closed.add_done_callback(lambda _f: self._pwt_connection_closed(conn))
@@ -139,10 +139,10 @@ class WebTransportServer(EventEmitter, ServerCompat):
                 {"connection_id": conn.connection_id, "remote_address": conn.remote_address, "connection": conn},
             )
 
-    def _pwt_protocol_error(self, event: Event) -> None:
+    def _pwt_protocol_error(self, conn: WebTransportConnection, code: int, message: str) -> None:
         self._pwt_stats.protocol_errors += 1
         if self._ee_listened and EventType.PROTOCOL_ERROR in self._ee_listening:
-            self._ee_fire(EventType.PROTOCOL_ERROR, {**event.data, "connection": event.source})
+            self._ee_fire(EventType.PROTOCOL_ERROR, {"error_code": code, "message": message, "connection": conn})
 
     def _pwt_connection_closed(self, conn: WebTransportConnection) -> None:
         self.connections.discard(conn)
