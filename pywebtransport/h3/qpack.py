@@ -8,6 +8,7 @@ is shorter).  Nothing is ever sent on our decoder stream.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 from .errors import (
@@ -193,7 +194,19 @@ def decode_prefixed_int(data: BytesLike, pos: int, prefix_bits: int) -> tuple[in
             raise QpackDecompressionError("integer encoding too long")
 
 
+# Header values repeat (a client's :authority, :path and origin on every request): short
+# strings are coded once.  Both caches are bounded in entries and in key length, so a
+# peer sending ever new strings costs at most their size times the entry count.
+_CACHED_STRING = 128
+
+
 def _encode_string(value: bytes, prefix_bits: int, flags: int) -> bytes:
+    if len(value) <= _CACHED_STRING:
+        return _encode_string_cached(value, prefix_bits, flags)
+    return _encode_string_uncached(value, prefix_bits, flags)
+
+
+def _encode_string_uncached(value: bytes, prefix_bits: int, flags: int) -> bytes:
     huffman_length = huffman_encoded_length(value)
     if huffman_length < len(value):
         return encode_prefixed_int(huffman_length, prefix_bits, flags | (1 << prefix_bits)) + huffman_encode(value)
@@ -238,7 +251,13 @@ def _decode_string(data: BytesLike, pos: int, prefix_bits: int) -> tuple[bytes, 
     if end > len(data):
         raise QpackDecompressionError("truncated string")
     raw = bytes(data[pos:end])
-    return (huffman_decode(raw) if huffman else raw), end
+    if not huffman:
+        return raw, end
+    return (_huffman_decode_cached(raw) if length <= _CACHED_STRING else huffman_decode(raw)), end
+
+
+_encode_string_cached = functools.lru_cache(maxsize=256)(_encode_string_uncached)
+_huffman_decode_cached = functools.lru_cache(maxsize=256)(huffman_decode)
 
 
 def _static_entry(index: int) -> Header:
