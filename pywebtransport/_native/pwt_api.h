@@ -44,6 +44,11 @@
 #define PWT_EV_STREAM_SEND_SHUTDOWN_COMPLETE 36 /* not queued */
 #define PWT_EV_STREAM_SHUTDOWN_COMPLETE 37 /* not when the connection shuts down: see PWT_EV_CONN_SHUTDOWN_COMPLETE */
 #define PWT_EV_STREAM_RESUME 38
+/* A received chunk left in msquic's buffers: data points at u2 pwt_chunk entries
+ * (len bytes in all, u0 = FIN).  Python copies them and must then call
+ * pwt_stream_receive_complete(obj, len): msquic indicates nothing more on the
+ * stream until then. */
+#define PWT_EV_STREAM_RECEIVE_ZC 39
 
 /* Stream shutdown modes for pwt_stream_shutdown. */
 #define PWT_SHUTDOWN_GRACEFUL 1
@@ -76,6 +81,11 @@ typedef struct pwt_event {
 /* Flat, cffi-friendly mirror of the QUIC_SETTINGS fields we expose.
  * A field is applied when its value is not the "unset" sentinel (-1 or 0
  * as noted). */
+typedef struct pwt_chunk {
+    const char *data;
+    uint64_t len;
+} pwt_chunk;
+
 typedef struct pwt_settings {
     int64_t idle_timeout_ms;          /* -1 = msquic default */
     int64_t handshake_idle_timeout_ms;/* -1 = default */
@@ -201,6 +211,7 @@ int64_t pwt_stream_outstanding(pwt_stream *s);
 int32_t pwt_stream_want_writable(pwt_stream *s);
 void pwt_stream_consumed(pwt_stream *s, uint64_t n);
 int64_t pwt_stream_buffered(pwt_stream *s);
+void pwt_stream_receive_complete(pwt_stream *s, uint64_t n);
 void pwt_stream_resume(pwt_stream *s);
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);
 /* Bytes [0, offset) are delivered even if the send side is later aborted

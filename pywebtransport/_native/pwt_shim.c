@@ -39,6 +39,11 @@
  * DATAGRAM frame header. */
 #define PWT_DGRAM_MIN_PATH_PAYLOAD (1200u - (1u + 20u + 4u) - 16u - 3u)
 
+/* Received chunks at least this large are handed to Python in msquic's own
+ * buffers (PWT_EV_STREAM_RECEIVE_ZC, see push_receive_zc); smaller ones are copied. */
+#define PWT_ZC_MIN (16u * 1024u)
+#define PWT_ZC_MAX_BUFS 8u
+
 /* Inline bytes of a peer stream's start record (its first bytes, e.g. an HTTP/3
  * SETTINGS frame or a small request, usually fit). */
 #define PWT_START_INLINE 256u
@@ -976,6 +981,59 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
     return 1;
 }
 
+/* RECEIVE of a large chunk: hand Python msquic's buffers themselves and return
+ * PENDING, so each byte is copied once on its way to Python (into the bytes
+ * object Python makes) instead of three times (into the record, again when
+ * the record grows while the loop lags, into bytes).  msquic indicates nothing
+ * more on this stream until Python calls pwt_stream_receive_complete(), and
+ * keeps the later bytes in its receive buffer meanwhile (flow control still
+ * bounds them).  Returns 1 if queued, 2 if the stream is released (drop), 0 on
+ * out of memory. */
+static int push_receive_zc(pwt_stream *s, const QUIC_STREAM_EVENT *ev, int fin) {
+    uint32_t count = ev->RECEIVE.BufferCount;
+    pwt_node *n = node_new(count * (uint32_t)sizeof(pwt_chunk));
+    if (n == NULL) {
+        return 0;
+    }
+    pwt_chunk *chunks = (pwt_chunk *)(void *)n->data;
+    for (uint32_t i = 0; i < count; i++) {
+        chunks[i].data = (const char *)ev->RECEIVE.Buffers[i].Buffer;
+        chunks[i].len = ev->RECEIVE.Buffers[i].Length;
+    }
+    uint64_t total = ev->RECEIVE.TotalBufferLength;
+    n->conn = s->c;
+    n->stream = s;
+    n->ev.type = PWT_EV_STREAM_RECEIVE_ZC;
+    n->ev.obj = s;
+    n->ev.len = (uint32_t)total;
+    n->ev.u0 = (uint64_t)fin;
+    n->ev.u1 = ev->RECEIVE.AbsoluteOffset;
+    n->ev.u2 = count;
+    pwt_queue *q = s->q;
+    pthread_mutex_lock(&q->mu);
+    if (atomic_load(&s->done) & PWT_DONE_RELEASED) {
+        pthread_mutex_unlock(&q->mu);
+        node_free(n);
+        return 2;
+    }
+    int signal = link_start(q, s); /* a peer stream's start goes first */
+    s->rx_node = NULL;             /* nothing coalesces into msquic's buffers */
+    atomic_fetch_add(&s->buffered, (int64_t)total);
+    signal |= queue_link(q, n);
+    if (fin) {
+        s->fin_queued = 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (signal) {
+        signal_fd(q);
+    }
+    return 1;
+}
+
+void pwt_stream_receive_complete(pwt_stream *s, uint64_t n) {
+    MsQuic->StreamReceiveComplete(s->h, n);
+}
+
 static void maybe_writable(pwt_stream *s, int64_t outstanding) {
     if (outstanding <= s->send_high_water / 2 && atomic_exchange(&s->want_writable, 0)) {
         push_ev(s->q, s->c, s, PWT_EV_STREAM_WRITABLE, s, NULL, (uint64_t)outstanding, 0, 0);
@@ -1008,6 +1066,17 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
         if (take > room) {
             take = room;
             partial = 1;
+        }
+        if (!partial && total >= PWT_ZC_MIN && total <= UINT32_MAX &&
+            ev->RECEIVE.BufferCount <= PWT_ZC_MAX_BUFS) {
+            int zc = push_receive_zc(s, ev, fin);
+            if (zc == 1) {
+                return QUIC_STATUS_PENDING; /* Python copies, then pwt_stream_receive_complete() */
+            }
+            if (zc == 2) {
+                break; /* released stream: accepted and dropped */
+            }
+            /* out of memory for the record: copy instead */
         }
         if (partial) {
             ev->RECEIVE.TotalBufferLength = take;
@@ -1186,14 +1255,20 @@ uint32_t pwt_stream_set_reliable_offset(pwt_stream *s, uint64_t offset) {
     return norm(MsQuic->SetParam(s->h, QUIC_PARAM_STREAM_RELIABLE_OFFSET, sizeof(offset), &offset));
 }
 
-/* Caller holds q->mu: unlink every queued record of `s` (usually there is none). */
-static void purge_stream_records(pwt_queue *q, pwt_stream *s) {
+/* Caller holds q->mu: unlink every queued record of `s` (usually there is none).
+ * Returns the bytes of dropped zero-copy receives, which msquic still waits for
+ * (the caller completes them once the lock is released). */
+static uint64_t purge_stream_records(pwt_queue *q, pwt_stream *s) {
+    uint64_t pending = 0;
     pwt_node *prev = NULL;
     pwt_node *n = q->head;
     while (n != NULL && s->queued > 0) {
         pwt_node *next = n->next;
         if (n->stream == s) {
             s->queued--;
+            if (n->ev.type == PWT_EV_STREAM_RECEIVE_ZC) {
+                pending += n->ev.len;
+            }
             if (prev != NULL) {
                 prev->next = next;
             } else {
@@ -1213,14 +1288,18 @@ static void purge_stream_records(pwt_queue *q, pwt_stream *s) {
         n = next;
     }
     s->rx_node = NULL;
+    return pending;
 }
 
 int32_t pwt_stream_release_when_done(pwt_stream *s) {
     pwt_queue *q = s->q;
     pthread_mutex_lock(&q->mu);
     int complete = atomic_fetch_or(&s->done, PWT_DONE_RELEASED) & PWT_DONE_COMPLETE;
-    purge_stream_records(q, s);
+    uint64_t pending = purge_stream_records(q, s);
     pthread_mutex_unlock(&q->mu);
+    if (pending) {
+        MsQuic->StreamReceiveComplete(s->h, pending);
+    }
     /* 2: msquic completed it already (its record, if still queued, is gone now):
      * Python closes the handle itself. */
     return complete ? 2 : 1;

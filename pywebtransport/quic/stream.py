@@ -29,6 +29,7 @@ _EV_PEER_RESET = lib.PWT_EV_STREAM_PEER_SEND_ABORTED
 _EV_PEER_STOP = lib.PWT_EV_STREAM_PEER_RECEIVE_ABORTED
 _EV_SHUTDOWN_COMPLETE = lib.PWT_EV_STREAM_SHUTDOWN_COMPLETE
 _EV_RESUME = lib.PWT_EV_STREAM_RESUME
+_EV_RECEIVE_ZC = lib.PWT_EV_STREAM_RECEIVE_ZC
 
 # Largest single native send; bigger writes are split so that the shim's copy
 # and msquic's buffering stay bounded by the high-water mark.
@@ -234,6 +235,8 @@ class QuicStream:
         if t == _EV_RECEIVE:
             n = ev.len
             self._on_receive(ffi.unpack(ev.data, n) if n else b"", bool(ev.u0))
+        elif t == _EV_RECEIVE_ZC:
+            self._on_receive_in_place(ev)
         elif t == _EV_WRITABLE:
             self._wake_writer()
         elif t == _EV_START_COMPLETE:
@@ -281,6 +284,20 @@ class QuicStream:
             self._wake_reader()
         if fin and self.release_when_done:
             self._release_if_done()
+
+    def _on_receive_in_place(self, ev: Any) -> None:
+        """A large chunk still in msquic's buffers: copy it out, then let msquic go on."""
+        count = int(ev.u2)
+        chunks = ffi.cast("pwt_chunk *", ev.data)
+        try:
+            parts = [ffi.unpack(chunks[i].data, chunks[i].len) for i in range(count)]
+        finally:
+            # msquic indicates nothing more on this stream until told (even if this failed).
+            lib.pwt_stream_receive_complete(ev.obj, ev.len)
+        fin = bool(ev.u0)
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            self._on_receive(part, fin and i == last)
 
     def _on_start_complete(self, status: int, stream_id: int) -> None:
         """The shim reports a start only when it failed or got another id than predicted."""
