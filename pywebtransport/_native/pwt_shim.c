@@ -41,7 +41,7 @@
 
 /* Received chunks at least this large are handed to Python in msquic's own
  * buffers (PWT_EV_STREAM_RECEIVE_ZC, see push_receive_zc); smaller ones are copied. */
-#define PWT_ZC_MIN (16u * 1024u)
+#define PWT_ZC_MIN (4u * 1024u)
 #define PWT_ZC_MAX_BUFS 8u
 
 /* Inline bytes of a peer stream's start record (its first bytes, e.g. an HTTP/3

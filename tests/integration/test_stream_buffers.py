@@ -54,3 +54,39 @@ async def test_bulk_data_flows_through_a_small_initial_buffer(certs: CertSet, in
                 assert reply[32:] == message
     finally:
         await listener.aclose()
+
+
+async def test_large_chunks_reach_python_from_msquics_buffers(certs: CertSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 4 KB and more come as zero-copy records (msquic waits for Python's copy);
+    the bytes arrive intact and in order, however the reader paces itself."""
+    from pywebtransport._native import lib
+    from pywebtransport.quic.stream import QuicStream as _Stream
+
+    kinds: dict[int, int] = {}
+    original = _Stream._on_event
+
+    def counting(self: _Stream, ev: object) -> None:
+        kind = int(ev.type)  # type: ignore[attr-defined]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        original(self, ev)
+
+    monkeypatch.setattr(_Stream, "_on_event", counting)
+    payload = os.urandom(6 << 20)
+
+    async def slow_reader(stream: QuicStream) -> None:
+        digest = hashlib.sha256()
+        while data := await stream.read(100_000):
+            digest.update(data)
+            await asyncio.sleep(0)  # let msquic queue more while we read
+        await stream.write(digest.digest(), fin=True)
+
+    server_cfg = server_config(certs, max_stream_buffer=256 << 10)
+    listener = await serve("127.0.0.1", 0, server_cfg, each_stream(slow_reader))
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
+            stream = await conn.open_bidi_stream()
+            await stream.write(payload, fin=True)
+            assert await asyncio.wait_for(stream.read_all(), 30) == hashlib.sha256(payload).digest()
+    finally:
+        await listener.aclose()
+    assert kinds.get(lib.PWT_EV_STREAM_RECEIVE_ZC, 0) > 0
