@@ -765,6 +765,18 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         if self.h3.session_state(session_id) in _USABLE:
             self._route_datagrams(session_id, sink)
 
+    def open_stream_nowait(self, session_id: int, *, bidi: bool) -> QuicStreamTransport | None:
+        """:meth:`open_stream` when the peer's stream credit allows it now, else None."""
+        if not self.h3.can_open_stream(session_id, bidi):
+            return None
+        stream = self.quic.open_stream_nowait(unidirectional=not bidi)
+        try:
+            prefix = self.h3.open_webtransport_stream(session_id, stream.stream_id, bidi)
+        except H3UsageError as exc:
+            stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
+            raise SessionError(str(exc)) from None
+        return self._wt_stream_opened(stream, bidi, prefix)
+
     async def open_stream(self, session_id: int, *, bidi: bool) -> QuicStreamTransport:
         """Open a WebTransport stream for a session; its header is already queued."""
         stream = await self.quic.open_stream(unidirectional=not bidi)
@@ -780,6 +792,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         except BaseException:
             stream.abort(int(ErrorCode.H3_REQUEST_CANCELLED))
             raise
+        return self._wt_stream_opened(stream, bidi, prefix)
+
+    def _wt_stream_opened(self, stream: QuicStreamTransport, bidi: bool, prefix: bytes) -> QuicStreamTransport:
         self._streams[stream.stream_id] = stream
         if bidi:
             self._attach(stream)

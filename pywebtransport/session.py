@@ -377,6 +377,14 @@ class WebTransportSession(EventEmitter, SessionCompat):
         return stream
 
     async def _open(self, *, bidi: bool, timeout: float | None) -> QuicStreamTransport:
+        if timeout is None and not self._connection.flow_control_enabled:
+            # The common case: no credit to wait for, nothing to await.
+            try:
+                quic = self._connection.open_stream_nowait(self._id, bidi=bidi)
+            except QuicError as exc:
+                raise SessionError(f"cannot open stream: {exc}", session_id=self.session_id) from exc
+            if quic is not None:
+                return quic
         if timeout is None and self._connection.flow_control_enabled:
             # May wait for the peer's WT_MAX_STREAMS credit.
             timeout = self._connection.stream_creation_timeout

@@ -17,6 +17,7 @@ datagram shows up.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import Iterable, Sequence
 
@@ -65,6 +66,12 @@ from .session_state import SessionInput, SessionState, SessionStateMachine
 from .settings import PeerSettings
 from .structured_fields import serialize_string, serialize_string_list
 from .varint import decode_varint, encode_varint
+
+
+@functools.lru_cache(maxsize=1024)
+def _stream_prefix(session_id: int, bidi: bool) -> bytes:
+    signal = FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT
+    return encode_varint(signal) + encode_varint(session_id)
 
 __all__ = ["WT_PROTOCOL_DRAFT02", "WT_PROTOCOL_H3", "WebTransportSessions"]
 
@@ -338,8 +345,7 @@ class WebTransportSessions:
     @staticmethod
     def webtransport_stream_prefix(session_id: int, bidi: bool) -> bytes:
         """The header of a WebTransport stream (0x41 or 0x54, then the session ID)."""
-        signal = FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT
-        return encode_varint(signal) + encode_varint(session_id)
+        return _stream_prefix(session_id, bidi)
 
     def open_webtransport_stream(self, session_id: int, stream_id: int, bidi: bool) -> bytes:
         """Register a stream the adapter opened for a session; returns its header."""
