@@ -330,7 +330,25 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self.h3.stream_closed(sid)
 
     def _on_stream_data(self, stream: QuicStreamTransport, data: bytes, fin: bool) -> None:
-        self._current_stream = stream.stream_id
+        sid = stream.stream_id
+        started = self.h3.webtransport_stream_started(sid, data)
+        if started is not None:
+            # A peer's new WebTransport stream for a usable session, header complete: bind it
+            # and hand over its first payload without event objects.
+            session_id, offset = started
+            session = self.sessions.get(session_id)
+            if session is not None:
+                session._on_peer_stream(stream, not (sid & 0x2))
+                if len(data) > offset or fin:
+                    session._on_stream_data(sid, data[offset:] if offset else data, fin)
+                stream.consumed(offset)  # the header
+                return
+            gone = int(ErrorCode.WT_SESSION_GONE)  # the core knows a session we do not: refuse
+            stream.consumed(len(data))
+            stream.stop_sending(gone)
+            stream.reset(gone)
+            return
+        self._current_stream = sid
         try:
             events = self._run(lambda: self.h3.receive_stream_data(stream.stream_id, data, fin))
         finally:

@@ -568,6 +568,39 @@ class WebTransportSessions:
         buf.clear()
         self._wt_header(stream, session_id, rest, bidi=bidi, fin=fin, events=events)
 
+    def webtransport_stream_started(self, stream_id: int, data: bytes) -> tuple[int, int] | None:
+        """Fast path for the first chunk of a peer's WebTransport stream.
+
+        When ``stream_id`` is new, ``data`` holds its whole header and the session is
+        usable without WebTransport flow control, the stream is registered as
+        :meth:`receive_stream_data` would and ``(session id, header length)`` is
+        returned: the caller delivers the rest of ``data`` as the stream's first payload
+        (no events are made).  ``None`` means nothing was changed: use
+        :meth:`receive_stream_data`.
+        """
+        if self._error is not None or stream_id in self._streams or self._is_local(stream_id):
+            return None
+        first = decode_varint(data, 0)
+        if first is None:
+            return None
+        signal, offset = first
+        bidi = not _is_uni(stream_id)
+        if signal != (FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT):
+            return None
+        second = decode_varint(data, offset)
+        if second is None:
+            return None
+        session_id, offset = second
+        session = self._sessions.get(session_id)
+        if session_id & 0x3 or session is None or not session.usable or session.flow_control:
+            return None
+        stream = _Stream(stream_id, _Kind.WEBTRANSPORT)
+        stream.session_id = session_id
+        stream.announced = True
+        self._streams[stream_id] = stream
+        session.streams.add(stream_id)
+        return session_id, offset
+
     def _wt_first_chunk(self, stream: _Stream, data: bytes, fin: bool, events: list[H3Event]) -> bool:
         """Fast path: a new stream whose first chunk holds a whole WebTransport header.
 
