@@ -68,6 +68,17 @@ from .structured_fields import serialize_string, serialize_string_list
 from .varint import decode_varint, encode_varint
 
 
+def _wt_header_in(stream_id: int, data: bytes) -> tuple[int, int] | None:
+    """(session id, header length) when ``data`` starts with a whole WebTransport stream header."""
+    first = decode_varint(data, 0)
+    if first is None:
+        return None
+    signal, offset = first
+    if signal != (UniStreamType.WEBTRANSPORT if _is_uni(stream_id) else FrameType.WEBTRANSPORT_STREAM):
+        return None
+    return decode_varint(data, offset)
+
+
 @functools.lru_cache(maxsize=1024)
 def _stream_prefix(session_id: int, bidi: bool) -> bytes:
     signal = FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT
@@ -580,17 +591,10 @@ class WebTransportSessions:
         """
         if self._error is not None or stream_id in self._streams or self._is_local(stream_id):
             return None
-        first = decode_varint(data, 0)
-        if first is None:
+        header = _wt_header_in(stream_id, data)
+        if header is None:
             return None
-        signal, offset = first
-        bidi = not _is_uni(stream_id)
-        if signal != (FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT):
-            return None
-        second = decode_varint(data, offset)
-        if second is None:
-            return None
-        session_id, offset = second
+        session_id, offset = header
         session = self._sessions.get(session_id)
         if session_id & 0x3 or session is None or not session.usable or session.flow_control:
             return None
@@ -606,17 +610,11 @@ class WebTransportSessions:
 
         Returns False (nothing consumed) when the chunk needs the general parser.
         """
-        first = decode_varint(data, 0)
-        if first is None:
+        header = _wt_header_in(stream.stream_id, data)
+        if header is None:
             return False
-        signal, offset = first
+        session_id, offset = header
         bidi = not _is_uni(stream.stream_id)
-        if signal != (FrameType.WEBTRANSPORT_STREAM if bidi else UniStreamType.WEBTRANSPORT):
-            return False
-        second = decode_varint(data, offset)
-        if second is None:
-            return False
-        session_id, offset = second
         self._wt_header(stream, session_id, data[offset:], bidi=bidi, fin=fin, events=events)
         return True
 
