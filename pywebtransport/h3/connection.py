@@ -18,6 +18,7 @@ Adapter duties, in short:
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 
 from .errors import (
@@ -76,6 +77,21 @@ from .webtransport import (
 __all__ = ["H3Config", "H3Connection", "UniStreamType"]
 
 
+@functools.lru_cache(maxsize=64)
+def _local_settings_for(config: H3Config) -> tuple[dict[int, int], bytes]:
+    """Our SETTINGS for ``config`` and the control stream's first bytes (type + SETTINGS frame)."""
+    settings = local_settings(
+        max_field_section_size=config.max_field_section_size,
+        enable_datagrams=config.enable_datagrams,
+        max_sessions=config.max_sessions,
+        initial_max_data=config.initial_max_data,
+        initial_max_streams_bidi=config.initial_max_streams_bidi,
+        initial_max_streams_uni=config.initial_max_streams_uni,
+    )
+    preface = encode_varint(UniStreamType.CONTROL) + encode_frame(FrameType.SETTINGS, encode_settings(settings))
+    return settings, preface
+
+
 class H3Connection(WebTransportSessions):
     """HTTP/3 + QPACK + WebTransport protocol state for one QUIC connection.
 
@@ -91,14 +107,8 @@ class H3Connection(WebTransportSessions):
     def __init__(self, is_client: bool, config: H3Config | None = None) -> None:
         self.is_client = is_client
         self.config = config or H3Config()
-        self._local_settings = local_settings(
-            max_field_section_size=self.config.max_field_section_size,
-            enable_datagrams=self.config.enable_datagrams,
-            max_sessions=self.config.max_sessions,
-            initial_max_data=self.config.initial_max_data,
-            initial_max_streams_bidi=self.config.initial_max_streams_bidi,
-            initial_max_streams_uni=self.config.initial_max_streams_uni,
-        )
+        # Shared, read-only: the same for every connection with this configuration.
+        self._local_settings, self._control_preface = _local_settings_for(self.config)
         self._peer_settings: PeerSettings | None = None
         self._streams: dict[int, _Stream] = {}
         self._sessions: dict[int, _Session] = {}
@@ -158,9 +168,7 @@ class H3Connection(WebTransportSessions):
     def local_control_stream_data(self, stream_id: int | None = None) -> bytes:
         """Bytes for our control stream: stream type then SETTINGS."""
         self._register_local_critical(stream_id)
-        return encode_varint(UniStreamType.CONTROL) + encode_frame(
-            FrameType.SETTINGS, encode_settings(self._local_settings)
-        )
+        return self._control_preface
 
     def local_qpack_encoder_stream_data(self, stream_id: int | None = None) -> bytes:
         self._register_local_critical(stream_id)

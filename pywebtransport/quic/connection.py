@@ -123,15 +123,19 @@ def _addr_to_native(host: str, port: int) -> Any:
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 
-def _addr_from_native(a: Any) -> Address:
-    # socket.inet_ntop prints what ipaddress would, at a fraction of the cost
-    # (this runs for every connection).
-    if a.family == 6:
-        packed = ffi.buffer(a.addr, 16)[:]
+@functools.lru_cache(maxsize=1024)
+def _ip_text(packed: bytes) -> str:
+    """The text form of a packed IPv4 (4 bytes) or IPv6 (16 bytes) address (peers repeat)."""
+    # socket.inet_ntop prints what ipaddress would, at a fraction of the cost.
+    if len(packed) == 16:
         if packed[:12] == _V4_MAPPED:
-            return (socket.inet_ntop(socket.AF_INET, packed[12:]), int(a.port))
-        return (socket.inet_ntop(socket.AF_INET6, packed), int(a.port))
-    return (socket.inet_ntop(socket.AF_INET, ffi.buffer(a.addr, 4)[:]), int(a.port))
+            return socket.inet_ntop(socket.AF_INET, packed[12:])
+        return socket.inet_ntop(socket.AF_INET6, packed)
+    return socket.inet_ntop(socket.AF_INET, packed)
+
+
+def _addr_from_native(a: Any) -> Address:
+    return (_ip_text(ffi.buffer(a.addr, 16 if a.family == 6 else 4)[:]), int(a.port))
 
 
 async def _resolve_all(host: str, port: int) -> list[str]:
