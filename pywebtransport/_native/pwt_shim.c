@@ -238,6 +238,19 @@ static int link_start(pwt_queue *q, pwt_stream *s) {
     return queue_link(q, start);
 }
 
+/* Caller holds q->mu, released here: queue `n`, a data record of `s`, note a
+ * FIN it carries, and wake Python if this (or `signal`) made the queue non-empty. */
+static void link_data_and_unlock(pwt_queue *q, pwt_stream *s, pwt_node *n, int fin, int signal) {
+    signal |= queue_link(q, n);
+    if (fin) {
+        s->fin_queued = 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (signal) {
+        signal_fd(q);
+    }
+}
+
 /* Append a record; `s` (or NULL) is the stream it belongs to: any record of
  * a stream ends coalescing into its queued RECEIVE, keeping order. */
 static void queue_push_for(pwt_queue *q, pwt_node *n, pwt_stream *s) {
@@ -969,15 +982,8 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
         node_free(n);
         return 1;
     }
-    int signal = queue_link(q, n);
     s->rx_node = fin ? NULL : n;
-    if (fin) {
-        s->fin_queued = 1;
-    }
-    pthread_mutex_unlock(&q->mu);
-    if (signal) {
-        signal_fd(q);
-    }
+    link_data_and_unlock(q, s, n, fin, 0);
     return 1;
 }
 
@@ -1019,14 +1025,7 @@ static int push_receive_zc(pwt_stream *s, const QUIC_STREAM_EVENT *ev, int fin) 
     int signal = link_start(q, s); /* a peer stream's start goes first */
     s->rx_node = NULL;             /* nothing coalesces into msquic's buffers */
     atomic_fetch_add(&s->buffered, (int64_t)total);
-    signal |= queue_link(q, n);
-    if (fin) {
-        s->fin_queued = 1;
-    }
-    pthread_mutex_unlock(&q->mu);
-    if (signal) {
-        signal_fd(q);
-    }
+    link_data_and_unlock(q, s, n, fin, signal);
     return 1;
 }
 
