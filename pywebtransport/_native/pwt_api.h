@@ -250,6 +250,10 @@ uint32_t pwt_conn_start_ex(pwt_conn *c, pwt_config *cfg, const pwt_addr *remote,
                            const char *server_name, int32_t name_is_address, int32_t share,
                            const pwt_addr *local, const unsigned char *ticket,
                            uint32_t ticket_len);
+/* How pwt_conn_start_ex applies its settings: 1 = inline on the caller's thread
+ * (our msquic build), 0 = blocking round trips to a worker (a stock msquic),
+ * -1 = no client connection needed one yet. */
+int32_t pwt_setup_params_inline(void);
 uint64_t pwt_live_objects(void);
 
 /* Observability.  pwt_perf_counters copies msquic's global performance counters

@@ -1624,9 +1624,8 @@ void pwt_conn_shutdown(pwt_conn *c, uint64_t error_code, int32_t silent) {
  * worker, queues an operation and WAITS for the worker (msquic 2.5.1 has no
  * async close, QUIC_PARAM_CONN_CLOSE_ASYNC is 2.6).  Every closed connection
  * would cost the event loop such a round trip; closes run on this thread
- * instead, in order, so the loop never waits.  (Client setup SetParams stay
- * on the loop: their round trips are part of the connect latency anyway,
- * and a helper thread that must first be scheduled only adds to it.)
+ * instead, in order, so the loop never waits.  (A client's SetParams before
+ * ConnectionStart run inline instead: set_param_before_start.)
  */
 typedef struct pwt_job {
     struct pwt_job *next;
@@ -1640,24 +1639,55 @@ static pthread_cond_t JobIdleCv = PTHREAD_COND_INITIALIZER;
 static pwt_job *JobHead, *JobTail;
 static int JobBusy, JobThreadUp;
 
+/* SetParam before ConnectionStart without a worker round trip: our msquic
+ * build runs a client connection's SetParam inline when the caller adds this
+ * bit and the connection is not started yet (vendor/build_msquic.py, patch 7).
+ * A stock msquic refuses the bit (INVALID_PARAMETER): the first call that is
+ * refused with it and accepted without it switches the process to plain,
+ * blocking SetParams.  1 = inline works, 0 = stock msquic, -1 = not known yet. */
+#define PWT_PARAM_BEFORE_START 0x20000000u
+static atomic_int BeforeStartParams = -1;
+
+static QUIC_STATUS set_param_before_start(HQUIC h, uint32_t param, uint32_t len, const void *buf) {
+    /* Plain ones wait for the connection's worker; HIGH_PRIORITY puts them
+     * ahead of the worker's backlog (other connections' handshakes). */
+    uint32_t plain = param | QUIC_PARAM_HIGH_PRIORITY;
+    int known = atomic_load(&BeforeStartParams);
+    if (known == 0) {
+        return MsQuic->SetParam(h, plain, len, buf);
+    }
+    QUIC_STATUS st = MsQuic->SetParam(h, param | PWT_PARAM_BEFORE_START, len, buf);
+    if (known == 1) {
+        return st;
+    }
+    if (st != QUIC_STATUS_INVALID_PARAMETER) {
+        atomic_store(&BeforeStartParams, 1);
+        return st;
+    }
+    st = MsQuic->SetParam(h, plain, len, buf);
+    if (st != QUIC_STATUS_INVALID_PARAMETER) {
+        atomic_store(&BeforeStartParams, 0); /* refused only with the bit */
+    }
+    return st;
+}
+
+int32_t pwt_setup_params_inline(void) { return atomic_load(&BeforeStartParams); }
+
 static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
                                const char *server_name, int name_is_address, int share,
                                const pwt_addr *local, const unsigned char *ticket,
                                uint32_t ticket_len) {
-    /* Each SetParam waits for the connection's worker; HIGH_PRIORITY puts it
-     * ahead of the worker's backlog (other connections' handshakes), which
-     * otherwise held the loop for most of a connect under load. */
     QUIC_STATUS st;
     if (share) {
         BOOLEAN on = TRUE;
-        st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_SHARE_UDP_BINDING | QUIC_PARAM_HIGH_PRIORITY, sizeof(on), &on);
+        st = set_param_before_start(c->h, QUIC_PARAM_CONN_SHARE_UDP_BINDING, sizeof(on), &on);
         if (QUIC_FAILED(st)) {
             return st;
         }
         if (local != NULL) {
             QUIC_ADDR la;
             addr_to_quic(local, &la);
-            st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_LOCAL_ADDRESS | QUIC_PARAM_HIGH_PRIORITY, sizeof(la), &la);
+            st = set_param_before_start(c->h, QUIC_PARAM_CONN_LOCAL_ADDRESS, sizeof(la), &la);
             if (QUIC_FAILED(st)) {
                 return st;
             }
@@ -1665,14 +1695,13 @@ static uint32_t conn_start_now(pwt_conn *c, HQUIC cfg, const pwt_addr *remote,
     }
     if (ticket != NULL && ticket_len > 0) {
         /* A stale or foreign ticket only means a full handshake. */
-        (void)MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET | QUIC_PARAM_HIGH_PRIORITY, ticket_len, ticket);
+        (void)set_param_before_start(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, ticket_len, ticket);
     }
     if (!name_is_address) {
-        /* Each SetParam waits for the connection's worker thread (~0.1 ms);
-         * msquic parses an address given as the server name itself. */
+        /* msquic parses an address given as the server name itself. */
         QUIC_ADDR qa;
         addr_to_quic(remote, &qa);
-        st = MsQuic->SetParam(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS | QUIC_PARAM_HIGH_PRIORITY, sizeof(qa), &qa);
+        st = set_param_before_start(c->h, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(qa), &qa);
         if (QUIC_FAILED(st)) {
             return st;
         }

@@ -12,6 +12,7 @@ readers and native handles.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -253,3 +254,25 @@ async def test_finished_webtransport_streams_cost_the_server_no_shutdown_record(
     completed = {key[2] for key in records if isinstance(key, tuple) and key[:2] == ("server", "completed")}
     assert not {sid for sid in completed if sid % 4 == 0 and sid != 0}
     assert records["server", lib.PWT_EV_CONN_PEER_STREAM_STARTED] == 35
+
+
+async def test_a_client_sets_up_its_connection_without_waiting_for_a_worker(certs: CertSet) -> None:
+    """The settings a client applies before ConnectionStart (shared UDP socket, the
+    remote address for a server name that is not an IP literal) run inline on the
+    loop's thread with our msquic build; a stock msquic falls back to blocking calls."""
+    listener = await serve("127.0.0.1", 0, server_config(certs), each_stream(lambda s: asyncio.sleep(0)))
+    try:
+        conns = [
+            await connect("127.0.0.1", listener.port, client_config(certs, share_udp_binding=True), server_name=name)
+            for name in ("localhost", "127.0.0.1")
+        ]
+        for conn in conns:
+            stream = await conn.open_bidi_stream()
+            await stream.write(b"x", fin=True)
+            await conn.aclose()
+    finally:
+        await listener.aclose()
+    if os.environ.get("PYWEBTRANSPORT_MSQUIC_LIB"):  # another build: either way, but decided
+        assert lib.pwt_setup_params_inline() in (0, 1)
+    else:
+        assert lib.pwt_setup_params_inline() == 1
