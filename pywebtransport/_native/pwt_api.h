@@ -240,6 +240,8 @@ uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local);
 /* Client, before pwt_conn_start: resume TLS with a ticket from
  * PWT_EV_CONN_RESUMPTION_TICKET. */
 uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len);
+/* Client: queue PWT_EV_CONN_RESUMPTION_TICKET records (default: tickets dropped). */
+void pwt_conn_want_tickets(pwt_conn *c, int32_t want);
 /* Sends may use 0-RTT keys when available (client with a ticket). */
 void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
 /* Client: pwt_conn_start plus, in the same call, a shared local socket

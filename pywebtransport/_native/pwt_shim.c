@@ -129,6 +129,7 @@ struct pwt_conn {
     atomic_int_fast64_t live_streams;
     atomic_int_fast64_t peak_streams;
     atomic_int allow_early;
+    atomic_int want_tickets; /* client: queue the server's resumption tickets */
     atomic_int reliable_reset; /* RESET_STREAM_AT negotiated (read by Python on demand) */
     int send_ticket; /* server: issue a resumption ticket at CONNECTED */
 };
@@ -1528,7 +1529,9 @@ static QUIC_STATUS QUIC_API conn_cb(HQUIC h, void *ctx, QUIC_CONNECTION_EVENT *e
     }
     case QUIC_CONNECTION_EVENT_RESUMPTION_TICKET_RECEIVED: {
         uint32_t len = ev->RESUMPTION_TICKET_RECEIVED.ResumptionTicketLength;
-        if (len == 0 || len > 65536) {
+        /* Servers send tickets unasked (rustls two per connection): a record,
+         * often a loop wake-up, each, for a client that keeps none. */
+        if (!atomic_load(&c->want_tickets) || len == 0 || len > 65536) {
             break;
         }
         pwt_node *n = node_new(len);
@@ -1903,6 +1906,8 @@ uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local) {
 uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len) {
     return norm(MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, len, ticket));
 }
+
+void pwt_conn_want_tickets(pwt_conn *c, int32_t want) { atomic_store(&c->want_tickets, want ? 1 : 0); }
 
 void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow) {
     atomic_store(&c->allow_early, allow ? 1 : 0);

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from typing import Iterable
 
 from .errors import (
     ClosedCriticalStreamError,
@@ -91,6 +92,19 @@ def _local_settings_for(config: H3Config) -> tuple[dict[int, int], bytes]:
     preface = encode_varint(UniStreamType.CONTROL) + encode_frame(FrameType.SETTINGS, encode_settings(settings))
     return settings, preface
 
+
+
+# Our own field sections repeat (a client's CONNECT to one URL, a server's 200): short
+# ones are encoded into a HEADERS frame once.  Bounded in entries and, by the RFC 9114
+# size (32 bytes per field plus name and value), in bytes.
+_CACHED_HEADERS_SIZE = 1024
+
+
+def _headers_frame_uncached(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return encode_frame(FrameType.HEADERS, encode_field_section(headers))
+
+
+_headers_frame_cached = functools.lru_cache(maxsize=64)(_headers_frame_uncached)
 
 class H3Connection(WebTransportSessions):
     """HTTP/3 + QPACK + WebTransport protocol state for one QUIC connection.
@@ -282,9 +296,12 @@ class H3Connection(WebTransportSessions):
     def _headers_frame(self, headers: list[tuple[bytes, bytes]]) -> bytes:
         peer = self._peer_settings
         limit = peer.max_field_section_size if peer is not None else None
-        if limit is not None and field_section_size(headers) > limit:
+        size = field_section_size(headers)
+        if limit is not None and size > limit:
             raise H3UsageError(f"header section exceeds the peer's limit of {limit} bytes")
-        return encode_frame(FrameType.HEADERS, encode_field_section(headers))
+        if size <= _CACHED_HEADERS_SIZE:
+            return _headers_frame_cached(tuple(headers))
+        return _headers_frame_uncached(headers)
 
     def _new_request_stream(self, stream_id: int) -> _Stream:
         stream = _Stream(stream_id, _Kind.REQUEST)

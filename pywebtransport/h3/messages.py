@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -38,19 +39,35 @@ def header_value(headers: FieldList, name: bytes) -> bytes | None:
     return None
 
 
+# Field lines repeat (every request of a client, every response of a server carries the
+# same short fields): their per-field checks are cached.  Only fields that passed are
+# remembered, and only short ones, so the cache is bounded in entries and bytes.
+_CACHED_FIELD = 256
+
+
+def _check_field_uncached(name: bytes, value: bytes) -> None:
+    if not name:
+        raise MessageError("empty field name")
+    if name.lower() != name:
+        raise MessageError(f"uppercase field name {name!r}")
+    if _FIELD_NAME.match(name, 1 if name[0] == 0x3A else 0) is None:
+        raise MessageError(f"invalid character in field name {name!r}")
+    if _BAD_VALUE_CHAR.search(value) is not None:
+        raise MessageError(f"CR, LF or NUL in the value of {name!r}")
+
+
+_check_field_cached = functools.lru_cache(maxsize=512)(_check_field_uncached)
+
+
 def validate_fields(headers: FieldList, allowed_pseudo: frozenset[bytes]) -> None:
     """Checks shared by requests, responses and trailers (empty ``allowed_pseudo``)."""
     seen_regular = False
     seen_pseudo: set[bytes] = set()
     for name, value in headers:
-        if not name:
-            raise MessageError("empty field name")
-        if name.lower() != name:
-            raise MessageError(f"uppercase field name {name!r}")
-        if _FIELD_NAME.match(name, 1 if name[0] == 0x3A else 0) is None:
-            raise MessageError(f"invalid character in field name {name!r}")
-        if _BAD_VALUE_CHAR.search(value) is not None:
-            raise MessageError(f"CR, LF or NUL in the value of {name!r}")
+        if len(name) + len(value) <= _CACHED_FIELD:
+            _check_field_cached(name, value)
+        else:
+            _check_field_uncached(name, value)
         if name[0] == 0x3A:  # ':'
             if seen_regular:
                 raise MessageError("pseudo-header after regular field")

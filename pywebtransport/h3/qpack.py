@@ -236,7 +236,10 @@ def encode_field_section(headers: Iterable[Header]) -> bytes:
 
 def field_section_size(headers: Iterable[Header]) -> int:
     """Size of a field section as RFC 9114 §4.2.2 counts it."""
-    return sum(len(name) + len(value) + 32 for name, value in headers)
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value) + 32
+    return size
 
 
 def _decode_string(data: BytesLike, pos: int, prefix_bits: int) -> tuple[bytes, int]:
@@ -266,6 +269,12 @@ def _static_entry(index: int) -> Header:
     return STATIC_TABLE[index]
 
 
+# A peer repeats its field sections (a client's CONNECT on every connection, a server's
+# 200): short ones are decoded once.  Only sections that decoded are cached, bounded in
+# entries and size; a peer sending ever new ones gets the uncached cost.
+_CACHED_SECTION = 512
+
+
 def decode_field_section(data: BytesLike, max_size: int | None = None) -> list[Header]:
     """Decode an encoded field section (the payload of a HEADERS frame).
 
@@ -273,6 +282,19 @@ def decode_field_section(data: BytesLike, max_size: int | None = None) -> list[H
     allow a dynamic table); exceeding ``max_size`` (RFC 9114 §4.2.2 size)
     raises :class:`FieldSectionTooLargeError`, a stream error.
     """
+    if len(data) <= _CACHED_SECTION:
+        return list(_decode_field_section_cached(bytes(data), max_size))
+    return _decode_field_section(data, max_size)
+
+
+def _decode_field_section_tuple(data: bytes, max_size: int | None) -> tuple[Header, ...]:
+    return tuple(_decode_field_section(data, max_size))
+
+
+_decode_field_section_cached = functools.lru_cache(maxsize=128)(_decode_field_section_tuple)
+
+
+def _decode_field_section(data: BytesLike, max_size: int | None) -> list[Header]:
     parsed = decode_prefixed_int(data, 0, 8)
     if parsed is None:
         raise QpackDecompressionError("truncated field section prefix")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Mapping
@@ -69,6 +70,20 @@ def encode_settings(settings: Mapping[int, int]) -> bytes:
 
 def decode_settings(payload: BytesLike) -> dict[int, int]:
     """Parse and validate a SETTINGS frame payload."""
+    if len(payload) <= 256:  # peers send the same SETTINGS on every connection
+        return dict(_decode_settings_cached(bytes(payload)))
+    return _decode_settings(payload)
+
+
+def _decode_settings_items(payload: bytes) -> tuple[tuple[int, int], ...]:
+    return tuple(_decode_settings(payload).items())
+
+
+# Bounded in entries and bytes; only payloads that parsed are kept.
+_decode_settings_cached = functools.lru_cache(maxsize=32)(_decode_settings_items)
+
+
+def _decode_settings(payload: BytesLike) -> dict[int, int]:
     buf = Buffer(payload, FrameError)
     settings: dict[int, int] = {}
     while not buf.eof():

@@ -733,6 +733,7 @@ async def _connect_one(
     zero_rtt = False
     ticket: bytes | None = None
     if config.session_resumption:
+        lib.pwt_conn_want_tickets(out[0], 1)
         conn._ticket_key = (native_config.key, server_name, ip, port)
         stored = _TICKETS.pop(conn._ticket_key, None)  # tickets are single use
         if stored is not None:

@@ -101,3 +101,34 @@ async def test_servers_requesting_client_certificates_issue_no_tickets(certs: Ce
         assert not conn.session_resumed
         await conn.aclose()
     await listener.aclose()
+
+
+async def test_a_client_without_resumption_gets_no_ticket_records(
+    certs: CertSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that issues tickets costs a client that keeps none no record (and no
+    loop wake-up); a client that resumes gets them."""
+    from pywebtransport._native import lib
+    from pywebtransport.quic.connection import QuicConnection as Conn
+
+    tickets: list[bool] = []
+    on_event = Conn._on_event
+
+    def counting(self: Any, ev: Any) -> None:
+        if int(ev.type) == lib.PWT_EV_CONN_RESUMPTION_TICKET:
+            tickets.append(self._ticket_key is not None)
+        on_event(self, ev)
+
+    monkeypatch.setattr(Conn, "_on_event", counting)
+    server_cfg, resuming = configs(certs, session_resumption=True)
+    _, plain = configs(certs)
+    listener = await serve("127.0.0.1", 0, server_cfg, echo)
+    try:
+        for client_cfg in (plain, plain, resuming):
+            conn = await connect("127.0.0.1", listener.port, client_cfg, server_name="localhost")
+            assert await roundtrip(conn, b"t") == b"t"
+            await asyncio.sleep(0.05)  # the ticket arrives after the handshake
+            await conn.aclose()
+    finally:
+        await listener.aclose()
+    assert tickets and all(tickets)  # only the resuming client's connection got any
