@@ -52,7 +52,10 @@ class Stdin:
         def reader() -> None:
             while True:
                 line = sys.stdin.readline()
-                loop.call_soon_threadsafe(self._queue.put_nowait, line)
+                try:
+                    loop.call_soon_threadsafe(self._queue.put_nowait, line)
+                except RuntimeError:  # the loop is closed: the program is exiting
+                    return
                 if not line:
                     return
 
