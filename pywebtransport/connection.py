@@ -627,6 +627,8 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         quic.on_datagram = None
         quic.on_closed = None
         self._bindings.clear()
+        self._sent_queued = None
+        self._queued_session = None
 
     # -- outgoing ----------------------------------------------------------
     def queue_session(

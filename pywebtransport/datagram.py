@@ -49,7 +49,9 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     """
 
     def __init__(self, session: "WebTransportSession", high_water_mark: int = 100) -> None:
-        self._session = session
+        # Dropped when the session closes: session and channel point at each other, and
+        # that cycle kept every closed session's connection alive until a GC pass.
+        self._session: "WebTransportSession | None" = session
         self._queue: deque[bytes] | None = None  # made on the first datagram
         self._waiters = Waiters()
         self._error: Exception | None = None
@@ -63,9 +65,12 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     @property
     def max_datagram_size(self) -> int:
         """Largest payload that fits one QUIC datagram on the current path."""
-        quic_max = self._session.connection.max_datagram_size
-        room = max(0, quic_max - _varint_len(self._session.id >> 2))
-        return min(room, self._session.connection.max_datagram_payload)  # config: max_datagram_size
+        session = self._session
+        if session is None:  # closed
+            return 0
+        quic_max = session.connection.max_datagram_size
+        room = max(0, quic_max - _varint_len(session.id >> 2))
+        return min(room, session.connection.max_datagram_payload)  # config: max_datagram_size
 
     @property
     def is_closed(self) -> bool:
@@ -86,19 +91,24 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         if self._ee_listened and EventType.DATAGRAM_RECEIVED in self._ee_listening:  # event hook
             self._ee_fire(EventType.DATAGRAM_RECEIVED, {"data": data, "size": len(data), "sequence": self.datagrams_received, "age": 0.0})
         session = self._session
-        if session._ee_listened and EventType.DATAGRAM_RECEIVED in session._ee_listening:  # event hook (session)
+        if session is not None and session._ee_listened and EventType.DATAGRAM_RECEIVED in session._ee_listening:  # event hook (session)
             session._ee_fire(EventType.DATAGRAM_RECEIVED, {"session_id": session.session_id, "data": data})
 
     def _close(self, error: Exception) -> None:
         if self._error is None:
             self._error = error
+        self._session = None
         self._waiters.wake_all()
 
-    def _check(self) -> None:
+    def _check(self) -> "WebTransportSession":
+        """The session, if datagrams can be sent; else raises why not."""
         if self._error is not None:
             raise self._error
-        if self._session._state not in _USABLE:
-            self._session._check_usable()
+        session = self._session
+        assert session is not None  # only _close drops it, and it sets _error first
+        if session._state not in _USABLE:
+            session._check_usable()
+        return session
 
     def try_send(self, data: bytes | str) -> None:
         """Send one datagram now; raises DatagramError if it cannot be sent."""
@@ -109,8 +119,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
                 data = bytes(data)
             else:
                 raise TypeError(f"datagram must be bytes or str, not {type(data).__name__}")
-        self._check()
-        session = self._session
+        session = self._check()
         cap = session.connection.max_datagram_payload  # config: max_datagram_size
         if len(data) > cap:
             self._too_large(len(data), cap)

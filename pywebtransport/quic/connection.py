@@ -411,8 +411,9 @@ class QuicConnection:
         self._refresh_addresses()  # known for the connection's lifetime, also after it closed
         if not self._connected.done():
             self._connected.set_result(None)
-        if self.on_connected is not None:
-            self.on_connected(self)
+        callback, self.on_connected = self.on_connected, None  # once; holding it made a cycle
+        if callback is not None:
+            callback(self)
 
     # cffi pointers hash and compare by address whatever their type, so the
     # handle itself is the key (no ffi.cast per stream).
