@@ -627,8 +627,6 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         quic.on_datagram = None
         quic.on_closed = None
         self._bindings.clear()
-        self._sent_queued = None
-        self._queued_session = None
 
     # -- outgoing ----------------------------------------------------------
     def queue_session(
@@ -669,7 +667,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self._queued_session = None
             queued[0]._fail_unsent(SessionError("the session request was not sent"))
             return None
-        return self._sent_queued
+        # Handed over once: kept here it would tie the session and this connection in a cycle.
+        sent, self._sent_queued = self._sent_queued, None
+        return sent
 
     def _send_queued_session(
         self,

@@ -64,7 +64,7 @@ def validate_fields(headers: FieldList, allowed_pseudo: frozenset[bytes]) -> Non
     seen_regular = False
     seen_pseudo: set[bytes] = set()
     for name, value in headers:
-        if len(name) + len(value) <= _CACHED_FIELD:
+        if len(name) + len(value) <= _CACHED_FIELD and type(name) is bytes and type(value) is bytes:
             _check_field_cached(name, value)
         else:
             _check_field_uncached(name, value)

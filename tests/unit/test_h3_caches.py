@@ -92,3 +92,11 @@ def test_repeated_requests_and_responses_encode_and_parse_the_same() -> None:
         fresh = make_pair(settings=False)
         fresh.client.receive_stream_data(SERVER_CONTROL, data, False)
         assert fresh.client.session_limit() >= 1
+
+
+
+def test_field_values_of_other_bytes_types_are_checked_without_the_cache() -> None:
+    good = [(b":path", bytearray(b"/chat"))]
+    validate_fields(good, frozenset({b":path"}))  # type: ignore[arg-type]
+    with pytest.raises(MessageError):
+        validate_fields([(b":path", bytearray(b"/a\nb"))], frozenset({b":path"}))  # type: ignore[arg-type]
