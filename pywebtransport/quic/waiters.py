@@ -111,10 +111,13 @@ _shared_timers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedTim
 )
 
 
-def _timers_of(loop: asyncio.AbstractEventLoop) -> _SharedTimers:
-    timers = _shared_timers.get(loop)
-    if timers is None:
-        timers = _shared_timers[loop] = _SharedTimers()
+def _timers_of(loop: asyncio.AbstractEventLoop) -> _SharedTimers | None:
+    try:
+        timers = _shared_timers.get(loop)
+        if timers is None:
+            timers = _shared_timers[loop] = _SharedTimers()
+    except TypeError:  # a loop type without weak references: a timer per wait
+        return None
     return timers
 
 
@@ -137,8 +140,8 @@ async def wait_with_timeout(fut: "asyncio.Future[None]", timeout: float | None) 
             fut.set_result(None)
 
     loop = fut.get_loop()
-    if timeout >= _SHARED_FROM:
-        timers = _timers_of(loop)
+    timers = _timers_of(loop) if timeout >= _SHARED_FROM else None
+    if timers is not None:
         tick = timers.add(loop, timeout, expire)
         try:
             await fut
