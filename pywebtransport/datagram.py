@@ -64,7 +64,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
 
     @property
     def max_datagram_size(self) -> int:
-        """Largest payload that fits one QUIC datagram on the current path."""
+        """Largest payload that fits one QUIC datagram on the current path (0 once the session closed)."""
         session = self._session
         if session is None:  # closed
             return 0
