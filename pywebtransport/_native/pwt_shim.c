@@ -996,18 +996,27 @@ static int push_receive(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t tak
  * keeps the later bytes in its receive buffer meanwhile (flow control still
  * bounds them).  Returns 1 if queued, 2 if the stream is released (drop), 0 on
  * out of memory. */
-static int push_receive_zc(pwt_stream *s, const QUIC_STREAM_EVENT *ev, int fin) {
-    uint32_t count = ev->RECEIVE.BufferCount;
+/* The first `total` received bytes (all of them, or what fits the stream's
+ * buffer limit) as a record pointing into msquic's buffers. */
+static int push_receive_zc(pwt_stream *s, const QUIC_STREAM_EVENT *ev, uint64_t total, int fin) {
+    uint32_t count = 0;
+    uint64_t left = total;
+    while (count < ev->RECEIVE.BufferCount && left > 0) {
+        left -= left < ev->RECEIVE.Buffers[count].Length ? left : ev->RECEIVE.Buffers[count].Length;
+        count++;
+    }
     pwt_node *n = node_new(count * (uint32_t)sizeof(pwt_chunk));
     if (n == NULL) {
         return 0;
     }
     pwt_chunk *chunks = (pwt_chunk *)(void *)n->data;
+    left = total;
     for (uint32_t i = 0; i < count; i++) {
+        uint32_t len = ev->RECEIVE.Buffers[i].Length;
         chunks[i].data = (const char *)ev->RECEIVE.Buffers[i].Buffer;
-        chunks[i].len = ev->RECEIVE.Buffers[i].Length;
+        chunks[i].len = left < len ? (uint32_t)left : len;
+        left -= chunks[i].len;
     }
-    uint64_t total = ev->RECEIVE.TotalBufferLength;
     n->conn = s->c;
     n->stream = s;
     n->ev.type = PWT_EV_STREAM_RECEIVE_ZC;
@@ -1040,6 +1049,18 @@ static void maybe_writable(pwt_stream *s, int64_t outstanding) {
     }
 }
 
+/* msquic holds a partially accepted RECEIVE's rest until receiving is
+ * re-enabled: pwt_stream_consumed() does it once Python's unread bytes fall
+ * under half the limit. */
+static void pause_receive(pwt_stream *s) {
+    atomic_store(&s->paused, 1);
+    /* Python may have consumed everything meanwhile; if so nobody else will
+     * resume, so ask Python to do it from its thread. */
+    if (atomic_load(&s->buffered) * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
+        push_ev(s->q, s->c, s, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
+    }
+}
+
 static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev) {
     pwt_stream *s = (pwt_stream *)ctx;
     (void)h;
@@ -1067,10 +1088,14 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             take = room;
             partial = 1;
         }
-        if (!partial && total >= PWT_ZC_MIN && total <= UINT32_MAX &&
-            ev->RECEIVE.BufferCount <= PWT_ZC_MAX_BUFS) {
-            int zc = push_receive_zc(s, ev, fin);
+        if (take >= PWT_ZC_MIN && take <= UINT32_MAX && ev->RECEIVE.BufferCount <= PWT_ZC_MAX_BUFS) {
+            int zc = push_receive_zc(s, ev, take, partial ? 0 : fin);
             if (zc == 1) {
+                if (partial) {
+                    /* Python completes fewer bytes than indicated: msquic then
+                     * holds the rest until receiving is re-enabled. */
+                    pause_receive(s);
+                }
                 return QUIC_STATUS_PENDING; /* Python copies, then pwt_stream_receive_complete() */
             }
             if (zc == 2) {
@@ -1090,12 +1115,7 @@ static QUIC_STATUS QUIC_API stream_cb(HQUIC h, void *ctx, QUIC_STREAM_EVENT *ev)
             }
         }
         if (partial) {
-            atomic_store(&s->paused, 1);
-            /* Python may have consumed everything meanwhile; if so nobody
-             * else will resume, so ask Python to do it from its thread. */
-            if (atomic_load(&s->buffered) * 2 < s->recv_limit && atomic_exchange(&s->paused, 0)) {
-                push_ev(s->q, s->c, s, PWT_EV_STREAM_RESUME, s, NULL, 0, 0, 0);
-            }
+            pause_receive(s);
         }
         break;
     }
