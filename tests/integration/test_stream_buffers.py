@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -56,6 +57,20 @@ async def test_bulk_data_flows_through_a_small_initial_buffer(certs: CertSet, in
         await listener.aclose()
 
 
+async def upload_and_check_digest(
+    certs: CertSet, payload: bytes, limit: int, reader: Callable[[QuicStream], Awaitable[None]]
+) -> None:
+    """Send `payload` on one stream to a server whose `reader` answers with its SHA-256."""
+    listener = await serve("127.0.0.1", 0, server_config(certs, max_stream_buffer=limit), each_stream(reader))
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
+            stream = await conn.open_bidi_stream()
+            await stream.write(payload, fin=True)
+            assert await asyncio.wait_for(stream.read_all(), 30) == hashlib.sha256(payload).digest()
+    finally:
+        await listener.aclose()
+
+
 async def test_large_chunks_reach_python_from_msquics_buffers(certs: CertSet, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 4 KB and more come as zero-copy records (msquic waits for Python's copy);
     the bytes arrive intact and in order, however the reader paces itself."""
@@ -80,15 +95,7 @@ async def test_large_chunks_reach_python_from_msquics_buffers(certs: CertSet, mo
             await asyncio.sleep(0)  # let msquic queue more while we read
         await stream.write(digest.digest(), fin=True)
 
-    server_cfg = server_config(certs, max_stream_buffer=256 << 10)
-    listener = await serve("127.0.0.1", 0, server_cfg, each_stream(slow_reader))
-    try:
-        async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
-            stream = await conn.open_bidi_stream()
-            await stream.write(payload, fin=True)
-            assert await asyncio.wait_for(stream.read_all(), 30) == hashlib.sha256(payload).digest()
-    finally:
-        await listener.aclose()
+    await upload_and_check_digest(certs, payload, 256 << 10, slow_reader)
     assert kinds.get(lib.PWT_EV_STREAM_RECEIVE_ZC, 0) > 0
 
 
@@ -129,14 +136,7 @@ async def test_partly_accepted_large_chunks_also_stay_in_msquics_buffers(
                 await asyncio.sleep(0.001)  # fall behind now and then
         await stream.write(digest.digest(), fin=True)
 
-    listener = await serve("127.0.0.1", 0, server_config(certs, max_stream_buffer=limit), each_stream(slow_reader))
-    try:
-        async with await connect("127.0.0.1", listener.port, client_config(certs), server_name="localhost") as conn:
-            stream = await conn.open_bidi_stream()
-            await stream.write(payload, fin=True)
-            assert await asyncio.wait_for(stream.read_all(), 30) == hashlib.sha256(payload).digest()
-    finally:
-        await listener.aclose()
+    await upload_and_check_digest(certs, payload, limit, slow_reader)
     # Nearly every byte came zero-copy (copied before: 0.4–0.7 % zero-copy with this limit).
     assert sum(zero_copy) > 0.9 * (sum(zero_copy) + sum(copied))
     assert max(zero_copy) <= limit
