@@ -109,7 +109,6 @@ class WebTransportClient(EventEmitter, ClientCompat):
         self._pwt_retiring: set[WebTransportConnection] = set()
         self._pwt_default_headers: dict[str, str] = dict(self._pwt_config.headers or {})
         self._pwt_closed = False
-        self._pwt_closing: set[asyncio.Task[None]] = set()
         self._pwt_created = time.monotonic()
         self._pwt_stats = ClientStats()
 
@@ -335,9 +334,7 @@ class WebTransportClient(EventEmitter, ClientCompat):
         if conn.sessions or conn.pending_opens or conn in self._pwt_retiring:
             return  # another session still uses it, or is being opened on it
         self._pwt_retiring.add(conn)
-        task = asyncio.get_running_loop().create_task(conn.close_gracefully(self._pwt_config.close_timeout))
-        self._pwt_closing.add(task)
-        task.add_done_callback(self._pwt_closing.discard)
+        conn.close_when_sessions_end(self._pwt_config.close_timeout)
 
     async def close(self) -> None:
         """Close every connection this client opened."""

@@ -170,6 +170,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # closes; a plain callback (a server counts them) costs less than an event handler.
         self.on_protocol_error: Callable[[WebTransportConnection, int, str], None] | None = None
         self._closing = False
+        self._close_timer: asyncio.TimerHandle | None = None  # close_when_sessions_end's deadline
         self._connect_streams: set[int] = set()
         self._answered: set[int] | None = None  # plain requests answered (server); made on the first
         self._current_stream: int | None = None
@@ -320,6 +321,10 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # counting instead of piling up for the cyclic garbage collector.
         stream.set_receiver(_discard)
         self._connect_streams.discard(sid)
+        if self._close_timer is not None and not self.h3_session_ids():
+            self._close_timer.cancel()
+            self._close_timer = None
+            self._loop.call_soon(self.close)  # not from inside QUIC's event handling
         if self._answered is not None:
             self._answered.discard(sid)
         if self.h3.holds_early(sid):
@@ -610,6 +615,9 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
 
     def _on_quic_closed(self, reason: CloseReason) -> None:
         self.state = ConnectionState.CLOSED
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         self._datagram_sinks.clear()
         self._datagram_prefixes.clear()
         if self._ee_listened:  # event hook
@@ -1036,6 +1044,24 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         self._closing = True
         self.state = ConnectionState.CLOSING
         self.quic.close(error_code or int(ErrorCode.H3_NO_ERROR))
+
+    def close_when_sessions_end(self, timeout: float = 2.0) -> None:
+        """:meth:`close_gracefully` without waiting: a callback closes the connection
+        once every CONNECT stream has ended, a timer after ``timeout`` seconds at the latest.
+
+        What a client does with a connection whose last session closed: no task, no
+        waiters, one loop iteration after the peer finished its CONNECT stream.
+        """
+        if self._closing or self.quic.is_closed or self._close_timer is not None:
+            return
+        if not self.h3_session_ids():
+            self.close()
+            return
+        self._close_timer = self._loop.call_later(timeout, self._close_timer_fired)
+
+    def _close_timer_fired(self) -> None:
+        self._close_timer = None
+        self.close()
 
     async def close_gracefully(self, timeout: float = 2.0) -> None:
         """Close the connection once every CONNECT stream has ended (bounded).

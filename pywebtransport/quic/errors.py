@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -37,13 +38,19 @@ class CloseReason:
     status: str = ""
 
     def describe(self) -> str:
-        if self.initiator == "transport":
-            alert = ""
-            if 0x100 <= self.error_code <= 0x1FF:  # CRYPTO_ERROR: a TLS alert
-                code = self.error_code - 0x100
-                alert = f", TLS alert {code} {_TLS_ALERTS.get(code, '')}".rstrip()
-            return f"closed by transport ({self.status}, error 0x{self.error_code:x}{alert})"
-        return f"closed by {self.initiator} (error 0x{self.error_code:x})"
+        return _describe(self)
+
+
+# A closing connection fails each of its streams with the same reason: word it once.
+@functools.lru_cache(maxsize=64)
+def _describe(reason: CloseReason) -> str:
+    if reason.initiator == "transport":
+        alert = ""
+        if 0x100 <= reason.error_code <= 0x1FF:  # CRYPTO_ERROR: a TLS alert
+            code = reason.error_code - 0x100
+            alert = f", TLS alert {code} {_TLS_ALERTS.get(code, '')}".rstrip()
+        return f"closed by transport ({reason.status}, error 0x{reason.error_code:x}{alert})"
+    return f"closed by {reason.initiator} (error 0x{reason.error_code:x})"
 
 
 class QuicError(Exception):

@@ -331,13 +331,19 @@ class QuicStream:
         """
         if self._handle is None:
             return
-        err = ConnectionClosed(reason)
-        if self._read_error is None and not self._eof:
-            self._read_error = err
-        if self._write_error is None:
-            self._write_error = err
+        self._fail_with(ConnectionClosed, reason)
         self._wake_reader()
         self._wake_writer()
+
+    def _fail_with(self, error: Callable[[Any], QuicError], arg: Any) -> None:
+        """Fail reads (unless at EOF) and writes not failed yet with one ``error(arg)``, made only if needed."""
+        read = self._read_error is None and not self._eof
+        if read or self._write_error is None:
+            err = error(arg)
+            if read:
+                self._read_error = err
+            if self._write_error is None:
+                self._write_error = err
 
     def _finalize(self, connection_shutdown: bool) -> None:
         handle = self._handle
@@ -364,18 +370,12 @@ class QuicStream:
         if self._loop.is_closed():
             return
         if connection_shutdown:
-            reason = self._conn.close_reason or CloseReason("local")
-            err: QuicError = ConnectionClosed(reason)
-            if self._read_error is None and not self._eof:
-                self._read_error = err
-            if self._write_error is None:
-                self._write_error = err
-        if not self._eof and self._read_error is None:
-            self._read_error = StreamClosedError(f"stream {self.stream_id} closed")
-        if self._write_error is None:
-            self._write_error = StreamClosedError(f"stream {self.stream_id} closed")
+            self._fail_with(ConnectionClosed, self._conn.close_reason or CloseReason("local"))
+        else:
+            self._fail_with(StreamClosedError, f"stream {self.stream_id} closed")
         started = self._started_fut
         if started is not None and not started.done():
+            assert self._write_error is not None  # set just above
             started.set_exception(self._write_error)
         self._is_closed = True
         closed = self._closed_fut

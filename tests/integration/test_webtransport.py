@@ -189,6 +189,30 @@ async def test_client_close_code_and_reason_reach_server(certs: CertSet, harness
         assert event == ("closed", 7, "done here", True)
 
 
+async def test_client_closes_the_connection_once_the_last_session_ended(certs: CertSet, harness: Harness) -> None:
+    """The connection goes as soon as the server finished the CONNECT stream, not at close_timeout."""
+    async with WebTransportClient(client_config(certs, close_timeout=60.0)) as client:
+        session = await client.connect(harness.url + "/echo")
+        conn = session.connection
+        await session.close()
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        assert conn.quic.close_reason is not None and conn.quic.close_reason.initiator == "local"
+        assert await asyncio.wait_for(harness.events.get(), 5) == ("closed", 0, "", True)
+
+
+async def test_close_when_sessions_end_closes_by_its_deadline(certs: CertSet, harness: Harness) -> None:
+    """A session still open holds the connection only until the deadline."""
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        conn = session.connection
+        conn.close_when_sessions_end(0.2)
+        await asyncio.sleep(0.05)
+        assert not conn.is_closed and not session.is_closed
+        await asyncio.wait_for(session.wait_closed(), 10)
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        assert conn.quic.close_reason is not None and conn.quic.close_reason.initiator == "local"
+
+
 async def test_server_close_code_and_reason_reach_client(certs: CertSet, harness: Harness) -> None:
     async with WebTransportClient(client_config(certs)) as client:
         session = await client.connect(harness.url + "/bye")
