@@ -220,21 +220,22 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
             self._ee_fire(EventType.CONNECTION_ESTABLISHED, {"connection_id": self.connection_id})
 
     def send_preface(self) -> None:
-        """Open our control and QPACK streams and queue SETTINGS (once).
+        """Open our control stream and queue SETTINGS (once).
 
         A server calls this while the QUIC handshake is still running, so that
         SETTINGS travel as 0.5-RTT data and the client can send its CONNECT as
         soon as its handshake completes; :meth:`start` calls it otherwise.
+
+        No QPACK encoder or decoder stream: we announce a dynamic table of
+        capacity 0 and never use the peer's, so neither would ever carry an
+        instruction (RFC 9204 4.2 lets an endpoint skip both then; quic-go never
+        opens them).  That is two streams fewer per connection and side.
         """
         if self._control is not None:
             return
         control = self.quic.open_stream_nowait(unidirectional=True)
         control.write_nowait(self.h3.local_control_stream_data(control.stream_id))
         self._control = control
-        enc = self.quic.open_stream_nowait(unidirectional=True)
-        enc.write_nowait(self.h3.local_qpack_encoder_stream_data(enc.stream_id))
-        dec = self.quic.open_stream_nowait(unidirectional=True)
-        dec.write_nowait(self.h3.local_qpack_decoder_stream_data(dec.stream_id))
 
     async def wait_settings(self, timeout: float | None = None) -> None:
         """Wait until the peer's HTTP/3 SETTINGS have arrived."""
