@@ -22,7 +22,7 @@ from .exceptions import (
 )
 from .quic import CloseReason, PeerCertificate, QuicError
 from .quic.interface import QuicStreamTransport
-from .quic.waiters import Waiters, wait_future
+from .quic.waiters import Waiters, wait_with_timeout
 from .stream import WebTransportReceiveStream, WebTransportSendStream, WebTransportStream
 from .protocol import session_event_data, stream_event_data
 from .types import EventType, SessionState
@@ -69,6 +69,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         self._state = SessionState.CONNECTING
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._ready_waiters = Waiters()  # ready() callers, woken directly when _ready is set
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._streams: dict[int, WebTransportReceiveStream | WebTransportSendStream] = {}
         # Peer-opened stream ids with their direction (for WT_MAX_STREAMS credit).
@@ -175,6 +176,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
             self._connection.session_established(self._id, self.datagrams._feed)
         if not self._ready.done():
             self._ready.set_result(None)
+            self._ready_waiters.wake_all()
             if self._ee_listened and EventType.SESSION_READY in self._ee_listening:  # event hook
                 self._ee_fire(EventType.SESSION_READY, session_event_data(self))
 
@@ -187,6 +189,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         if not self._ready.done():
             self._ready.set_exception(error)
             self._ready.exception()
+            self._ready_waiters.wake_all()
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -246,6 +249,7 @@ class WebTransportSession(EventEmitter, SessionCompat):
         if not self._ready.done():
             self._ready.set_exception(error)
             self._ready.exception()
+            self._ready_waiters.wake_all()
         for stream in list(self._streams.values()):
             if isinstance(stream, WebTransportReceiveStream):
                 stream._feed_error(StreamError(f"session closed: {error}", stream_id=stream.stream_id))
@@ -338,14 +342,16 @@ class WebTransportSession(EventEmitter, SessionCompat):
     # -- public API --------------------------------------------------------
     async def ready(self, timeout: float | None = 30.0) -> None:
         """Wait until the session is established."""
-        try:
-            await wait_future(self._ready, timeout)
-        except asyncio.TimeoutError:
+        ready = self._ready
+        if not ready.done() and not await wait_with_timeout(self._ready_waiters.wait(), timeout):
+            # A future of its own, set by the answer itself: the caller resumes in the next
+            # loop iteration (awaiting the shared future through a shield takes two).
             raise TimeoutError(
                 f"session {self.session_id} not ready after {timeout}s",
                 timeout_duration=timeout,
                 operation="session_ready",
-            ) from None
+            )
+        ready.result()  # the failure, if the session failed
 
     async def wait_closed(self) -> None:
         """Wait until the session is closed (by either side or the connection)."""
