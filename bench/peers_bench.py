@@ -134,7 +134,12 @@ def scenario_params(quick: bool) -> dict[str, dict[str, Any]]:
         "stream_echo": {"rounds": 2000, "warmup": 100},
         "dgram": {"rounds": 2000, "warmup": 200},
         "dgram_rate": {"duration": 8.0, "inflight": 32, "warmup": 200},
-        "setup": {"rounds": 50, "warmup": 5},
+        # 30 untimed setups first: a fresh Python server's first ~30 connections are slower
+        # while the interpreter specializes the per-connection code (its Python work per
+        # connection falls by a third or more from the first 5 to the 31st+;
+        # docs/dev/data-path.md).
+        # Every library gets the same warm-up; the timed 50 are steady state.
+        "setup": {"rounds": 50, "warmup": 30},
         "concurrent": {"sessions": 100, "requests": 20},
         "idle": {"sessions": 10000, "concurrency": 16, "ramp-deadline": 180.0},
     }
