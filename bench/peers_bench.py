@@ -593,7 +593,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     ap.add_argument("--idle-procs", type=int, default=4, help="client processes for the idle-sessions scenario")
     ap.add_argument("--idle-sessions", type=int, default=None, help="override the idle scenario's session count")
+    ap.add_argument("--py-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="event loop of the PyWebTransport peer (default asyncio, what the README table uses)")
     args = ap.parse_args(argv)
+    if args.py_loop != "asyncio":
+        os.environ["PWT_PEER_LOOP"] = args.py_loop  # read by the py peer only
     scenarios = parse_list(args.only, SCENARIOS, "scenarios", ap)
     lib_keys = parse_list(args.libs, LIB_ORDER, "libraries", ap)
     args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
@@ -607,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         except PeerBuildError as exc:
             print(f"cannot build the {k} peer: {exc}", file=sys.stderr)
             return 2
+        if k == "py" and args.py_loop != "asyncio":
+            libs[k].label += f" ({args.py_loop})"
         print(f"[peers] {libs[k].label} {libs[k].version}: {' '.join(libs[k].command)}", file=sys.stderr, flush=True)
 
     from certs import make_certs

@@ -557,9 +557,17 @@ def main() -> int:
     ap.add_argument("--hold-timeout", type=float, default=300.0)
     ap.add_argument("--idle-timeout", type=float, default=120.0)
     ap.add_argument("--keepalive", type=float, default=20.0)
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default=os.environ.get("PWT_PEER_LOOP", "asyncio"),
+                    help="event loop (default asyncio; env PWT_PEER_LOOP)")
     args = ap.parse_args()
+    main_coro = run_server(args) if args.mode == "server" else run_client(args)
     try:
-        asyncio.run(run_server(args) if args.mode == "server" else run_client(args))
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(main_coro)
+        else:
+            asyncio.run(main_coro)
     except Exception as exc:
         emit({"event": "error", "detail": f"{type(exc).__name__}: {exc}"})
         return 1
