@@ -73,6 +73,22 @@ def check(scenario: str, raw: dict[str, Any], who: str) -> None:
         raise AssertionError(f"no correctness check for {scenario}")
 
 
+# wtransport 0.7.2's server now and then closes a connection that is being set up, while
+# others connect at the same time, with H3_FRAME_UNEXPECTED (0x105 = 261) or H3_EXCESSIVE_LOAD
+# (0x107 = 263): wtransport client against wtransport server, no code of ours involved. Every full
+# benchmark run shows a few per 10,000 sessions in its idle scenario, and the 4-session concurrent
+# smoke run met one in CI. Only this exact failure of the wtransport pair earns one rerun.
+_WTRANSPORT_REFUSALS = ("connection closed by peer: 261", "connection closed by peer: 263")
+
+
+def wtransport_refused_a_connect(raw: dict[str, Any]) -> bool:
+    """The client's errors are all wtransport's own server refusing a connection (see above)."""
+    if not raw.get("errors"):
+        return False
+    seen = [e for e in [raw.get("first_error"), *raw.get("error_samples", [])] if e]
+    return bool(seen) and all(e in _WTRANSPORT_REFUSALS for e in seen)
+
+
 @pytest.mark.parametrize("key", pb.LIB_ORDER)
 async def test_own_client_and_server(libs: dict[str, pb.Lib], certs: CertSet, key: str) -> None:
     """Every scenario, each library's own client against its own server (one server for all)."""
@@ -81,6 +97,9 @@ async def test_own_client_and_server(libs: dict[str, pb.Lib], certs: CertSet, ke
         for scenario in pb.SCENARIOS:
             procs = 2 if scenario == "idle" else 1
             raw = await pb.run_clients(lib, srv, port, scenario, PARAMS[scenario], procs=procs)
+            if key == "rust" and wtransport_refused_a_connect(raw):
+                # Not our stack: run the scenario once more, and that run must be clean.
+                raw = await pb.run_clients(lib, srv, port, scenario, PARAMS[scenario], procs=procs)
             check(scenario, raw, f"{key} {scenario}")
             assert raw["cpu_client_s"] is not None and raw["cpu_client_s"] >= 0
             assert raw["cpu_server_s"] is not None and raw["cpu_server_s"] >= 0
@@ -136,3 +155,14 @@ def test_render_table_from_json() -> None:
     assert lines[2] == "| echo p50 | 300 µs | 200 µs | 150 µs | 2.00 (behind) |"
     assert lines[3] == "| upload | 300 MB/s | 100 MB/s | 200 MB/s | 1.50 (ahead) |"
     assert "python bench/wt_bench.py --peers" in table
+
+
+def test_only_wtransports_own_refusals_earn_a_rerun() -> None:
+    refused = {"errors": 1, "first_error": "connection closed by peer: 261"}
+    assert wtransport_refused_a_connect(refused)
+    assert wtransport_refused_a_connect({"errors": 2, "error_samples": ["connection closed by peer: 261",
+                                                                         "connection closed by peer: 263"]})
+    assert not wtransport_refused_a_connect({"errors": 0, "first_error": ""})
+    assert not wtransport_refused_a_connect({"errors": 1, "first_error": "connect timed out after 10s"})
+    assert not wtransport_refused_a_connect({"errors": 2, "error_samples": ["connection closed by peer: 261",
+                                                                             "connect timed out after 10s"]})
