@@ -837,7 +837,7 @@ class WebTransportConnection(EventEmitter, ConnectionCompat):
         # byte by byte and drops the stream if the reset error arrives with the header's last
         # byte, i.e. whenever RESET_STREAM_AT is processed before the header is read.
         stream.reliable_size = len(prefix) + 1
-        stream.write_nowait(prefix)
+        stream.write_with_first(prefix)  # one send with the first payload, not two
         return stream
 
     async def send_stream_data(

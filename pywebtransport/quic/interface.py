@@ -93,6 +93,11 @@ class QuicStreamTransport(Protocol):
         """Queue bytes without waiting for backpressure (small protocol writes)."""
         ...
 
+    def write_with_first(self, data: bytes) -> None:
+        """Send ``data`` (a small header) together with the first write, or on its own in the
+        next loop iteration if nothing was written by then; a reset sends it first."""
+        ...
+
     async def write(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Queue bytes and wait while too much is in flight."""
         ...

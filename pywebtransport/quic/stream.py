@@ -39,6 +39,11 @@ DataReceiver = Callable[[bytes, bool], None]
 ErrorReceiver = Callable[[int], None]
 
 
+# write_with_first's bytes are joined to a first write up to this size (one copy), sent
+# separately before a larger one.
+_JOIN_FIRST_MAX = 4096
+
+
 class QuicStream:
     """One QUIC stream.
 
@@ -54,7 +59,8 @@ class QuicStream:
         "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
         "_recv_aborted", "_readers", "_writers", "_started_fut", "_is_closed", "_closed_fut",
         "_receiver", "_on_reset", "_on_stop", "_on_closed", "bytes_sent", "bytes_received",
-        "reliable_size", "write_timeout", "release_when_done", "_can_read", "_can_write", "__weakref__",
+        "reliable_size", "write_timeout", "release_when_done", "_can_read", "_can_write", "_first",
+        "__weakref__",
     )
 
     def __init__(
@@ -77,6 +83,7 @@ class QuicStream:
         self._eof = False
         self._read_error: QuicError | None = None
         self._write_error: QuicError | None = None
+        self._first: bytes | None = None  # write_with_first's bytes, not sent yet
         self._fin_sent = False
         self._send_aborted = False
         self._recv_aborted = False
@@ -471,9 +478,33 @@ class QuicStream:
         if self._handle is None:
             raise StreamClosedError(f"stream {self.stream_id} is closed")
 
+    def write_with_first(self, data: bytes) -> None:
+        """Send ``data`` with the first write, or alone in the next loop iteration.
+
+        For a stream header: a stream opened and written at once then costs one
+        send (and often one packet) instead of two.  A reset sends it first, so that
+        a reliable size covering it still holds.
+        """
+        self._first = data
+        self._loop.call_soon(self._flush_first)
+
+    def _flush_first(self) -> None:
+        first = self._first
+        if first is not None:
+            self._first = None
+            if self._handle is not None and not (self._fin_sent or self._send_aborted or self._write_error):
+                self.write_nowait(first)
+
     def write_nowait(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Queue data without waiting for backpressure (for small protocol writes)."""
         self._check_writable()
+        first = self._first
+        if first is not None:
+            self._first = None
+            if len(data) > _JOIN_FIRST_MAX:  # not worth a copy of the payload
+                self.write_nowait(first)
+            else:
+                data = first + data
         if not isinstance(data, bytes):
             data = memoryview(data).cast("B")  # len() must count bytes, not items
         n = len(data)
@@ -564,6 +595,7 @@ class QuicStream:
         """
         if self._handle is None or self._send_aborted or not self.writable:
             return
+        self._flush_first()
         self._send_aborted = True
         self._mark_reliable()
         lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, error_code)

@@ -79,6 +79,13 @@ async def harness(certs: CertSet) -> AsyncIterator[Harness]:
         await h.events.put(await stream.read_all())
         await session.wait_closed()
 
+    @app.route("/greet")
+    async def greet(session: WebTransportSession) -> None:
+        # Answers every bidirectional stream at once, without reading from it.
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                await stream.write(b"hello", end_stream=True)
+
     @app.route("/bye")
     async def bye(session: WebTransportSession) -> None:
         await session.close(4242, "server says bye")
@@ -283,6 +290,51 @@ async def test_oversize_datagram_and_write_after_close(certs: CertSet, harness: 
         await stream.write_all(b"fin")
         with pytest.raises(StreamError):
             await stream.write(b"after close")
+        await session.close()
+
+
+async def test_a_stream_opened_and_written_at_once_costs_one_send(
+    certs: CertSet, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WebTransport stream header leaves with the first payload (one StreamSend)."""
+    import pywebtransport.quic.stream as quic_stream
+
+    real = quic_stream.lib
+    sends: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            if name == "pwt_stream_send":
+                def send(handle: Any, buf: Any, n: int, fin: int) -> Any:
+                    sends.append(n)
+                    return real.pwt_stream_send(handle, buf, n, fin)
+                return send
+            return getattr(real, name)
+
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        monkeypatch.setattr(quic_stream, "lib", Counting())
+        stream = await session.create_bidirectional_stream()
+        await stream.write(b"one send", end_stream=True)
+        assert len(sends) == 1 and sends[0] > len(b"one send")  # header + payload + FIN
+        assert await asyncio.wait_for(stream.read_all(), 5) == b"ECHO: one send"
+        sends.clear()
+        out = await session.create_unidirectional_stream()
+        await out.write(b"uni", end_stream=True)
+        assert len(sends) == 1
+        incoming = session.incoming_streams()
+        back = await asyncio.wait_for(incoming.__anext__(), 5)
+        assert await back.read_all() == b"UNI: uni"
+        monkeypatch.setattr(quic_stream, "lib", real)
+        await session.close()
+
+
+async def test_a_stream_opened_without_writing_still_reaches_the_peer(certs: CertSet, harness: Harness) -> None:
+    """Its header goes out on its own in the next loop iteration."""
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/greet")
+        stream = await session.create_bidirectional_stream()
+        assert await asyncio.wait_for(stream.read_all(), 5) == b"hello"
         await session.close()
 
 

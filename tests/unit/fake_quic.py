@@ -107,7 +107,19 @@ class FakeQuicStream:
         self.consumed_total += n
         assert self.consumed_total <= self.delivered, "more bytes consumed than delivered"
 
+    def write_with_first(self, data: bytes) -> None:
+        self._first = data
+        asyncio.get_running_loop().call_soon(self._flush_first)
+
+    def _flush_first(self) -> None:
+        first, self._first = getattr(self, "_first", None), None
+        if first is not None and not (self.fin_sent or self.send_aborted is not None or self._closed):
+            self.write_nowait(first)
+
     def write_nowait(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
+        first, self._first = getattr(self, "_first", None), None
+        if first is not None:
+            data = first + bytes(data)
         if not self.writable:
             raise StreamClosedError("cannot write to a peer's unidirectional stream")
         if self._write_error is not None:
@@ -137,6 +149,7 @@ class FakeQuicStream:
     def reset(self, error_code: int = 0) -> None:
         if self._closed or self.send_aborted is not None or not self.writable:
             return
+        self._flush_first()
         self.send_aborted = error_code
         self.send_done = True
         self.conn._call(self._peer_reset, error_code)
