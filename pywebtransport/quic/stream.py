@@ -53,7 +53,7 @@ class QuicStream:
     so the shim can keep the per-stream buffer bounded.
     """
 
-    # Slots: a connection has at least seven streams (HTTP/3 control and QPACK both ways, CONNECT).
+    # Slots: a connection has at least three streams (HTTP/3 control both ways, CONNECT).
     __slots__ = (
         "_conn", "_handle", "_held", "_loop", "stream_id", "is_unidirectional", "is_local",
         "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
