@@ -14,14 +14,8 @@ import sys
 import pytest
 
 from certs import CertSet
-from pywebtransport import (
-    ClientConfig,
-    ServerApp,
-    ServerConfig,
-    WebTransportClient,
-    WebTransportSession,
-    WebTransportStream,
-)
+from pywebtransport import ClientConfig, ServerApp, ServerConfig, WebTransportClient
+from pywebtransport.server import create_echo_server_app
 
 if sys.platform == "win32":  # platform guard: uvloop does not support Windows
     pytest.skip("uvloop does not support Windows", allow_module_level=True)
@@ -32,30 +26,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _app(certs: CertSet) -> ServerApp:
-    app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
-
-    @app.route("/echo")
-    async def echo(session: WebTransportSession) -> None:
-        async def datagrams() -> None:
-            while True:
-                await session.datagrams.send(b"ECHO: " + await session.datagrams.receive())
-
-        async def streams() -> None:
-            async for stream in session.incoming_streams():
-                if isinstance(stream, WebTransportStream):
-                    await stream.write_all(b"ECHO: " + await stream.read_all())
-                else:
-                    out = await session.create_unidirectional_stream()
-                    await out.write_all(b"UNI: " + await stream.read_all())
-
-        tasks = [asyncio.ensure_future(datagrams()), asyncio.ensure_future(streams())]
-        try:
-            await session.wait_closed()
-        finally:
-            for t in tasks:
-                t.cancel()
-
-    return app
+    """The library's echo app: datagrams and bidi streams back as they are, uni streams on a new one."""
+    return create_echo_server_app(ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
 
 
 def test_sessions_streams_and_datagrams_on_uvloop(certs: CertSet) -> None:
@@ -85,11 +57,11 @@ def test_sessions_streams_and_datagrams_on_uvloop(certs: CertSet) -> None:
                     stream = await session.create_bidirectional_stream()
                     await stream.write_all(big)
                     echoed = await stream.read_all()
-                    got.append(b"big ok" if echoed == b"ECHO: " + big else b"big mismatch")
+                    got.append(b"big ok" if echoed == big else b"big mismatch")
         return got
 
     got = uvloop.run(asyncio.wait_for(main(), 30))
-    assert got == [b"ECHO: over uvloop", b"ECHO: dgram", b"UNI: one way", b"big ok"]
+    assert got == [b"over uvloop", b"dgram", b"one way", b"big ok"]
 
 
 def test_many_concurrent_sessions_on_uvloop(certs: CertSet) -> None:
@@ -110,4 +82,4 @@ def test_many_concurrent_sessions_on_uvloop(certs: CertSet) -> None:
                 return list(await asyncio.gather(*(one(i) for i in range(40))))
 
     got = uvloop.run(asyncio.wait_for(main(), 30))
-    assert got == [b"ECHO: %d" % i for i in range(40)]
+    assert got == [b"%d" % i for i in range(40)]
