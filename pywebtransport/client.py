@@ -85,6 +85,7 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
         congestion_control="bbr" if config.congestion_control_algorithm == "bbr" else "cubic",
         max_stream_buffer=max(65536, int(config.max_stream_buffer_size)),
         share_udp_binding=bool(config.share_udp_binding),
+        keylog_file=config.keylog_file,
     )
 
 

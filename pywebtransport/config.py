@@ -371,6 +371,11 @@ class ClientConfig(_ConfigMixin):
     (4 file descriptors per connection otherwise, which caps a process near
     ``ulimit -n`` / 4 connections). Turn it off to give each connection its own source
     port, e.g. when a multi-process server should spread one client's connections."""
+    keylog_file: str | None = None
+    """Append each connection's TLS secrets to this file (NSS key log format) so that Wireshark
+    or tshark can decrypt a packet capture. ``None`` (default) uses the ``SSLKEYLOGFILE``
+    environment variable when it is set, like browsers and curl. Anyone who can read the file
+    can decrypt the traffic: for debugging only."""
     server_certificate_hashes: list[bytes | str] = field(default_factory=list)
     """SHA-256 digests of server certificates to accept (32 bytes, or 64 hex digits with or
     without colons), like browsers' ``serverCertificateHashes``. When given, a server is

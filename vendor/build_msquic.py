@@ -254,6 +254,106 @@ SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
         }
         Status = QuicLibrarySetParam(Handle, Param, BufferLength, Buffer);""",
     ),
+    # 8. Fewer packets per request: msquic sent MAX_STREAMS each time a peer stream was freed,
+    # which on a server answering requests on new streams is once per request, after the
+    # client acknowledged the response: a packet of its own (and usually an ACK of it back),
+    # 4-5 UDP datagrams per request instead of quinn's ~2.  Advertise freed stream credit
+    # like a flow-control window instead: when the credit the peer knows falls below half of
+    # the concurrent-stream limit (on a release, or when the peer opens a stream), which then
+    # rides on the ACK or response the opening stream causes.  A peer whose known credit is
+    # below half gets every release at once, so a peer waiting for credit still gets it as
+    # soon as a stream ends; the limit on concurrent streams is unchanged.
+    # PwtAdvertisedCount is a lower bound of the MAX_STREAMS value sent (the frame carries
+    # the count when it is written, and a lost frame is resent with the current count).
+    (
+        "src/core/stream_set.h",
+        """    uint64_t MaxTotalStreamCount;
+""",
+        """    uint64_t MaxTotalStreamCount;
+
+    uint64_t PwtAdvertisedCount; /* pywebtransport: MAX_STREAMS credit the peer was given */
+""",
+    ),
+    (
+        "src/core/stream_set.c",
+        """        Info->MaxTotalStreamCount++;
+        QuicSendSetSendFlag(
+            &QuicStreamSetGetConnection(StreamSet)->Send,
+            (Flags & STREAM_ID_FLAG_IS_UNI_DIR) ?
+                QUIC_CONN_SEND_FLAG_MAX_STREAMS_UNI :
+                QUIC_CONN_SEND_FLAG_MAX_STREAMS_BIDI);""",
+        """        Info->MaxTotalStreamCount++;
+        /* pywebtransport: advertise when the peer's known credit is below half the limit */
+        if (Info->PwtAdvertisedCount < Info->TotalStreamCount + (Info->MaxCurrentStreamCount + 1u) / 2u) {
+            Info->PwtAdvertisedCount = Info->MaxTotalStreamCount;
+            QuicSendSetSendFlag(
+                &QuicStreamSetGetConnection(StreamSet)->Send,
+                (Flags & STREAM_ID_FLAG_IS_UNI_DIR) ?
+                    QUIC_CONN_SEND_FLAG_MAX_STREAMS_UNI :
+                    QUIC_CONN_SEND_FLAG_MAX_STREAMS_BIDI);
+        }""",
+    ),
+    (
+        "src/core/stream_set.c",
+        """    if (!Connection->State.Started) {
+        Info->MaxTotalStreamCount = Count;
+
+    } else {
+        if (Count >= Info->MaxCurrentStreamCount) {
+            Info->MaxTotalStreamCount += (Count - Info->MaxCurrentStreamCount);""",
+        """    if (!Connection->State.Started) {
+        Info->MaxTotalStreamCount = Count;
+        Info->PwtAdvertisedCount = Count; /* pywebtransport: sent as a transport parameter */
+
+    } else {
+        if (Count >= Info->MaxCurrentStreamCount) {
+            Info->MaxTotalStreamCount += (Count - Info->MaxCurrentStreamCount);
+            Info->PwtAdvertisedCount = Info->MaxTotalStreamCount; /* pywebtransport */""",
+    ),
+    (
+        "src/core/stream_set.c",
+        """            Info->CurrentStreamCount++;
+            Info->TotalStreamCount++;
+""",
+        """            Info->CurrentStreamCount++;
+            Info->TotalStreamCount++;
+            /* pywebtransport: credit held back on releases leaves with this stream's ACK */
+            if (Info->PwtAdvertisedCount < Info->MaxTotalStreamCount &&
+                Info->PwtAdvertisedCount < Info->TotalStreamCount + (Info->MaxCurrentStreamCount + 1u) / 2u) {
+                Info->PwtAdvertisedCount = Info->MaxTotalStreamCount;
+                QuicSendSetSendFlag(
+                    &Connection->Send,
+                    STREAM_ID_IS_UNI_DIR(StreamId) ?
+                        QUIC_CONN_SEND_FLAG_MAX_STREAMS_UNI :
+                        QUIC_CONN_SEND_FLAG_MAX_STREAMS_BIDI);
+            }
+""",
+    ),
+    # 9. Fewer packets per message: whenever stream bytes were delivered while an immediate
+    # ACK was queued, msquic put MAX_DATA and MAX_STREAM_DATA into that ACK although neither
+    # window needed it.  Those frames make the ACK ack-eliciting, so the peer must acknowledge
+    # it: with two msquic endpoints exchanging small messages this locks into a cycle where
+    # every message costs each side an extra ACK+MAX_DATA packet sent ahead of the reply
+    # (decrypted capture of the per-request echo: 2 datagrams per request, then 4 once the
+    # cycle started, for the rest of the connection).  Window updates now follow only the
+    # window: a stream's when a quarter of it was delivered (msquic's drain ratio, with its
+    # buffer tuning), the connection's when a quarter of the connection window was.
+    (
+        "src/core/stream_recv.c",
+        """    } else if (!(Stream->Connection->Send.SendFlags & QUIC_CONN_SEND_FLAG_ACK)) {
+        //
+        // We haven't hit the drain limit AND we don't have any ACKs to send
+        // immediately, so we don't need to immediately update the max stream data
+        // values.
+        //
+        return;
+    }""",
+        """    } else {
+        /* pywebtransport: below the drain threshold no window update is needed, and
+         * adding one to a queued ACK makes the peer acknowledge it (patch 9) */
+        return;
+    }""",
+    ),
 )
 
 HEADERS = ("msquic.h", "msquic_posix.h", "quic_sal_stub.h", "msquic_winuser.h")

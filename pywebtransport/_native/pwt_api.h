@@ -242,6 +242,12 @@ uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local);
 uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len);
 /* Client: queue PWT_EV_CONN_RESUMPTION_TICKET records (default: tickets dropped). */
 void pwt_conn_want_tickets(pwt_conn *c, int32_t want);
+/* Client, before start: have msquic record the TLS secrets (key logging). */
+uint32_t pwt_conn_log_secrets(pwt_conn *c);
+/* After CONNECTED: secret `which` (0 client random, 1 client early, 2 client
+ * handshake, 3 server handshake, 4 client traffic 0, 5 server traffic 0) into
+ * out (64 bytes of room); returns its length, 0 if not set. */
+int32_t pwt_conn_secret(pwt_conn *c, int32_t which, unsigned char *out);
 /* Sends may use 0-RTT keys when available (client with a ticket). */
 void pwt_conn_allow_early_data(pwt_conn *c, int32_t allow);
 /* Client: pwt_conn_start plus, in the same call, a shared local socket

@@ -132,6 +132,7 @@ struct pwt_conn {
     atomic_int want_tickets; /* client: queue the server's resumption tickets */
     atomic_int reliable_reset; /* RESET_STREAM_AT negotiated (read by Python on demand) */
     int send_ticket; /* server: issue a resumption ticket at CONNECTED */
+    QUIC_TLS_SECRETS *secrets; /* client, key logging on: filled by msquic during the handshake */
 };
 
 struct pwt_stream {
@@ -1599,6 +1600,7 @@ static void conn_free(pwt_conn *c) {
     }
     pthread_mutex_unlock(&q->mu);
     pthread_mutex_destroy(&c->addr_mu);
+    free(c->secrets);
     free(c);
     atomic_fetch_sub(&LiveObjects, 1);
 }
@@ -1925,6 +1927,50 @@ uint32_t pwt_conn_share_binding(pwt_conn *c, const pwt_addr *local) {
 
 uint32_t pwt_conn_set_resumption_ticket(pwt_conn *c, const unsigned char *ticket, uint32_t len) {
     return norm(MsQuic->SetParam(c->h, QUIC_PARAM_CONN_RESUMPTION_TICKET, len, ticket));
+}
+
+/* Key logging (SSLKEYLOGFILE): msquic writes the handshake's secrets into a struct
+ * given before ConnectionStart; Python reads them once the handshake completed
+ * (after the CONNECTED record, so the worker's writes are visible through q->mu). */
+uint32_t pwt_conn_log_secrets(pwt_conn *c) {
+    if (c->secrets == NULL) {
+        c->secrets = (QUIC_TLS_SECRETS *)calloc(1, sizeof(QUIC_TLS_SECRETS));
+        if (c->secrets == NULL) {
+            return QUIC_STATUS_OUT_OF_MEMORY;
+        }
+    }
+    return norm(set_param_before_start(c->h, QUIC_PARAM_CONN_TLS_SECRETS, sizeof(QUIC_TLS_SECRETS),
+                                       c->secrets));
+}
+
+int32_t pwt_conn_secret(pwt_conn *c, int32_t which, unsigned char *out) {
+    /* which: 0 client random (32 bytes), 1 client early traffic, 2 client handshake,
+     * 3 server handshake, 4 client traffic 0, 5 server traffic 0.  Returns the
+     * length copied into out (64 bytes of room), 0 when that secret is not set. */
+    const QUIC_TLS_SECRETS *t = c->secrets;
+    if (t == NULL) {
+        return 0;
+    }
+    const uint8_t *src = NULL;
+    int set = 0;
+    switch (which) {
+    case 0: set = t->IsSet.ClientRandom; src = t->ClientRandom; break;
+    case 1: set = t->IsSet.ClientEarlyTrafficSecret; src = t->ClientEarlyTrafficSecret; break;
+    case 2: set = t->IsSet.ClientHandshakeTrafficSecret; src = t->ClientHandshakeTrafficSecret; break;
+    case 3: set = t->IsSet.ServerHandshakeTrafficSecret; src = t->ServerHandshakeTrafficSecret; break;
+    case 4: set = t->IsSet.ClientTrafficSecret0; src = t->ClientTrafficSecret0; break;
+    case 5: set = t->IsSet.ServerTrafficSecret0; src = t->ServerTrafficSecret0; break;
+    default: return 0;
+    }
+    if (!set) {
+        return 0;
+    }
+    int n = which == 0 ? 32 : t->SecretLength;
+    if (n > QUIC_TLS_SECRETS_MAX_SECRET_LEN) {
+        return 0;
+    }
+    memcpy(out, src, (size_t)n);
+    return n;
 }
 
 void pwt_conn_want_tickets(pwt_conn *c, int32_t want) { atomic_store(&c->want_tickets, want ? 1 : 0); }

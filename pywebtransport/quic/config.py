@@ -39,6 +39,10 @@ class QuicConfiguration:
       the next connection to the same server; servers issue tickets.
     * ``early_data``: also 0-RTT (servers accept it; resuming clients may
       send stream data before the handshake completes).
+    * ``keylog_file`` (clients): append the TLS secrets of every connection to
+      this file in the NSS key log format, so that Wireshark can decrypt a
+      capture; ``None`` uses the ``SSLKEYLOGFILE`` environment variable when it
+      is set.  Anyone who can read the file can decrypt the traffic.
     * ``stream_receive_buffer``: the receive buffer a stream starts with
       (bytes, a power of two from 256); it doubles as data arrives, up to
       ``stream_receive_window``.  Small saves memory per idle stream (HTTP/3
@@ -76,6 +80,7 @@ class QuicConfiguration:
     share_udp_binding: bool = True
     session_resumption: bool = False
     early_data: bool = False
+    keylog_file: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import os
 import socket
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class QuicConnection:
 
     # Slots: one per connection, ~40 attributes (a dict that size is ~1.6 KB).
     __slots__ = (
-        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_engine",
+        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_deferred", "_engine",
         "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
         "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config", "_reliable_reset",
         "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate", "_addr_gen",
@@ -208,6 +209,9 @@ class QuicConnection:
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
         self._held_streams: set[QuicStream] | None = None  # made by the first _hold
+        # Streams holding small writes until the end of the loop iteration (QuicStream._defer),
+        # in the order they were written: flushed together, and before any other send.
+        self._deferred: list[QuicStream] = []
         # Ids of our next bidirectional / unidirectional stream (RFC 9000 2.1).
         base = 0 if is_client else 1
         self._next_stream_id = [base, base + 2]
@@ -420,6 +424,20 @@ class QuicConnection:
     def _track_stream(self, stream: QuicStream, handle: Any) -> None:
         self._streams[handle] = stream
         self._engine.objects[handle] = stream
+
+    def _defer_stream(self, stream: QuicStream) -> None:
+        deferred = self._deferred
+        if not deferred:
+            self._loop.call_soon(self._flush_deferred)
+        deferred.append(stream)
+
+    def _flush_deferred(self) -> None:
+        """Hand every stream's held small writes to msquic, in the order they were written."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            for stream in deferred:
+                stream._flush_pending()
 
     def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
         self._streams.pop(handle, None)
@@ -742,6 +760,9 @@ async def _connect_one(
         if ticket is not None and config.early_data:
             lib.pwt_conn_allow_early_data(out[0], 1)
             zero_rtt = early_data
+    keylog = config.keylog_file or os.environ.get("SSLKEYLOGFILE")
+    if keylog and lib.pwt_conn_log_secrets(out[0]) == 0:
+        conn._connected.add_done_callback(functools.partial(_write_keylog, conn, keylog))
     status = lib.pwt_conn_start_ex(
         out[0],
         native_config.handle,
@@ -780,6 +801,38 @@ async def _connect_one(
     if config.share_udp_binding and shared is None and conn.local_address is not None:
         engine.shared_bindings[share_key] = conn.local_address
     return conn
+
+
+# Key log labels (NSS key log format, read by Wireshark) of secrets 1-5 of pwt_conn_secret.
+_KEYLOG_LABELS = (
+    "CLIENT_EARLY_TRAFFIC_SECRET",
+    "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    "CLIENT_TRAFFIC_SECRET_0",
+    "SERVER_TRAFFIC_SECRET_0",
+)
+
+
+def _write_keylog(conn: QuicConnection, path: str, connected: "asyncio.Future[None]") -> None:
+    """Append a connection's TLS secrets to ``path`` once its handshake completed."""
+    handle = conn._handle
+    if connected.cancelled() or connected.exception() is not None or handle is None:
+        return
+    buf = ffi.new("unsigned char[64]")
+    n = lib.pwt_conn_secret(handle, 0, buf)
+    if n != 32:
+        return
+    random = bytes(ffi.buffer(buf, n)).hex()
+    lines = []
+    for which, label in enumerate(_KEYLOG_LABELS, 1):
+        n = lib.pwt_conn_secret(handle, which, buf)
+        if n:
+            lines.append(f"{label} {random} {bytes(ffi.buffer(buf, n)).hex()}\n")
+    try:
+        with open(path, "a", encoding="ascii") as f:
+            f.writelines(lines)
+    except OSError as exc:
+        logger.warning("cannot write the TLS key log %s: %s", path, exc)
 
 
 ConnectionHandler = Callable[[QuicConnection], Awaitable[None] | None]

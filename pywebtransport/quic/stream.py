@@ -39,9 +39,14 @@ DataReceiver = Callable[[bytes, bool], None]
 ErrorReceiver = Callable[[int], None]
 
 
-# write_with_first's bytes are joined to a first write up to this size (one copy), sent
-# separately before a larger one.
-_JOIN_FIRST_MAX = 4096
+# Writes up to this size (not ending the stream) wait for the rest of the loop iteration,
+# joined with whatever else the stream gets meanwhile: what a task writes in one go (a
+# stream header, a message, the FIN of a close() that follows) then leaves in one native
+# send.  Each native send is a separate operation for msquic's worker, which usually sends
+# the first as a packet of its own before the second arrives (a reply's data and its FIN
+# were two packets, and the peer acknowledged both at once).  Larger writes go at once;
+# pending bytes are joined to one of those up to this size too, sent before it otherwise.
+_COALESCE_MAX = 4096
 
 
 class QuicStream:
@@ -59,7 +64,7 @@ class QuicStream:
         "_buffer", "_eof", "_read_error", "_write_error", "_fin_sent", "_send_aborted",
         "_recv_aborted", "_readers", "_writers", "_started_fut", "_is_closed", "_closed_fut",
         "_receiver", "_on_reset", "_on_stop", "_on_closed", "bytes_sent", "bytes_received",
-        "reliable_size", "write_timeout", "release_when_done", "_can_read", "_can_write", "_first",
+        "reliable_size", "write_timeout", "release_when_done", "_can_read", "_can_write", "_pending",
         "__weakref__",
     )
 
@@ -83,7 +88,7 @@ class QuicStream:
         self._eof = False
         self._read_error: QuicError | None = None
         self._write_error: QuicError | None = None
-        self._first: bytes | None = None  # write_with_first's bytes, not sent yet
+        self._pending: bytes | None = None  # small writes not handed to msquic yet
         self._fin_sent = False
         self._send_aborted = False
         self._recv_aborted = False
@@ -479,32 +484,49 @@ class QuicStream:
             raise StreamClosedError(f"stream {self.stream_id} is closed")
 
     def write_with_first(self, data: bytes) -> None:
-        """Send ``data`` with the first write, or alone in the next loop iteration.
+        """Send ``data`` with the first write, or alone at the next loop iteration.
 
         For a stream header: a stream opened and written at once then costs one
         send (and often one packet) instead of two.  A reset sends it first, so that
         a reliable size covering it still holds.
         """
-        self._first = data
-        self._loop.call_soon(self._flush_first)
+        self._defer(data)
 
-    def _flush_first(self) -> None:
-        first = self._first
-        if first is not None:
-            self._first = None
+    def _defer(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = data
+            self._conn._defer_stream(self)
+        else:
+            self._pending = pending + data
+
+    def _flush_pending(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
             if self._handle is not None and not (self._fin_sent or self._send_aborted or self._write_error):
-                self.write_nowait(first)
+                try:
+                    self._send(pending, False)
+                except StreamClosedError as exc:  # the next write reports it
+                    if self._write_error is None:
+                        self._write_error = exc
 
     def write_nowait(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
         """Queue data without waiting for backpressure (for small protocol writes)."""
         self._check_writable()
-        first = self._first
-        if first is not None:
-            self._first = None
-            if len(data) > _JOIN_FIRST_MAX:  # not worth a copy of the payload
-                self.write_nowait(first)
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+        if self._conn._deferred:  # other streams' earlier small writes go first
+            self._conn._flush_deferred()
+        if pending is not None:
+            if len(data) > _COALESCE_MAX:  # not worth a copy of the payload
+                self._send(pending, False)
             else:
-                data = first + data
+                data = pending + data
+        self._send(data, fin)
+
+    def _send(self, data: bytes | bytearray | memoryview, fin: bool) -> None:
         if not isinstance(data, bytes):
             data = memoryview(data).cast("B")  # len() must count bytes, not items
         n = len(data)
@@ -547,6 +569,13 @@ class QuicStream:
         if not isinstance(data, bytes):
             data = memoryview(data).cast("B")
         n = len(data)
+        if not fin and n <= _COALESCE_MAX:
+            if n == 0:
+                return
+            pending = self._pending
+            if pending is None or len(pending) + n <= _COALESCE_MAX:
+                self._defer(data if isinstance(data, bytes) else bytes(data))  # the caller may reuse its buffer
+                return
         if n <= WRITE_CHUNK:
             self.write_nowait(data, fin)
             await self._backpressure()
@@ -595,7 +624,7 @@ class QuicStream:
         """
         if self._handle is None or self._send_aborted or not self.writable:
             return
-        self._flush_first()
+        self._flush_pending()
         self._send_aborted = True
         self._mark_reliable()
         lib.pwt_stream_shutdown(self._handle, lib.PWT_SHUTDOWN_ABORT_SEND, error_code)

@@ -104,6 +104,48 @@ async def test_ids_stay_right_beyond_the_peer_stream_limit(certs: CertSet) -> No
         await listener.aclose()
 
 
+@pytest.mark.parametrize("held_open", [0, 7])
+async def test_stream_credit_returns_while_the_peer_needs_it(certs: CertSet, held_open: int) -> None:
+    """Our msquic build returns a peer's stream credit in batches once it has half of the
+    limit left (not one MAX_STREAMS packet per finished stream), and at once when it has
+    less: with 7 of 8 streams held open, every request on a new stream still gets its
+    credit as soon as the one before it ended."""
+    limit = 8
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def echo_until_fin(stream: QuicStream) -> None:
+        while data := await stream.read():
+            await stream.write(data)
+        stream.finish()
+
+    async def handler(conn: QuicConnection) -> None:
+        while True:
+            try:
+                stream = await conn.accept_stream()
+            except ConnectionClosed:
+                return
+            task = asyncio.ensure_future(echo_until_fin(stream))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    listener = await serve("127.0.0.1", 0, server_config(certs, max_peer_bidi_streams=limit), handler)
+    try:
+        async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:
+            held = [await conn.open_bidi_stream() for _ in range(held_open)]
+            for s in held:
+                await s.write(b"hold")
+                assert await asyncio.wait_for(s.readexactly(4), 5) == b"hold"
+            for i in range(5 * limit):
+                s = await conn.open_bidi_stream()
+                await s.write(b"req %d" % i, fin=True)
+                assert await asyncio.wait_for(s.read_all(), 5) == b"req %d" % i
+            for s in held:
+                s.finish()
+                assert await asyncio.wait_for(s.read_all(), 5) == b""
+    finally:
+        await listener.aclose()
+
+
 async def test_a_reported_id_mismatch_closes_the_connection(certs: CertSet, idle_server: QuicListener) -> None:
     """If msquic ever numbered a stream differently, the connection must not go on misnumbered."""
     conn = await connect("127.0.0.1", idle_server.port, client_config(certs))

@@ -86,6 +86,15 @@ async def harness(certs: CertSet) -> AsyncIterator[Harness]:
             if isinstance(stream, WebTransportStream):
                 await stream.write(b"hello", end_stream=True)
 
+    @app.route("/echo-split")
+    async def echo_split(session: WebTransportSession) -> None:
+        # The common echo idiom: write each chunk as it comes, close at the end.
+        async for stream in session.incoming_streams():
+            if isinstance(stream, WebTransportStream):
+                while data := await stream.read():
+                    await stream.write(data)
+                await stream.close()
+
     @app.route("/bye")
     async def bye(session: WebTransportSession) -> None:
         await session.close(4242, "server says bye")
@@ -326,6 +335,109 @@ async def test_a_stream_opened_and_written_at_once_costs_one_send(
         back = await asyncio.wait_for(incoming.__anext__(), 5)
         assert await back.read_all() == b"UNI: uni"
         monkeypatch.setattr(quic_stream, "lib", real)
+        await session.close()
+
+
+class _CountingSends:
+    """Stands in for the shim in pywebtransport.quic.stream, recording every native send."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.sends: list[tuple[Any, int, int]] = []  # (stream handle, bytes, fin)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "pwt_stream_send":
+            def send(handle: Any, buf: Any, n: int, fin: int) -> Any:
+                self.sends.append((handle, n, fin))
+                return self.real.pwt_stream_send(handle, buf, n, fin)
+            return send
+        return getattr(self.real, name)
+
+
+async def test_small_writes_and_the_close_after_them_leave_in_one_send(
+    certs: CertSet, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small writes wait for the end of the loop iteration, so write(); write(); close()
+    is one native send (one packet) with the FIN, not three."""
+    import pywebtransport.quic.stream as quic_stream
+
+    counting = _CountingSends(quic_stream.lib)
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        monkeypatch.setattr(quic_stream, "lib", counting)
+        stream = await session.create_bidirectional_stream()
+        await stream.write(b"one ")
+        await stream.write(b"two")
+        assert counting.sends == []  # still held: the task has not yielded yet
+        await stream.close()
+        assert len(counting.sends) == 1 and counting.sends[0][2] == 1
+        assert await asyncio.wait_for(stream.read_all(), 5) == b"ECHO: one two"
+
+        # Written and not followed by anything: sent at the next loop iteration.
+        counting.sends.clear()
+        other = await session.create_bidirectional_stream()
+        await other.write(b"alone")
+        await asyncio.sleep(0)
+        assert len(counting.sends) == 1 and counting.sends[0][2] == 0
+        await other.close()
+        assert await asyncio.wait_for(other.read_all(), 5) == b"ECHO: alone"
+        monkeypatch.setattr(quic_stream, "lib", counting.real)
+        await session.close()
+
+
+async def test_a_held_write_is_a_copy_and_keeps_its_place_before_other_streams(
+    certs: CertSet, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pywebtransport.quic.stream as quic_stream
+
+    counting = _CountingSends(quic_stream.lib)
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        first = await session.create_bidirectional_stream()
+        second = await session.create_bidirectional_stream()
+        monkeypatch.setattr(quic_stream, "lib", counting)
+        buf = bytearray(b"small")
+        await first.write(buf)
+        buf[:] = b"CHANGED"  # the caller may reuse its buffer once write() returned
+        big = b"b" * 100_000
+        await second.write(big, end_stream=True)  # large: sent at once, after first's bytes
+        handles = [h for h, _, _ in counting.sends]
+        sizes = [n for _, n, _ in counting.sends]
+        # first's header and bytes, then second's (its header alone: not joined to 100 KB)
+        assert handles[0] != handles[-1] and sizes[0] > len(b"small") and sizes[-1] == len(big), sizes
+        monkeypatch.setattr(quic_stream, "lib", counting.real)
+        await first.close()
+        assert await asyncio.wait_for(first.read_all(), 5) == b"ECHO: small"
+        assert await asyncio.wait_for(second.read_all(), 10) == b"ECHO: " + big
+        await session.close()
+
+
+async def test_requests_on_new_streams_cost_about_one_packet_each_way(certs: CertSet, harness: Harness) -> None:
+    """Counted, not timed.  A 64-byte request on a new stream and its reply (write, then
+    close) fit one packet each way, acknowledgements riding along.  Before: the reply's data
+    and FIN were two packets, msquic gave the stream credit back in a packet of its own per
+    request, and put window updates nobody needed into ACKs (which made them need ACKs):
+    about two packets each way per request."""
+    msg = b"m" * 64
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo-split")
+
+        async def one() -> None:
+            stream = await session.create_bidirectional_stream()
+            await stream.write(msg, end_stream=True)
+            assert await asyncio.wait_for(stream.read_all(), 5) == msg
+
+        for _ in range(20):
+            await one()
+        quic = session.connection.quic
+        before = quic.stats()
+        n = 200
+        for _ in range(n):
+            await one()
+        after = quic.stats()
+        sent = after.packets_sent - before.packets_sent
+        received = after.packets_received - before.packets_received
+        assert sent <= 1.5 * n and received <= 1.5 * n, (sent, received)
         await session.close()
 
 

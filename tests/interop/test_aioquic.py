@@ -641,3 +641,44 @@ async def test_aioquic_client_certificates_against_our_mtls_server(certs: CertSe
             result = await asyncio.wait_for(attempt(chain), 2 * STEP)
             assert f"ConnectionTerminated(error_code={code}," in result, result
     assert seen == ["CN=alice"]
+
+
+async def test_our_key_log_holds_the_secrets_aioquic_derived(
+    certs: CertSet, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ClientConfig.keylog_file / SSLKEYLOGFILE write the connection's TLS secrets in the NSS
+    key log format; aioquic, as the server, logs its own: every line we wrote must be one of
+    its lines (same client random, same secrets), so Wireshark can decrypt with ours."""
+    log: asyncio.Queue[Any] = asyncio.Queue()
+    protocol = type("KeylogAioquicWTServer", (AioquicWTServer,), {"log": log})
+    config = QuicConfiguration(alpn_protocols=H3_ALPN, is_client=False, max_datagram_frame_size=65536)
+    config.load_cert_chain(str(certs.cert), str(certs.key))
+    theirs = tmp_path / "aioquic.keys"
+    ours = tmp_path / "ours.keys"
+    from_env = tmp_path / "env.keys"
+    with open(theirs, "w") as theirs_file:
+        config.secrets_log_file = theirs_file
+        server = await serve("127.0.0.1", 0, configuration=config, create_protocol=protocol)
+        try:
+            port = server._transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+            configs = [
+                ClientConfig.create(verify_mode=ssl.CERT_NONE, keylog_file=str(ours)),
+                ClientConfig.create(verify_mode=ssl.CERT_NONE),
+            ]
+            monkeypatch.setenv("SSLKEYLOGFILE", str(from_env))
+            for client_config in configs:
+                async with WebTransportClient(client_config) as client:
+                    session = await asyncio.wait_for(client.connect(f"https://127.0.0.1:{port}/wt"), STEP)
+                    await asyncio.wait_for(session.close(), STEP)
+        finally:
+            server.close()
+    their_lines = set(theirs.read_text().splitlines())
+    for path in (ours, from_env):
+        lines = path.read_text().splitlines()
+        labels = sorted(line.split()[0] for line in lines)
+        assert labels == sorted(
+            ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+             "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"]
+        ), lines
+        assert len({line.split()[1] for line in lines}) == 1  # one connection's client random
+        assert set(lines) <= their_lines
