@@ -166,7 +166,7 @@ class QuicConnection:
 
     # Slots: one per connection, ~40 attributes (a dict that size is ~1.6 KB).
     __slots__ = (
-        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_deferred", "_engine",
+        "_closed", "_connected", "_datagram_waiters", "_datagrams", "_engine",
         "_handle", "_held_streams", "_incoming", "_incoming_waiters", "_local_address",
         "_local_close_code", "_loop", "_max_datagram", "_max_stream_buffer", "_native_config", "_reliable_reset",
         "_next_stream_id", "_on_datagram", "_on_stream", "_remote_address", "_resumed_certificate", "_addr_gen",
@@ -209,9 +209,6 @@ class QuicConnection:
         self._remote_address: Address | None = None
         self._local_address: Address | None = None
         self._held_streams: set[QuicStream] | None = None  # made by the first _hold
-        # Streams holding small writes until the end of the loop iteration (QuicStream._defer),
-        # in the order they were written: flushed together, and before any other send.
-        self._deferred: list[QuicStream] = []
         # Ids of our next bidirectional / unidirectional stream (RFC 9000 2.1).
         base = 0 if is_client else 1
         self._next_stream_id = [base, base + 2]
@@ -424,20 +421,6 @@ class QuicConnection:
     def _track_stream(self, stream: QuicStream, handle: Any) -> None:
         self._streams[handle] = stream
         self._engine.objects[handle] = stream
-
-    def _defer_stream(self, stream: QuicStream) -> None:
-        deferred = self._deferred
-        if not deferred:
-            self._loop.call_soon(self._flush_deferred)
-        deferred.append(stream)
-
-    def _flush_deferred(self) -> None:
-        """Hand every stream's held small writes to msquic, in the order they were written."""
-        deferred = self._deferred
-        if deferred:
-            self._deferred = []
-            for stream in deferred:
-                stream._flush_pending()
 
     def _forget_stream(self, stream: QuicStream, handle: Any) -> None:
         self._streams.pop(handle, None)

@@ -210,6 +210,10 @@ class Engine:
         self._events = ffi.new("pwt_event[]", _BATCH)
         self._wakeup: _ReaderWakeup | _SocketWakeup | None = None
         self._socket_wakeup = False  # wake-ups via sock_recv (see drain_blocking)
+        # Streams holding small writes until the end of the loop iteration (QuicStream._defer),
+        # in the order they were written: one callback flushes them all, and any other send
+        # flushes them first.
+        self.deferred: list[Any] = []
         self._attach()
         Engine._all.append(self)
 
@@ -242,6 +246,21 @@ class Engine:
     def _attach(self) -> None:
         self._wakeup = _wakeup_for(self.loop, self.fd, self._drain)
         self._socket_wakeup = isinstance(self._wakeup, _SocketWakeup)
+
+    def defer(self, stream: Any) -> None:
+        """Have ``stream._flush_pending()`` called at the next loop iteration."""
+        deferred = self.deferred
+        if not deferred:
+            self.loop.call_soon(self.flush_deferred)
+        deferred.append(stream)
+
+    def flush_deferred(self) -> None:
+        """Hand every stream's held small writes to msquic, in the order they were written."""
+        deferred = self.deferred
+        if deferred:
+            self.deferred = []
+            for stream in deferred:
+                stream._flush_pending()
 
     def register(self, handle: Any, obj: NativeObject) -> None:
         self.objects[handle] = obj  # cffi pointers hash by address, whatever their type

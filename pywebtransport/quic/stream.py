@@ -496,7 +496,7 @@ class QuicStream:
         pending = self._pending
         if pending is None:
             self._pending = data
-            self._conn._defer_stream(self)
+            self._conn._engine.defer(self)
         else:
             self._pending = pending + data
 
@@ -517,8 +517,9 @@ class QuicStream:
         pending = self._pending
         if pending is not None:
             self._pending = None
-        if self._conn._deferred:  # other streams' earlier small writes go first
-            self._conn._flush_deferred()
+        engine = self._conn._engine
+        if engine.deferred:  # earlier small writes (of any stream) go first
+            engine.flush_deferred()
         if pending is not None:
             if len(data) > _COALESCE_MAX:  # not worth a copy of the payload
                 self._send(pending, False)

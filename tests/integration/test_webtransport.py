@@ -441,6 +441,27 @@ async def test_requests_on_new_streams_cost_about_one_packet_each_way(certs: Cer
         await session.close()
 
 
+async def test_path_mtu_is_searched_once_a_connection_has_traffic(certs: CertSet, harness: Harness) -> None:
+    """Our msquic build starts path MTU discovery after 64 packets (not at the handshake):
+    an idle session sends no probes, a transfer gets the larger packets."""
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/echo")
+        quic = session.connection.quic
+        initial = quic.stats().path_mtu
+        await asyncio.sleep(0.3)  # probes took about a millisecond on loopback when they started at once
+        idle = quic.stats()
+        assert idle.path_mtu == initial and idle.packets_sent < 64, idle
+        stream = await session.create_bidirectional_stream()
+        await stream.write_all(b"x" * 300_000)
+        assert len(await asyncio.wait_for(stream.read_all(), 10)) == 300_000 + len(b"ECHO: ")
+        for _ in range(100):  # bounded: the search takes a few round trips
+            if quic.stats().path_mtu > initial:
+                break
+            await asyncio.sleep(0.01)
+        assert quic.stats().path_mtu > initial
+        await session.close()
+
+
 async def test_a_stream_opened_without_writing_still_reaches_the_peer(certs: CertSet, harness: Harness) -> None:
     """Its header goes out on its own in the next loop iteration."""
     async with WebTransportClient(client_config(certs)) as client:
