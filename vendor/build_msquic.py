@@ -359,9 +359,10 @@ SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
     # acknowledged): 16 of the ~25 datagrams of a short session's whole life, sent while
     # its CONNECT and response were on the way, CPU both processes spent for nothing when
     # the session is short or idle.  Like Chromium's QUIC (which probes after 100 packets),
-    # start the search once the connection sent 64 packets: a bulk transfer gets there in
-    # well under a millisecond, an idle session never pays for it.  Until then the path
-    # keeps the validated minimum (about 1.2 KB datagrams), as during any search.
+    # start the search once the connection sent 64 packets, or as soon as it sends a
+    # DATAGRAM (whose size limit is what the search raises): a transfer gets there in well
+    # under a millisecond, an idle session never pays for it.  Until then the path keeps
+    # the validated minimum (datagrams up to about 1.2 KB), as during any search.
     (
         "src/core/mtu_discovery.h",
         """    BOOLEAN HasProbed1500       : 1;
@@ -397,7 +398,8 @@ SOURCE_PATCHES: tuple[tuple[str, str, str], ...] = (
         """    uint64_t TimeNow = CxPlatTimeUs64();
     QuicMtuDiscoveryCheckSearchCompleteTimeout(Connection, TimeNow);
     if (Path->MtuDiscovery.PwtWaiting && Path->IsPeerValidated &&
-        Connection->Stats.Send.TotalPackets >= 64) { /* pywebtransport: patch 10 */
+        (Connection->Stats.Send.TotalPackets >= 64 ||
+         (Send->SendFlags & QUIC_CONN_SEND_FLAG_DATAGRAM))) { /* pywebtransport: patch 10 */
         Path->MtuDiscovery.PwtWaiting = FALSE;
         QuicMtuDiscoveryMoveToSearching(&Path->MtuDiscovery, Connection);
     }

@@ -441,9 +441,18 @@ async def test_requests_on_new_streams_cost_about_one_packet_each_way(certs: Cer
         await session.close()
 
 
+async def _mtu_grows(quic: Any, initial: int) -> bool:
+    for _ in range(100):  # bounded: the search takes a few round trips
+        if quic.stats().path_mtu > initial:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def test_path_mtu_is_searched_once_a_connection_has_traffic(certs: CertSet, harness: Harness) -> None:
-    """Our msquic build starts path MTU discovery after 64 packets (not at the handshake):
-    an idle session sends no probes, a transfer gets the larger packets."""
+    """Our msquic build starts path MTU discovery after 64 packets or at the first datagram
+    (not at the handshake): an idle session sends no probes; a transfer, or a session that
+    sends a datagram, gets the larger packets."""
     async with WebTransportClient(client_config(certs)) as client:
         session = await client.connect(harness.url + "/echo")
         quic = session.connection.quic
@@ -454,11 +463,18 @@ async def test_path_mtu_is_searched_once_a_connection_has_traffic(certs: CertSet
         stream = await session.create_bidirectional_stream()
         await stream.write_all(b"x" * 300_000)
         assert len(await asyncio.wait_for(stream.read_all(), 10)) == 300_000 + len(b"ECHO: ")
-        for _ in range(100):  # bounded: the search takes a few round trips
-            if quic.stats().path_mtu > initial:
-                break
-            await asyncio.sleep(0.01)
-        assert quic.stats().path_mtu > initial
+        assert await _mtu_grows(quic, initial)
+        await session.close()
+
+        session = await client.connect(harness.url + "/echo")
+        quic = session.connection.quic
+        initial = quic.stats().path_mtu
+        small = session.datagrams.max_datagram_size
+        await session.datagrams.send(b"ping")
+        assert await session.datagrams.receive(timeout=5) == b"ECHO: ping"
+        assert await _mtu_grows(quic, initial)
+        assert quic.stats().packets_sent < 64
+        assert session.datagrams.max_datagram_size > small
         await session.close()
 
 
