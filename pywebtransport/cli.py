@@ -227,6 +227,10 @@ async def _probe_connection() -> dict[str, object]:
             config = ClientConfig.create(server_certificate_hashes=[digest])
             async with WebTransportClient(config) as client:
                 session = await client.connect(f"https://127.0.0.1:{port}/")
+                # A datagram starts msquic's path MTU search at once (our build searches
+                # once a connection sends one, or 64 packets); the transfer gives it time.
+                await session.datagrams.send(b"probe")
+                await session.datagrams.receive(timeout=5)
                 stream = await session.create_bidirectional_stream()
                 await stream.write_all(b"x" * 100_000)
                 await stream.read_all()

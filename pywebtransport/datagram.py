@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._raising import fresh
 from .compat.datagram import DatagramCompat, DatagramMessage, DatagramQueue, DatagramStats
 from .datagram_extras import DatagramBroadcaster, DatagramReliabilityLayer
 from .events import EventEmitter
@@ -103,7 +104,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
     def _check(self) -> "WebTransportSession":
         """The session, if datagrams can be sent; else raises why not."""
         if self._error is not None:
-            raise self._error
+            raise fresh(self._error)
         session = self._session
         assert session is not None  # only _close drops it, and it sets _error first
         if session._state not in _USABLE:
@@ -164,7 +165,7 @@ class WebTransportDatagramDuplexStream(EventEmitter, DatagramCompat):
         deadline = None if timeout is None else loop.time() + timeout
         while not self._queue:
             if self._error is not None:
-                raise self._error
+                raise fresh(self._error)
             try:
                 if deadline is None:
                     await self._waiters.wait()

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ._raising import fresh
 from .exceptions import DatagramError, SessionError, TimeoutError
 
 if TYPE_CHECKING:
@@ -332,7 +333,7 @@ class DatagramReliabilityLayer:
 
     def _check(self) -> None:
         if self._error is not None:
-            raise self._error
+            raise fresh(self._error)
         if self._closed:
             raise DatagramError("reliability layer is closed")
 

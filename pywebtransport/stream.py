@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ._raising import fresh
 from .compat.stream import StreamBuffer, StreamManager, StreamPool
 from .events import EventEmitter
 from .exceptions import StreamError, StreamResetError, TimeoutError
@@ -211,7 +212,7 @@ class WebTransportReceiveStream(_StreamBase):
 
     def _raise_error(self) -> None:
         assert self._error is not None
-        raise self._error
+        raise fresh(self._error)
 
     # -- public API --------------------------------------------------------
     @property

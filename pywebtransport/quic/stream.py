@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Callable
 
+from .._raising import fresh
 from .._native import ffi, lib
 from .buffer import ChunkBuffer
 from .waiters import Waiters, wait_with_timeout
@@ -434,7 +435,7 @@ class QuicStream:
         self._check_readable()
         while not self._buffer:
             if self._read_error is not None:
-                raise self._read_error
+                raise fresh(self._read_error)
             if self._eof:
                 return b""
             await self._wait_readable()
@@ -454,7 +455,7 @@ class QuicStream:
                 parts.append(data)
                 continue
             if self._read_error is not None:
-                raise self._read_error
+                raise fresh(self._read_error)
             if self._eof:
                 return b"".join(parts)
             await self._wait_readable()
@@ -463,7 +464,7 @@ class QuicStream:
         self._check_readable()
         while self._buffer.size < n:
             if self._read_error is not None:
-                raise self._read_error
+                raise fresh(self._read_error)
             if self._eof:
                 raise asyncio.IncompleteReadError(self._take(-1), n)
             await self._wait_readable()
@@ -477,7 +478,7 @@ class QuicStream:
         if not self.writable:
             raise StreamClosedError("cannot write to a peer's unidirectional stream")
         if self._write_error is not None:
-            raise self._write_error
+            raise fresh(self._write_error)
         if self._fin_sent or self._send_aborted:
             raise StreamClosedError(f"stream {self.stream_id} is closed for writing")
         if self._handle is None:
@@ -535,7 +536,7 @@ class QuicStream:
         status = lib.pwt_stream_send(self._handle, buf, n, 1 if fin else 0)
         if status != 0:
             if self._write_error is not None:
-                raise self._write_error
+                raise fresh(self._write_error)
             from .. import _native
 
             raise StreamClosedError(f"send failed: {_native.status_name(status)}")
@@ -555,7 +556,7 @@ class QuicStream:
             if self._write_error is None and not self._fin_sent:
                 await self._settle()
                 if self._write_error is not None:
-                    raise self._write_error from None
+                    raise fresh(self._write_error) from None
             raise
 
     async def _settle(self) -> None:
@@ -599,7 +600,7 @@ class QuicStream:
             if not await wait_with_timeout(writers.wait(), self.write_timeout):
                 raise WriteTimeout(f"stream {self.stream_id}: write not accepted within {self.write_timeout}s")
             if self._write_error is not None and not self._fin_sent:
-                raise self._write_error
+                raise fresh(self._write_error)
 
     async def drain(self) -> None:
         await self._backpressure()
