@@ -28,8 +28,12 @@ async def idle_handler(conn: QuicConnection) -> None:
     await conn.wait_closed()
 
 
-def each_stream(serve_one: Callable[[QuicStream], Awaitable[None]]) -> Callable[[QuicConnection], Awaitable[None]]:
-    """A connection handler that serves every peer stream with ``serve_one``, one after another."""
+def each_stream(
+    serve_one: Callable[[QuicStream], Awaitable[None]], *, concurrently: bool = False
+) -> Callable[[QuicConnection], Awaitable[None]]:
+    """A connection handler that serves every peer stream with ``serve_one``, one after
+    another (or each in a task of its own)."""
+    tasks: set[asyncio.Task[None]] = set()
 
     async def handler(conn: QuicConnection) -> None:
         while True:
@@ -37,7 +41,12 @@ def each_stream(serve_one: Callable[[QuicStream], Awaitable[None]]) -> Callable[
                 stream = await conn.accept_stream()
             except ConnectionClosed:
                 return
-            await serve_one(stream)
+            if concurrently:
+                task = asyncio.ensure_future(serve_one(stream))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                await serve_one(stream)
 
     return handler
 
@@ -111,23 +120,13 @@ async def test_stream_credit_returns_while_the_peer_needs_it(certs: CertSet, hel
     less: with 7 of 8 streams held open, every request on a new stream still gets its
     credit as soon as the one before it ended."""
     limit = 8
-    tasks: set[asyncio.Task[None]] = set()
 
     async def echo_until_fin(stream: QuicStream) -> None:
         while data := await stream.read():
             await stream.write(data)
         stream.finish()
 
-    async def handler(conn: QuicConnection) -> None:
-        while True:
-            try:
-                stream = await conn.accept_stream()
-            except ConnectionClosed:
-                return
-            task = asyncio.ensure_future(echo_until_fin(stream))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
+    handler = each_stream(echo_until_fin, concurrently=True)
     listener = await serve("127.0.0.1", 0, server_config(certs, max_peer_bidi_streams=limit), handler)
     try:
         async with await connect("127.0.0.1", listener.port, client_config(certs)) as conn:

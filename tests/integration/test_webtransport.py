@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -623,12 +625,38 @@ async def test_subprotocol_negotiation_and_path_params(certs: CertSet) -> None:
 
 
 
+async def listen_url(app: ServerApp, path: str) -> str:
+    """Start ``app`` on a free loopback port; the URL of ``path`` on it."""
+    await app.server.listen(host="127.0.0.1", port=0)
+    assert app.server.local_address is not None
+    return f"https://127.0.0.1:{app.server.local_address[1]}{path}"
+
+
+@contextlib.contextmanager
+def cyclic_collector_off() -> Iterator[Callable[[], list[str]]]:
+    """Run with the cyclic garbage collector off; the function it yields lists the
+    pywebtransport types left in reference cycles since (what only that collector frees)."""
+    gc.collect()
+    gc.disable()
+
+    def ours() -> list[str]:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        return sorted({type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("pywebtransport")})
+
+    try:
+        yield ours
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
 async def test_closed_sessions_are_freed_without_the_cycle_collector(certs: CertSet) -> None:
     """Nothing of a finished session (session, datagram channel, streams, connection
     objects, either side) is left in a reference cycle: reference counting frees it at
     once, so thousands of sessions do not make Python's GC passes ever longer.  (The
     handler spawns no task a cancellation would leave in a traceback cycle.)"""
-    import gc
 
     app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
 
@@ -643,13 +671,9 @@ async def test_closed_sessions_are_freed_without_the_cycle_collector(certs: Cert
         await session.wait_closed()
 
     config = ClientConfig.create(verify_mode=ssl.CERT_NONE)
-    gc.collect()
-    gc.disable()
-    try:
+    with cyclic_collector_off() as cyclic_garbage:
         async with app:
-            await app.server.listen(host="127.0.0.1", port=0)
-            assert app.server.local_address is not None
-            url = f"https://127.0.0.1:{app.server.local_address[1]}/once"
+            url = await listen_url(app, "/once")
             async with WebTransportClient.create(config=config) as client:
                 for i in range(5):
                     async with await client.connect(url) as session:
@@ -666,14 +690,7 @@ async def test_closed_sessions_are_freed_without_the_cycle_collector(certs: Cert
                     break
                 await asyncio.sleep(0.01)
             assert not app.server.connections
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            gc.collect()
-            ours = sorted({type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("pywebtransport")})
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert ours == []
+            assert cyclic_garbage() == []
 
 
 async def test_readers_ended_by_an_error_leave_no_cycles(certs: CertSet) -> None:
@@ -682,8 +699,6 @@ async def test_readers_ended_by_an_error_leave_no_cycles(certs: CertSet) -> None
     keeps it linked exception, traceback, frame and object in a cycle (about twenty
     objects per session for the cyclic collector, whose passes made the server's setup
     latency tail)."""
-    import gc
-
     app = ServerApp(config=ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
     ended: list[str] = []
 
@@ -704,13 +719,9 @@ async def test_readers_ended_by_an_error_leave_no_cycles(certs: CertSet) -> None
             ended.append("closed")
 
     config = ClientConfig.create(verify_mode=ssl.CERT_NONE)
-    gc.collect()
-    gc.disable()
-    try:
+    with cyclic_collector_off() as cyclic_garbage:
         async with app:
-            await app.server.listen(host="127.0.0.1", port=0)
-            assert app.server.local_address is not None
-            url = f"https://127.0.0.1:{app.server.local_address[1]}/errors"
+            url = await listen_url(app, "/errors")
             async with WebTransportClient.create(config=config) as client:
                 for i in range(5):
                     async with await client.connect(url) as session:
@@ -728,11 +739,4 @@ async def test_readers_ended_by_an_error_leave_no_cycles(certs: CertSet) -> None
                     break
                 await asyncio.sleep(0.01)
             assert ended == ["reset 7", "closed"] * 5
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            gc.collect()
-            ours = sorted({type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("pywebtransport")})
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert ours == []
+            assert cyclic_garbage() == []
