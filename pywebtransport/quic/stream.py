@@ -49,6 +49,11 @@ ErrorReceiver = Callable[[int], None]
 # pending bytes are joined to one of those up to this size too, sent before it otherwise.
 _COALESCE_MAX = 4096
 
+# Large receives are copied out of msquic in pieces of this size: a read of 64 KiB (what
+# bulk readers ask for) then returns a piece as it is instead of slicing, i.e. copying
+# again, the up to ~1 MB chunk msquic indicated.
+_RECV_PIECE = 64 * 1024
+
 
 class QuicStream:
     """One QUIC stream.
@@ -302,8 +307,15 @@ class QuicStream:
         """A large chunk still in msquic's buffers: copy it out, then let msquic go on."""
         count = int(ev.u2)
         chunks = ffi.cast("pwt_chunk *", ev.data)
+        parts: list[bytes] = []
         try:
-            parts = [ffi.unpack(chunks[i].data, chunks[i].len) for i in range(count)]
+            for i in range(count):
+                data, n = chunks[i].data, chunks[i].len
+                off = 0
+                while n - off > _RECV_PIECE:
+                    parts.append(ffi.unpack(data + off, _RECV_PIECE))
+                    off += _RECV_PIECE
+                parts.append(ffi.unpack(data + off, n - off))
         finally:
             # msquic indicates nothing more on this stream until told (even if this failed).
             lib.pwt_stream_receive_complete(ev.obj, ev.len)

@@ -196,6 +196,30 @@ async def test_256_mib_each_direction_sha256(certs: CertSet, echo_server: QuicLi
         assert received.hexdigest() == sent.hexdigest()
 
 
+async def test_large_receives_are_buffered_in_64_kib_pieces(certs: CertSet, echo_server: QuicListener) -> None:
+    """Bulk bytes come out of msquic in pieces of at most 64 KiB, so that a 64 KiB read
+    hands a piece over as it is (no second copy of the ~1 MB chunk msquic indicates)."""
+    from pywebtransport.quic.stream import _RECV_PIECE
+
+    block = os.urandom(4 << 20)
+    async with await connect("127.0.0.1", echo_server.port, client_config(certs)) as conn:
+        stream = await conn.open_bidi_stream()
+        await stream.write(block, fin=True)
+        got = bytearray()
+        largest = 0
+        while True:
+            chunks = stream._buffer._chunks
+            if chunks:
+                largest = max(largest, max(len(c) for c in chunks))
+            chunk = await stream.read(_RECV_PIECE)
+            if not chunk:
+                break
+            assert len(chunk) <= _RECV_PIECE
+            got += chunk
+        assert bytes(got) == block
+        assert 0 < largest <= _RECV_PIECE
+
+
 async def test_slow_reader_bounded(certs: CertSet) -> None:
     limit = 256 * 1024
     window = 64 * 1024
