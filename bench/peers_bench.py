@@ -14,8 +14,10 @@ separate process, over 127.0.0.1, with the same self-signed certificate (tests/c
 Fairness: every client does the same warm-up, then prints "ready" and waits for the driver's
 go-ahead (the driver samples CPU time and RSS of both processes there and again when the result
 arrives), times with the monotonic clock around each operation and reports raw samples; the
-driver computes all percentiles with the same code. Libraries run back to back: repetition 1 of
-py, go, rust, then repetition 2, and so on; the 1-minute load average is recorded before each.
+driver computes all percentiles with the same code. Libraries take turns scenario by scenario
+(upload by py, go, rust, then download by each, ...), and every repetition rotates who goes
+first (py, go, rust; then go, rust, py; ...), so a drift in the machine's load over minutes hits
+all of them alike; the 1-minute load average is recorded as each library starts a repetition.
 
 CPU seconds come from /proc/PID/task/*/schedstat (time on CPU of every thread, in ns) and RSS
 from /proc/PID/status. The 10,000-session scenario spreads the client over --idle-procs
@@ -552,15 +554,28 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in libs}
     failures: list[str] = []
     errors: list[str] = []
+    names = list(libs)
     for rep in range(args.repeat):
-        for k, lib in libs.items():
-            run: dict[str, Any] = {"rep": rep + 1, "load_1m": round(load_1m(), 2), "scenarios": {}}
-            print(f"[rep {rep + 1}/{args.repeat}] {lib.label}: load {run['load_1m']:.2f}", file=sys.stderr, flush=True)
-            for sc in scenarios:
+        # Scenario by scenario, every library in turn, the order rotated each repetition: the
+        # machine's load drifts over minutes, and a library run as a block of 25 s (or always
+        # first after a pause) would meet another machine than the others.
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        reps: dict[str, dict[str, Any]] = {}
+        for k in order:
+            reps[k] = {"rep": rep + 1, "load_1m": round(load_1m(), 2), "scenarios": {}}
+        print(f"[rep {rep + 1}/{args.repeat}] order {', '.join(libs[k].label for k in order)}; load "
+              f"{reps[order[0]]['load_1m']:.2f}", file=sys.stderr, flush=True)
+        for sc in scenarios:
+            for k in order:
+                lib = libs[k]
+                run = reps[k]
+                if sc == scenarios[0]:
+                    run["load_1m"] = round(load_1m(), 2)
                 res = await run_scenario(lib, sc, params[sc], cert, key, idle_procs=args.idle_procs)
                 run["scenarios"][sc] = res
                 shown = {mk: round(v, 4) for mk, v in res["metrics"].items()}
-                print(f"    {sc:<12} {res['elapsed_s']:6.1f}s {json.dumps(shown)}", file=sys.stderr, flush=True)
+                print(f"    {sc:<12} {lib.label:<16} {res['elapsed_s']:6.1f}s {json.dumps(shown)}",
+                      file=sys.stderr, flush=True)
                 for what in ("failure", "problem"):
                     if what in res:
                         msg = f"{lib.label} rep {rep + 1} {sc}: {res[what]}"
@@ -571,7 +586,8 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
                         else:
                             errors.append(msg)
                         print(f"    !! {msg}", file=sys.stderr, flush=True)
-            runs[k].append(run)
+        for k in names:
+            runs[k].append(reps[k])
     medians: dict[str, dict[str, float]] = {}
     for k in libs:
         # a run whose answers were wrong (echo mismatch, byte count) does not count; errors
