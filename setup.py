@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import sys
@@ -31,7 +32,10 @@ class BuildExtWithMsQuic(build_ext):
         for target in targets:
             target.mkdir(parents=True, exist_ok=True)
             dest = target / lib.name
-            if not dest.exists() or dest.stat().st_mtime < lib.stat().st_mtime:
+            # By content, not age: a library left by an earlier build (another patch set, a
+            # newer file) must not survive a rebuild of the package.
+            if not dest.exists() or not filecmp.cmp(lib, dest, shallow=False):
+                dest.unlink(missing_ok=True)  # may be a hard link to another cached build
                 shutil.copy2(lib, dest)
             build_msquic.write_notices(target / "licenses")
 

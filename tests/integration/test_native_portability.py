@@ -134,6 +134,25 @@ def _load_in_subprocess(env_lib: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_bundled_msquic_is_the_recipes_build() -> None:
+    """The library next to the package is byte for byte the one vendor/build_msquic.py builds
+    for the current patch set (an older copy once survived a rebuild because it was newer)."""
+    import filecmp
+
+    from pywebtransport import _native
+
+    if os.environ.get("PYWEBTRANSPORT_MSQUIC_LIB"):
+        pytest.skip("PYWEBTRANSPORT_MSQUIC_LIB chooses the library")
+    sys.path.insert(0, str(ROOT / "vendor"))
+    import build_msquic
+
+    built = build_msquic.cache_dir(build_msquic.pinned_version()) / "lib" / build_msquic.lib_filename()
+    assert built.exists(), f"{built} missing: the package was installed from another recipe"
+    assert filecmp.cmp(built, _native.library_path(), shallow=False), (
+        f"{_native.library_path()} is not {built}: reinstall (pip install -e .)"
+    )
+
+
 def test_msquic_lib_variable_is_what_gets_loaded(tmp_path: Path) -> None:
     from pywebtransport import _native
 
