@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,15 @@ async def server(certs: CertSet) -> AsyncIterator[Server]:
         stream = await session.create_bidirectional_stream()
         seed = await stream.read(8)
         data = payload(int.from_bytes(seed, "big"))
-        for offset in range(0, SIZE, CHUNK):
-            await stream.write(data[offset:offset + CHUNK])
-        await stream.write_all(b"")
+        sent = [0]
+        watch = asyncio.ensure_future(report_stalls("server download", stream, session, lambda: sent[0]))
+        try:
+            for offset in range(0, SIZE, CHUNK):
+                await stream.write(data[offset:offset + CHUNK])
+                sent[0] += CHUNK
+            await stream.write_all(b"")
+        finally:
+            watch.cancel()
         await session.wait_closed()
 
     @app.route("/datagrams")
@@ -127,6 +134,37 @@ async def server(certs: CertSet) -> AsyncIterator[Server]:
         assert app.server.local_address is not None
         srv = Server(app, app.server.local_address[1])
         yield srv
+
+
+def _state(stream: WebTransportStream, session: WebTransportSession) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    try:
+        state["stream"] = stream.debug_state()
+        state["session"] = session.debug_state()
+        state["wt_send_credit"] = session.connection.h3.session_send_credit(session.id)
+        state["quic"] = session.connection.quic.stats()
+    except Exception as exc:  # the connection may be gone already
+        state["error"] = repr(exc)
+    return state
+
+
+async def report_stalls(name: str, stream: WebTransportStream, session: WebTransportSession,
+                        progress: Callable[[], int]) -> None:
+    """Log both ends' state once whenever a transfer makes no progress for 1.5 s.
+
+    Diagnostics only (a stall that ends in a failure then shows in the captured log): a
+    64 MiB transfer once went silent for the 3 s idle timeout in CI and never locally.
+    """
+    last, since, reported = -1, asyncio.get_running_loop().time(), False
+    while True:
+        await asyncio.sleep(0.5)
+        now = asyncio.get_running_loop().time()
+        done = progress()
+        if done != last:
+            last, since, reported = done, now, False
+        elif now - since > 1.5 and not reported:
+            reported = True
+            logging.getLogger("test.stall").warning("%s stalled at %d bytes: %s", name, done, _state(stream, session))
 
 
 def payload(seed: int) -> bytes:
@@ -170,9 +208,13 @@ async def test_64_mib_each_way_intact_at_5_percent_loss_with_reordering(
             await stream.write(b"\x00" * 7 + b"\x2a")
             digest = hashlib.sha256()
             received = 0
-            while chunk := await stream.read(CHUNK):
-                digest.update(chunk)
-                received += len(chunk)
+            watch = asyncio.ensure_future(report_stalls("client download", stream, session, lambda: received))
+            try:
+                while chunk := await stream.read(CHUNK):
+                    digest.update(chunk)
+                    received += len(chunk)
+            finally:
+                watch.cancel()
             assert received == SIZE
             assert digest.hexdigest() == hashlib.sha256(payload(42)).hexdigest()
 
