@@ -110,7 +110,8 @@ class _StreamBase(EventEmitter):
         }
 
     def debug_state(self) -> dict[str, Any]:
-        return {**self.get_summary(), "buffered": self._quic.buffered_bytes}
+        """The summary plus transport detail: unread bytes and why the stream is held back."""
+        return {**self.get_summary(), "buffered": self._quic.buffered_bytes, "transport": self._quic.diagnostics()}
 
     @property
     def stats(self) -> StreamStats:

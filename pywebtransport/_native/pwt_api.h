@@ -211,6 +211,11 @@ int64_t pwt_stream_outstanding(pwt_stream *s);
 int32_t pwt_stream_want_writable(pwt_stream *s);
 void pwt_stream_consumed(pwt_stream *s, uint64_t n);
 int64_t pwt_stream_buffered(pwt_stream *s);
+/* Diagnostics: out[0..7] = msquic's QUIC_STREAM_STATISTICS (microseconds the stream was held
+ * back: connection scheduling, pacing, amplification, congestion control, connection flow
+ * control, stream id credit, stream flow control, the app), out[8] = receive paused by the
+ * shim (1/0), out[9] = bytes queued to msquic and not yet completed.  Returns msquic's status. */
+uint32_t pwt_stream_diag(pwt_stream *s, uint64_t *out);
 void pwt_stream_receive_complete(pwt_stream *s, uint64_t n);
 void pwt_stream_resume(pwt_stream *s);
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code);

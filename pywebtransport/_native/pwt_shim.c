@@ -1268,6 +1268,24 @@ void pwt_stream_resume(pwt_stream *s) { MsQuic->StreamReceiveSetEnabled(s->h, TR
 
 int64_t pwt_stream_buffered(pwt_stream *s) { return atomic_load(&s->buffered); }
 
+uint32_t pwt_stream_diag(pwt_stream *s, uint64_t *out) {
+    QUIC_STREAM_STATISTICS st;
+    uint32_t len = (uint32_t)sizeof(st);
+    memset(&st, 0, sizeof(st));
+    QUIC_STATUS r = MsQuic->GetParam(s->h, QUIC_PARAM_STREAM_STATISTICS, &len, &st);
+    out[0] = st.ConnBlockedBySchedulingUs;
+    out[1] = st.ConnBlockedByPacingUs;
+    out[2] = st.ConnBlockedByAmplificationProtUs;
+    out[3] = st.ConnBlockedByCongestionControlUs;
+    out[4] = st.ConnBlockedByFlowControlUs;
+    out[5] = st.StreamBlockedByIdFlowControlUs;
+    out[6] = st.StreamBlockedByFlowControlUs;
+    out[7] = st.StreamBlockedByAppUs;
+    out[8] = (uint64_t)atomic_load(&s->paused);
+    out[9] = (uint64_t)atomic_load(&s->outstanding);
+    return norm(r);
+}
+
 uint32_t pwt_stream_shutdown(pwt_stream *s, int32_t mode, uint64_t error_code) {
     return norm(MsQuic->StreamShutdown(s->h, (QUIC_STREAM_SHUTDOWN_FLAGS)mode, error_code));
 }

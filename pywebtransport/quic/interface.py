@@ -68,6 +68,11 @@ class QuicStreamTransport(Protocol):
         """Received bytes held by the transport and not delivered yet."""
         ...
 
+    def diagnostics(self) -> dict[str, int]:
+        """Why the stream is held back, for debugging: microseconds blocked by each cause
+        (``*_us``), whether receiving is paused for the application, bytes queued to send."""
+        ...
+
     def set_receiver(
         self,
         on_data: DataReceiver,

@@ -55,6 +55,13 @@ _COALESCE_MAX = 4096
 _RECV_PIECE = 64 * 1024
 
 
+_DIAG_KEYS = (
+    "scheduling_blocked_us", "pacing_blocked_us", "amplification_blocked_us",
+    "congestion_blocked_us", "connection_flow_control_blocked_us", "stream_id_blocked_us",
+    "stream_flow_control_blocked_us", "app_blocked_us", "receive_paused", "send_queued",
+)
+
+
 class QuicStream:
     """One QUIC stream.
 
@@ -157,6 +164,16 @@ class QuicStream:
         if handle is None:
             return 0
         return int(lib.pwt_stream_buffered(handle))
+
+    def diagnostics(self) -> dict[str, int]:
+        """msquic's per-stream blocked times (µs by cause), the shim's receive pause, bytes queued."""
+        handle = self._handle if self._handle is not None else self._held
+        if handle is None:
+            return {}
+        out = ffi.new("uint64_t[10]")
+        if lib.pwt_stream_diag(handle, out) != 0:
+            return {}
+        return dict(zip(_DIAG_KEYS, out))
 
     @property
     def holds_credit(self) -> bool:

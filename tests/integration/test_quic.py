@@ -247,6 +247,12 @@ async def test_slow_reader_bounded(certs: CertSet) -> None:
                 peak = max(peak, peer.native_buffered())
             assert not writer.done()
             assert 0 < peak <= limit, peak
+            # diagnostics() says why: the reader's receiving is paused, the writer waits for
+            # stream credit, and the writer's bytes sit queued.
+            held, waiting = peer.diagnostics(), stream.diagnostics()
+            assert held["receive_paused"] == 1, held
+            assert waiting["stream_flow_control_blocked_us"] > 0, waiting
+            assert waiting["send_queued"] > 0, waiting
             received = 0
             while received < total:
                 chunk = await peer.read(64 * 1024)
@@ -256,6 +262,7 @@ async def test_slow_reader_bounded(certs: CertSet) -> None:
             await writer
             assert peak <= limit
             assert await peer.read() == b""
+            assert peer.diagnostics().get("receive_paused", 0) == 0
     finally:
         await listener.aclose()
 

@@ -83,6 +83,9 @@ class FakeQuicStream:
     def buffered_bytes(self) -> int:
         return sum(len(d) for d, _ in self._pending)
 
+    def diagnostics(self) -> dict[str, int]:
+        return {}
+
     def set_receiver(
         self,
         on_data: DataReceiver,
