@@ -92,7 +92,7 @@ def render(data: dict[str, Any], details: bool = False) -> str:
     )
     loads = {k: [r.get("load_1m") for r in data["runs"].get(k, [])] for k in libs}
     out.append(
-        "Load average (1 min) before each library's runs: "
+        "Load average (1 min) as each library started a repetition: "
         + "; ".join(f"{labels[k]} " + ", ".join(f"{x:.2f}" for x in loads[k] if x is not None) for k in libs)
     )
     out.append("Versions: " + "; ".join(f"{labels[k]} {data['libs'][k].get('version', '?')}" for k in libs) + ".")
