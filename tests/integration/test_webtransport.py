@@ -449,6 +449,29 @@ async def test_requests_on_new_streams_cost_about_one_packet_each_way(certs: Cer
         await session.close()
 
 
+async def test_debug_state_says_what_holds_a_stream_back(certs: CertSet, harness: Harness) -> None:
+    """A writer whose peer answers but never reads: debug_state()["transport"] shows the stream
+    waiting for the peer's flow-control credit, with bytes queued to the transport."""
+    async with WebTransportClient(client_config(certs)) as client:
+        session = await client.connect(harness.url + "/greet")
+        stream = await session.create_bidirectional_stream()
+        writer = asyncio.ensure_future(stream.write(b"x" * (32 << 20)))
+        try:
+            assert await asyncio.wait_for(stream.read_all(), 5) == b"hello"
+            transport: dict[str, int] = {}
+            for _ in range(100):  # bounded: until the peer's window is used up
+                transport = stream.debug_state()["transport"]
+                if transport["stream_flow_control_blocked_us"] > 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert transport["stream_flow_control_blocked_us"] > 0, transport
+            assert transport["send_queued"] > 0 and transport["receive_paused"] == 0, transport
+            assert not writer.done()
+        finally:
+            writer.cancel()
+        await session.close()
+
+
 async def _mtu_grows(quic: Any, initial: int) -> bool:
     for _ in range(100):  # bounded: the search takes a few round trips
         if quic.stats().path_mtu > initial:
