@@ -86,6 +86,7 @@ def quic_config_for_client(config: ClientConfig) -> QuicConfiguration:
         max_stream_buffer=max(65536, int(config.max_stream_buffer_size)),
         share_udp_binding=bool(config.share_udp_binding),
         keylog_file=config.keylog_file,
+        session_resumption=bool(config.session_resumption),
     )
 
 

@@ -371,6 +371,11 @@ class ClientConfig(_ConfigMixin):
     (4 file descriptors per connection otherwise, which caps a process near
     ``ulimit -n`` / 4 connections). Turn it off to give each connection its own source
     port, e.g. when a multi-process server should spread one client's connections."""
+    session_resumption: bool = False
+    """Keep the TLS resumption tickets servers send and resume the next connection to the same
+    server name, address and port with one (at most 1,024 kept, each used once): a resumed
+    handshake skips the server's certificate and signature. The session's certificate is then
+    the one verified when the ticket was issued. Servers need ``session_resumption`` too."""
     keylog_file: str | None = None
     """Append each connection's TLS secrets to this file (NSS key log format) so that Wireshark
     or tshark can decrypt a packet capture. ``None`` (default) uses the ``SSLKEYLOGFILE``
@@ -533,6 +538,10 @@ class ServerConfig(_ConfigMixin):
     """Set SO_REUSEPORT on the listening socket where supported."""
     keep_alive: bool = True
     """Send keep-alive PINGs on idle connections."""
+    session_resumption: bool = False
+    """Issue TLS resumption tickets, so that clients with ``session_resumption`` reconnect with a
+    cheaper handshake (no certificate, no signature). Not when client certificates are
+    requested (a resumed handshake carries none)."""
     stream_buffer_size: int = Defaults.STREAM_BUFFER_SIZE
     """Receive buffer per stream."""
     max_stream_buffer_size: int = Defaults.MAX_STREAM_BUFFER_SIZE

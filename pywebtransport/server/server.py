@@ -43,6 +43,7 @@ def quic_config_for_server(config: ServerConfig) -> QuicConfiguration:
         stream_receive_window=window,
         congestion_control="bbr" if config.congestion_control_algorithm == "bbr" else "cubic",
         max_stream_buffer=max(65536, int(config.max_stream_buffer_size)),
+        session_resumption=bool(config.session_resumption),
     )
 
 
