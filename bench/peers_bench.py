@@ -560,17 +560,14 @@ async def run_all(args: argparse.Namespace, libs: dict[str, Lib], scenarios: lis
         # machine's load drifts over minutes, and a library run as a block of 25 s (or always
         # first after a pause) would meet another machine than the others.
         order = names[rep % len(names):] + names[:rep % len(names)]
-        reps: dict[str, dict[str, Any]] = {}
-        for k in order:
-            reps[k] = {"rep": rep + 1, "load_1m": round(load_1m(), 2), "scenarios": {}}
-        print(f"[rep {rep + 1}/{args.repeat}] order {', '.join(libs[k].label for k in order)}; load "
-              f"{reps[order[0]]['load_1m']:.2f}", file=sys.stderr, flush=True)
+        reps: dict[str, dict[str, Any]] = {k: {"rep": rep + 1, "scenarios": {}} for k in order}
+        print(f"[rep {rep + 1}/{args.repeat}] order {', '.join(libs[k].label for k in order)}",
+              file=sys.stderr, flush=True)
         for sc in scenarios:
             for k in order:
                 lib = libs[k]
                 run = reps[k]
-                if sc == scenarios[0]:
-                    run["load_1m"] = round(load_1m(), 2)
+                run.setdefault("load_1m", round(load_1m(), 2))  # as the library starts this repetition
                 res = await run_scenario(lib, sc, params[sc], cert, key, idle_procs=args.idle_procs)
                 run["scenarios"][sc] = res
                 shown = {mk: round(v, 4) for mk, v in res["metrics"].items()}
