@@ -97,6 +97,8 @@ def library_path() -> str:
 # 260 µs -> 122 µs at 200 µs, for a little CPU while traffic flows.
 DEFAULT_POLLING_IDLE_US = 200
 
+DEFAULT_WORKERS = 0
+
 
 def polling_idle_us() -> int:
     """Worker polling window in µs (``PYWEBTRANSPORT_MSQUIC_POLL_US``; -1 = msquic's default)."""
@@ -114,6 +116,20 @@ def polling_idle_us() -> int:
     return number
 
 
+def worker_count() -> int:
+    """msquic worker threads (``PYWEBTRANSPORT_MSQUIC_WORKERS``; 0 = one per CPU, msquic's default)."""
+    value = os.environ.get("PYWEBTRANSPORT_MSQUIC_WORKERS")
+    if value is None or value.strip() == "":
+        return DEFAULT_WORKERS
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not 0 <= number <= 256:
+        raise NativeError(f"PYWEBTRANSPORT_MSQUIC_WORKERS must be an integer from 0 to 256, got {value!r}")
+    return number
+
+
 def ensure_initialized() -> None:
     """Load msquic and open the process-wide registration (idempotent)."""
     global _initialized
@@ -127,7 +143,8 @@ def ensure_initialized() -> None:
             profile = PROFILE_MAX_THROUGHPUT
         poll_us = polling_idle_us()
         err = ffi.new("char[512]")
-        status = lib.pwt_init(library_path().encode(), profile, poll_us, err, 512)
+        workers = min(worker_count(), os.cpu_count() or 1)  # msquic wants CPUs 0..n-1 to exist
+        status = lib.pwt_init(library_path().encode(), profile, poll_us, workers, err, 512)
         if status != 0:
             raise NativeError(ffi.string(err).decode() or status_name(status), status)
         _initialized = True

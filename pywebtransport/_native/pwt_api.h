@@ -157,7 +157,7 @@ typedef struct pwt_addr {
 
 /* Library. Returns a QUIC_STATUS (0 = success). */
 uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polling_idle_us,
-                  char *err, uint32_t errlen);
+                  int32_t worker_count, char *err, uint32_t errlen);
 /* Returns 1 when msquic was closed, 0 when it still held objects after 5 s
  * (the library then stays loaded; meant for interpreter exit). */
 int32_t pwt_cleanup(void);

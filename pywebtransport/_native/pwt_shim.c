@@ -461,7 +461,7 @@ void pwt_conn_counters_get(pwt_conn *c, pwt_conn_counters *out) {
 }
 
 uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polling_idle_us,
-                  char *err, uint32_t errlen) {
+                  int32_t worker_count, char *err, uint32_t errlen) {
     if (MsQuic != NULL) {
         return QUIC_STATUS_SUCCESS;
     }
@@ -488,15 +488,25 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polli
         return st;
     }
     MsQuic = (const QUIC_API_TABLE *)api;
-    if (polling_idle_us >= 0) {
-        /* Workers busy-poll this long after their last work before sleeping:
-         * trades CPU for wake-up latency. Only settable before the first
-         * registration. */
-        QUIC_GLOBAL_EXECUTION_CONFIG ec;
-        memset(&ec, 0, sizeof(ec));
-        ec.PollingIdleTimeoutUs = (uint32_t)polling_idle_us;
+    if (polling_idle_us >= 0 || worker_count > 0) {
+        /* Workers busy-poll this long after their last work before sleeping
+         * (trades CPU for wake-up latency); worker_count > 0 limits msquic to
+         * that many worker threads (partitions), on CPUs 0..n-1. Only
+         * settable before the first registration. */
+        /* The caller keeps worker_count within the CPU count (msquic asserts it). */
+        uint16_t count = worker_count > 0 ? (uint16_t)(worker_count < 256 ? worker_count : 256) : 0;
+        union {
+            QUIC_GLOBAL_EXECUTION_CONFIG ec;
+            unsigned char bytes[QUIC_GLOBAL_EXECUTION_CONFIG_MIN_SIZE + 256 * sizeof(uint16_t)];
+        } u;
+        memset(&u, 0, sizeof(u));
+        u.ec.PollingIdleTimeoutUs = polling_idle_us >= 0 ? (uint32_t)polling_idle_us : 0;
+        u.ec.ProcessorCount = count;
+        for (uint16_t i = 0; i < count; ++i) {
+            u.ec.ProcessorList[i] = i;
+        }
         st = MsQuic->SetParam(NULL, QUIC_PARAM_GLOBAL_EXECUTION_CONFIG,
-                              QUIC_GLOBAL_EXECUTION_CONFIG_MIN_SIZE, &ec);
+                              (uint32_t)(QUIC_GLOBAL_EXECUTION_CONFIG_MIN_SIZE + count * sizeof(uint16_t)), &u.ec);
         /* An msquic that refuses the setting (older system library) still
          * works, only without worker polling. */
         (void)st;

@@ -141,8 +141,18 @@ def run_workers(
         raise ValueError("workers must be at least 1")
     if not sys.platform.startswith("linux"):
         raise ServerError("workers > 1 need Linux (SO_REUSEPORT groups and /proc)")
-    from .._native import lib
+    from .._native import NativeError, lib, worker_count
 
+    try:
+        msquic_workers = worker_count()
+    except NativeError as exc:
+        raise ServerError(str(exc)) from None
+    if workers > 1 and msquic_workers == 1:
+        # One msquic partition means one socket per port without SO_REUSEPORT.
+        raise ServerError(
+            "workers > 1 need msquic to run 2 or more worker threads per process "
+            "(PYWEBTRANSPORT_MSQUIC_WORKERS=1 gives sockets that cannot share a port)"
+        )
     if lib.pwt_is_initialized():
         raise ServerError(
             "ServerApp.run(workers=N) must be called before msquic is started in this process "

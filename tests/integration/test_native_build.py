@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,36 @@ def test_worker_polling_window_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_POLL_US", "soon")
     with pytest.raises(_native.NativeError, match="must be an integer"):
         _native.polling_idle_us()
+
+
+def test_worker_count_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYWEBTRANSPORT_MSQUIC_WORKERS", raising=False)
+    assert _native.worker_count() == _native.DEFAULT_WORKERS == 0
+    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_WORKERS", "1")
+    assert _native.worker_count() == 1
+    for bad in ("-1", "many", "257"):
+        monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_WORKERS", bad)
+        with pytest.raises(_native.NativeError, match="must be an integer"):
+            _native.worker_count()
+
+
+_THREADS = (
+    "import os, pywebtransport._native as n; n.ensure_initialized(); "
+    "print(len(os.listdir('/proc/self/task')))"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads through /proc")
+def test_worker_count_limits_msquic_threads() -> None:
+    """One worker per CPU by default; PYWEBTRANSPORT_MSQUIC_WORKERS=1 leaves one."""
+
+    def threads(workers: str) -> int:
+        env = dict(os.environ, PYWEBTRANSPORT_MSQUIC_WORKERS=workers)
+        out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True,
+                             text=True, timeout=60, check=True)
+        return int(out.stdout.strip())
+
+    cpus = os.sysconf("SC_NPROCESSORS_ONLN")
+    default, one = threads(""), threads("1")
+    assert default - one == cpus - 1
+    assert threads(str(cpus + 3)) == default  # more workers than CPUs: one per CPU

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import ssl
@@ -126,3 +127,17 @@ async def test_cli_serve_workers(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, out
+
+
+def test_workers_refuse_a_single_msquic_worker() -> None:
+    """One msquic partition gives sockets without SO_REUSEPORT: say so instead of ADDRESS_IN_USE."""
+    env = dict(os.environ)
+    env["PYWEBTRANSPORT_MSQUIC_WORKERS"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-m", "pywebtransport.cli", "serve", "--workers", "2", "--port", str(free_udp_port()),
+         "--duration", "5"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0
+    assert "PYWEBTRANSPORT_MSQUIC_WORKERS=1" in out.stdout + out.stderr
+    assert "ADDRESS_IN_USE" not in out.stdout + out.stderr
