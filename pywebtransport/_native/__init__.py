@@ -99,6 +99,11 @@ DEFAULT_POLLING_IDLE_US = 200
 
 DEFAULT_WORKERS = 0
 
+# The event loop waits this long for the next record before its selector
+# sleeps (see pwt_queue_spin); the reply to a small message usually arrives
+# within it, and a sleeping thread's wake-up is what it saves.
+DEFAULT_LOOP_SPIN_US = 200
+
 
 def polling_idle_us() -> int:
     """Worker polling window in µs (``PYWEBTRANSPORT_MSQUIC_POLL_US``; -1 = msquic's default)."""
@@ -113,6 +118,20 @@ def polling_idle_us() -> int:
         raise NativeError(
             f"PYWEBTRANSPORT_MSQUIC_POLL_US must be an integer from -1 to 10000000, got {value!r}"
         )
+    return number
+
+
+def loop_spin_us() -> int:
+    """How long the loop waits for records before sleeping, µs (``PYWEBTRANSPORT_LOOP_SPIN_US``; 0 = never)."""
+    value = os.environ.get("PYWEBTRANSPORT_LOOP_SPIN_US")
+    if value is None or value.strip() == "":
+        return DEFAULT_LOOP_SPIN_US
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not 0 <= number <= 100_000:
+        raise NativeError(f"PYWEBTRANSPORT_LOOP_SPIN_US must be an integer from 0 to 100000, got {value!r}")
     return number
 
 

@@ -168,6 +168,9 @@ const char *pwt_status_name(uint32_t status);
 pwt_queue *pwt_queue_new(void);
 int32_t pwt_queue_fd(pwt_queue *q);
 int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap);
+/* Wait up to max_us for a record without sleeping (spins, yielding the CPU now and then);
+ * 1 when one is queued. Called by the loop before its selector would sleep. */
+int32_t pwt_queue_spin(pwt_queue *q, int32_t max_us);
 void pwt_queue_free(pwt_queue *q);
 
 /* Configurations. */

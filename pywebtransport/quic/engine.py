@@ -10,6 +10,11 @@ the loop.  The fd stays readable while records remain (it is reset only when
 the queue is empty), so the loop calls the drain again after the callbacks
 that became ready meanwhile: a fast peer cannot starve the loop.
 
+On asyncio's own loops the engine also waits briefly for the next record
+before the loop would sleep (:meth:`Engine._spin`): the answer to what the
+application just sent usually arrives within ``PYWEBTRANSPORT_LOOP_SPIN_US``
+(200 µs), and waking a sleeping thread costs more than that wait.
+
 Loops without ``add_reader`` (Windows' default ``ProactorEventLoop``) get a
 :class:`_SocketWakeup` instead: a task awaiting ``loop.sock_recv()`` on the
 wake-up socket (on Windows the shim's fd is one end of a loopback socket
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import select
 import sys
 import socket
@@ -178,6 +184,27 @@ class _SocketWakeup:
         self._sock.detach()  # the shim owns (and closes) the socket
 
 
+# How many loop iterations a spin waits behind other ready callbacks before giving up.
+_SPIN_REARMS = 4
+# After this many waits in a row that saw no record, only every this many-th runs (until
+# one sees a record again): sparse traffic does not pay the wait after every message.
+_SPIN_IDLE_AFTER = 8
+
+
+def _spin_window(loop: asyncio.AbstractEventLoop) -> int:
+    """µs the engine of ``loop`` waits for records before the loop sleeps (0: never)."""
+    if sys.platform == "win32":
+        return 0
+    # The wait must only start when no other callback is due, which only asyncio's own
+    # loops let us see (BaseEventLoop._ready, a deque since Python 3.4); on others
+    # (uvloop) it could hold ready callbacks back.
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        return 0
+    if not isinstance(getattr(loop, "_ready", None), collections.deque):
+        return 0
+    return _native.loop_spin_us()
+
+
 def _wakeup_for(
     loop: asyncio.AbstractEventLoop, fd: int, drain: Callable[[], int]
 ) -> "_ReaderWakeup | _SocketWakeup":
@@ -214,6 +241,13 @@ class Engine:
         # in the order they were written: one callback flushes them all, and any other send
         # flushes them first.
         self.deferred: list[Any] = []
+        self._spin_us = _spin_window(loop)
+        self._ready: "collections.deque[Any]" = getattr(loop, "_ready", collections.deque())
+        self._spin_scheduled = False
+        self._spin_misses = 0
+        # Waits for records before sleeping, and how many of them saw one arrive.
+        self.spins = 0
+        self.spin_hits = 0
         self._attach()
         Engine._all.append(self)
 
@@ -244,13 +278,13 @@ class Engine:
                 cls._all.remove(engine)
 
     def _attach(self) -> None:
-        self._wakeup = _wakeup_for(self.loop, self.fd, self._drain)
+        self._wakeup = _wakeup_for(self.loop, self.fd, self._on_readable if self._spin_us else self._drain)
         self._socket_wakeup = isinstance(self._wakeup, _SocketWakeup)
 
     def defer(self, stream: Any) -> None:
-        """Have ``stream._flush_pending()`` called at the next loop iteration."""
+        """Have ``stream._flush_pending()`` called by the end of the next loop iteration."""
         deferred = self.deferred
-        if not deferred:
+        if not deferred and not self._spin_scheduled:  # else the spin flushes them
             self.loop.call_soon(self.flush_deferred)
         deferred.append(stream)
 
@@ -267,6 +301,44 @@ class Engine:
 
     def unregister(self, handle: Any) -> None:
         self.objects.pop(handle, None)
+
+    def _on_readable(self) -> int:
+        """Drain a batch; then, once the callbacks it made ready ran, wait for the next."""
+        n = self._drain()
+        if n and not self._spin_scheduled:
+            self._spin_scheduled = True
+            self.loop.call_soon(self._spin, _SPIN_REARMS)
+        return n
+
+    def _spin(self, rearms: int) -> None:
+        """Wait up to ``_spin_us`` for a record if nothing else is ready; drain it at once.
+
+        Runs after the callbacks the last drain made ready, and first sends the
+        small writes they held (the application's reply, typically). If other
+        callbacks are due, it waits behind them, for at most ``_SPIN_REARMS``
+        iterations. After ``_SPIN_IDLE_AFTER`` waits in a row that saw nothing, only
+        every ``_SPIN_IDLE_AFTER``-th wait runs until one sees a record again.
+        """
+        self._spin_scheduled = False
+        self.flush_deferred()  # writes held while this was scheduled (see defer)
+        if self._wakeup is None or self.queue == ffi.NULL:
+            return  # closed meanwhile
+        if self._ready:
+            if rearms:
+                self._spin_scheduled = True
+                self.loop.call_soon(self._spin, rearms - 1)
+            return
+        misses = self._spin_misses
+        if misses >= _SPIN_IDLE_AFTER and misses % _SPIN_IDLE_AFTER:
+            self._spin_misses = misses + 1  # sparse traffic: only every so often
+            return
+        self.spins += 1
+        if lib.pwt_queue_spin(self.queue, self._spin_us):
+            self.spin_hits += 1
+            self._spin_misses = 0
+            self._on_readable()
+        else:
+            self._spin_misses = misses + 1
 
     def _drain(self) -> int:
         """Handle one batch of records; returns how many were handled.

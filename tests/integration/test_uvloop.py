@@ -83,3 +83,14 @@ def test_many_concurrent_sessions_on_uvloop(certs: CertSet) -> None:
 
     got = uvloop.run(asyncio.wait_for(main(), 30))
     assert got == [b"%d" % i for i in range(40)]
+
+
+def test_no_wait_before_sleeping_on_uvloop() -> None:
+    """The engine's wait for records needs to see the loop's ready queue, which uvloop keeps to itself."""
+    from pywebtransport.quic.engine import Engine
+
+    async def main() -> tuple[int, int]:
+        engine = Engine.current()
+        return engine._spin_us, engine.spins
+
+    assert uvloop.run(main()) == (0, 0)
