@@ -102,7 +102,7 @@ DEFAULT_WORKERS = 0
 # The event loop waits this long for the next record before its selector
 # sleeps (see pwt_queue_spin); the reply to a small message usually arrives
 # within it, and a sleeping thread's wake-up is what it saves.
-DEFAULT_LOOP_SPIN_US = 200
+DEFAULT_LOOP_SPIN_US = 500
 
 
 def polling_idle_us() -> int:

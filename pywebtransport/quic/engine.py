@@ -13,7 +13,7 @@ that became ready meanwhile: a fast peer cannot starve the loop.
 On asyncio's own loops the engine also waits briefly for the next record
 before the loop would sleep (:meth:`Engine._spin`): the answer to what the
 application just sent usually arrives within ``PYWEBTRANSPORT_LOOP_SPIN_US``
-(200 µs), and waking a sleeping thread costs more than that wait.
+(500 µs), and waking a sleeping thread costs more than that wait.
 
 Loops without ``add_reader`` (Windows' default ``ProactorEventLoop``) get a
 :class:`_SocketWakeup` instead: a task awaiting ``loop.sock_recv()`` on the
