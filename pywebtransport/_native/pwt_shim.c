@@ -84,6 +84,7 @@ struct pwt_queue {
     pwt_fd_t rfd; /* Windows: the read end's SOCKET */
     pwt_fd_t wfd;
     pwt_node *batch; /* handed to Python by the last poll */
+    atomic_int nonempty; /* head != NULL, readable without the lock (pwt_queue_spin) */
     /* Streams the shim closed itself (pwt_stream_release_when_done): freed at the
      * next poll, once Python is done with the batch that may still name them. */
     pwt_stream *grave;
@@ -219,6 +220,7 @@ static int queue_link(pwt_queue *q, pwt_node *n) {
         q->tail->next = n;
     } else {
         q->head = n;
+        atomic_store_explicit(&q->nonempty, 1, memory_order_release);
     }
     q->tail = n;
     q->count++;
@@ -352,6 +354,7 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
     q->head = n;
     if (n == NULL) {
         q->tail = NULL;
+        atomic_store_explicit(&q->nonempty, 0, memory_order_relaxed);
     }
     q->count -= (uint64_t)k;
     {
@@ -392,8 +395,8 @@ int32_t pwt_queue_poll(pwt_queue *q, pwt_event *out, int32_t cap) {
 /* The event loop, about to sleep in its selector, waits here a little longer
  * for the next record instead (the reply to what it just sent, typically):
  * that saves the wake-up of a sleeping thread, the largest share of a small
- * message's latency on a busy machine. Reads q->head without the lock: it is
- * only a hint, the records are taken by pwt_queue_poll. */
+ * message's latency on a busy machine. Reads the queue's nonempty flag without
+ * the lock: it is only a hint, the records are taken by pwt_queue_poll. */
 #ifndef _WIN32
 #include <sched.h>
 #include <time.h>
@@ -410,12 +413,12 @@ int32_t pwt_queue_spin(pwt_queue *q, int32_t max_us) {
     (void)max_us;
     return 0;
 #else
-    if (__atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL) {
+    if (atomic_load_explicit(&q->nonempty, memory_order_acquire)) {
         return 1;
     }
     uint64_t end = spin_clock_us() + (uint64_t)(max_us > 0 ? max_us : 0);
     for (uint32_t i = 1;; ++i) {
-        if (__atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL) {
+        if (atomic_load_explicit(&q->nonempty, memory_order_relaxed)) {
             return 1;
         }
         if ((i & 15) == 0) {
@@ -1366,6 +1369,9 @@ static uint64_t purge_stream_records(pwt_queue *q, pwt_stream *s) {
                 prev->next = next;
             } else {
                 q->head = next;
+                if (next == NULL) {
+                    atomic_store_explicit(&q->nonempty, 0, memory_order_relaxed);
+                }
             }
             if (q->tail == n) {
                 q->tail = prev;
