@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 import sys
 import tempfile
@@ -206,6 +207,8 @@ def _info() -> int:
         "msquic_library": lib.path,
         "execution_profile": lib.execution_profile,
         "worker_polling_us": lib.polling_idle_us,
+        "worker_threads": lib.worker_threads or f"one per CPU ({os.cpu_count()})",
+        "loop_spin_us": lib.loop_spin_us,
         "udp_gso_available": offloads["gso"],
         "udp_gro_available": offloads["gro"],
     }

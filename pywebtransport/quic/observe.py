@@ -47,6 +47,10 @@ class LibraryInfo:
     path: str
     polling_idle_us: int
     execution_profile: str
+    worker_threads: int = 0
+    """msquic worker threads per process (0: one per CPU)."""
+    loop_spin_us: int = 0
+    """How long an asyncio loop waits for QUIC events before sleeping."""
 
 
 def library_info() -> LibraryInfo:
@@ -68,6 +72,8 @@ def library_info() -> LibraryInfo:
         path=_native.library_path(),
         polling_idle_us=_native.polling_idle_us(),
         execution_profile=profile,
+        worker_threads=_native.worker_count(),
+        loop_spin_us=_native.loop_spin_us(),
     )
 
 

@@ -74,3 +74,8 @@ def test_cli_info_reports_msquic_and_a_live_connection() -> None:
     assert facts["udp_gso_available"] in ("True", "False") and facts["udp_gro_available"] in ("True", "False")
     assert facts["loopback_ecn_capable"] in ("True", "False")
     assert int(facts["loopback_path_mtu"]) >= 1200
+    from pywebtransport import _native
+
+    workers = _native.worker_count()
+    assert facts["worker_threads"] == str(workers) if workers else facts["worker_threads"].startswith("one per CPU")
+    assert facts["loop_spin_us"] == str(_native.loop_spin_us())
