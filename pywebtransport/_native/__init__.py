@@ -105,48 +105,33 @@ DEFAULT_WORKERS = 0
 DEFAULT_LOOP_SPIN_US = 500
 
 
-def polling_idle_us() -> int:
-    """Worker polling window in µs (``PYWEBTRANSPORT_MSQUIC_POLL_US``; -1 = msquic's default)."""
-    value = os.environ.get("PYWEBTRANSPORT_MSQUIC_POLL_US")
+def _int_setting(name: str, default: int, low: int, high: int) -> int:
+    """An integer environment setting within [low, high]; ``default`` when unset or empty."""
+    value = os.environ.get(name)
     if value is None or value.strip() == "":
-        return DEFAULT_POLLING_IDLE_US
+        return default
     try:
         number = int(value)
     except ValueError:
         number = None
-    if number is None or not -1 <= number <= 10_000_000:
-        raise NativeError(
-            f"PYWEBTRANSPORT_MSQUIC_POLL_US must be an integer from -1 to 10000000, got {value!r}"
-        )
+    if number is None or not low <= number <= high:
+        raise NativeError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     return number
+
+
+def polling_idle_us() -> int:
+    """Worker polling window in µs (``PYWEBTRANSPORT_MSQUIC_POLL_US``; -1 = msquic's default)."""
+    return _int_setting("PYWEBTRANSPORT_MSQUIC_POLL_US", DEFAULT_POLLING_IDLE_US, -1, 10_000_000)
 
 
 def loop_spin_us() -> int:
     """How long the loop waits for records before sleeping, µs (``PYWEBTRANSPORT_LOOP_SPIN_US``; 0 = never)."""
-    value = os.environ.get("PYWEBTRANSPORT_LOOP_SPIN_US")
-    if value is None or value.strip() == "":
-        return DEFAULT_LOOP_SPIN_US
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or not 0 <= number <= 100_000:
-        raise NativeError(f"PYWEBTRANSPORT_LOOP_SPIN_US must be an integer from 0 to 100000, got {value!r}")
-    return number
+    return _int_setting("PYWEBTRANSPORT_LOOP_SPIN_US", DEFAULT_LOOP_SPIN_US, 0, 100_000)
 
 
 def worker_count() -> int:
     """msquic worker threads (``PYWEBTRANSPORT_MSQUIC_WORKERS``; 0 = one per CPU, msquic's default)."""
-    value = os.environ.get("PYWEBTRANSPORT_MSQUIC_WORKERS")
-    if value is None or value.strip() == "":
-        return DEFAULT_WORKERS
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or not 0 <= number <= 256:
-        raise NativeError(f"PYWEBTRANSPORT_MSQUIC_WORKERS must be an integer from 0 to 256, got {value!r}")
-    return number
+    return _int_setting("PYWEBTRANSPORT_MSQUIC_WORKERS", DEFAULT_WORKERS, 0, 256)
 
 
 def ensure_initialized() -> None:

@@ -65,17 +65,6 @@ async def _round_trips(certs: CertSet, port: int) -> None:
         assert await stream.read_all() == b""
 
 
-def test_loop_spin_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYWEBTRANSPORT_LOOP_SPIN_US", raising=False)
-    assert _native.loop_spin_us() == _native.DEFAULT_LOOP_SPIN_US == 500
-    monkeypatch.setenv("PYWEBTRANSPORT_LOOP_SPIN_US", "0")
-    assert _native.loop_spin_us() == 0
-    for bad in ("-1", "soon", "100001"):
-        monkeypatch.setenv("PYWEBTRANSPORT_LOOP_SPIN_US", bad)
-        with pytest.raises(_native.NativeError, match="must be an integer"):
-            _native.loop_spin_us()
-
-
 async def test_replies_are_caught_by_the_wait(certs: CertSet, listener: QuicListener) -> None:
     engine = Engine.current()
     assert engine._spin_us == _native.DEFAULT_LOOP_SPIN_US

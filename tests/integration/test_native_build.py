@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,25 +68,30 @@ def test_library_path_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert _native.library_path() == str(fake)
 
 
-def test_worker_polling_window_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYWEBTRANSPORT_MSQUIC_POLL_US", raising=False)
-    assert _native.polling_idle_us() == _native.DEFAULT_POLLING_IDLE_US
-    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_POLL_US", "-1")
-    assert _native.polling_idle_us() == -1
-    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_POLL_US", "soon")
-    with pytest.raises(_native.NativeError, match="must be an integer"):
-        _native.polling_idle_us()
+@pytest.mark.parametrize(
+    ("name", "read", "default", "good", "bad"),
+    [
+        ("PYWEBTRANSPORT_MSQUIC_POLL_US", _native.polling_idle_us, _native.DEFAULT_POLLING_IDLE_US, -1, "soon"),
+        ("PYWEBTRANSPORT_MSQUIC_WORKERS", _native.worker_count, _native.DEFAULT_WORKERS, 1, "257"),
+        ("PYWEBTRANSPORT_LOOP_SPIN_US", _native.loop_spin_us, _native.DEFAULT_LOOP_SPIN_US, 0, "-1"),
+    ],
+)
+def test_environment_settings(
+    monkeypatch: pytest.MonkeyPatch, name: str, read: Any, default: int, good: int, bad: str
+) -> None:
+    monkeypatch.delenv(name, raising=False)
+    assert read() == default
+    monkeypatch.setenv(name, " ")
+    assert read() == default
+    monkeypatch.setenv(name, str(good))
+    assert read() == good
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(_native.NativeError, match=f"{name} must be an integer"):
+        read()
 
 
-def test_worker_count_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYWEBTRANSPORT_MSQUIC_WORKERS", raising=False)
-    assert _native.worker_count() == _native.DEFAULT_WORKERS == 0
-    monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_WORKERS", "1")
-    assert _native.worker_count() == 1
-    for bad in ("-1", "many", "257"):
-        monkeypatch.setenv("PYWEBTRANSPORT_MSQUIC_WORKERS", bad)
-        with pytest.raises(_native.NativeError, match="must be an integer"):
-            _native.worker_count()
+def test_setting_defaults() -> None:
+    assert (_native.DEFAULT_POLLING_IDLE_US, _native.DEFAULT_WORKERS, _native.DEFAULT_LOOP_SPIN_US) == (200, 0, 500)
 
 
 _THREADS = (
