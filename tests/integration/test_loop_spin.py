@@ -175,3 +175,24 @@ async def test_sparse_traffic_waits_only_now_and_then(monkeypatch: pytest.Monkey
     # Eight waits in a row see nothing; then only every eighth opportunity waits.
     assert len(waits) == 8 + 7
     assert set(waits) == {engine._spin_us}
+
+
+async def test_sessions_use_the_wait(certs: CertSet) -> None:
+    """Through the public API: a server and a client on this loop, a new stream per request."""
+    from pywebtransport import ClientConfig, ServerConfig, WebTransportClient
+    from pywebtransport.server import create_echo_server_app
+
+    engine = Engine.current()
+    app = create_echo_server_app(ServerConfig.create(certfile=str(certs.cert), keyfile=str(certs.key)))
+    async with app:
+        await app.server.listen(host="127.0.0.1", port=0)
+        assert app.server.local_address is not None
+        url = f"https://127.0.0.1:{app.server.local_address[1]}/echo"
+        async with WebTransportClient(ClientConfig.create(ca_certs=str(certs.ca_cert))) as client:
+            async with await client.connect(url) as session:
+                hits = engine.spin_hits
+                for i in range(50):
+                    stream = await session.create_bidirectional_stream()
+                    await stream.write_all(b"request %d" % i)
+                    assert await stream.read_all() == b"request %d" % i
+                assert engine.spin_hits - hits >= 25
