@@ -571,6 +571,7 @@ class QuicConnection:
             raise DatagramTooLarge(n, limit)
         buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
         status = lib.pwt_conn_datagram_send(handle, buf, n)
+        self._engine.sent = True
         if status != 0:
             raise DatagramError(f"datagram send failed: {_native.status_name(status)}")
 

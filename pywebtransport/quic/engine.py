@@ -245,6 +245,10 @@ class Engine:
         self._ready: "collections.deque[Any]" = getattr(loop, "_ready", collections.deque())
         self._spin_scheduled = False
         self._spin_misses = 0
+        # Set by every send (stream data, datagram, a held write) and cleared by each drain:
+        # the loop waits for an answer only after it sent something since the last drain
+        # (a loop that only receives, a bulk reader say, sleeps between events as before).
+        self.sent = False
         # Waits for records before sleeping, and how many of them saw one arrive.
         self.spins = 0
         self.spin_hits = 0
@@ -283,6 +287,7 @@ class Engine:
 
     def defer(self, stream: Any) -> None:
         """Have ``stream._flush_pending()`` called by the end of the next loop iteration."""
+        self.sent = True
         deferred = self.deferred
         if not deferred and not self._spin_scheduled:  # else the spin flushes them
             self.loop.call_soon(self.flush_deferred)
@@ -304,6 +309,7 @@ class Engine:
 
     def _on_readable(self) -> int:
         """Drain a batch; then, once the callbacks it made ready ran, wait for the next."""
+        self.sent = False
         n = self._drain()
         if n and not self._spin_scheduled:
             self._spin_scheduled = True
@@ -314,7 +320,8 @@ class Engine:
         """Wait up to ``_spin_us`` for a record if nothing else is ready; drain it at once.
 
         Runs after the callbacks the last drain made ready, and first sends the
-        small writes they held (the application's reply, typically). If other
+        small writes they held (the application's reply, typically); waits only if
+        something was sent since that drain (an answer may be on its way). If other
         callbacks are due, it waits behind them, for at most ``_SPIN_REARMS``
         iterations. After ``_SPIN_IDLE_AFTER`` waits in a row that saw nothing, only
         every ``_SPIN_IDLE_AFTER``-th wait runs until one sees a record again.
@@ -328,6 +335,8 @@ class Engine:
                 self._spin_scheduled = True
                 self.loop.call_soon(self._spin, rearms - 1)
             return
+        if not self.sent:
+            return  # nothing was sent since the last drain: no answer to wait for
         misses = self._spin_misses
         if misses >= _SPIN_IDLE_AFTER and misses % _SPIN_IDLE_AFTER:
             self._spin_misses = misses + 1  # sparse traffic: only every so often

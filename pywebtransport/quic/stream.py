@@ -563,6 +563,7 @@ class QuicStream:
         n = len(data)
         buf = data if isinstance(data, bytes) else ffi.from_buffer(data)
         status = lib.pwt_stream_send(self._handle, buf, n, 1 if fin else 0)
+        self._conn._engine.sent = True
         if status != 0:
             if self._write_error is not None:
                 raise fresh(self._write_error)

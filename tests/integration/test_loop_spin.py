@@ -125,6 +125,7 @@ async def test_the_wait_never_runs_ahead_of_ready_callbacks() -> None:
             loop.call_soon(ran.append, "c")
 
         loop.call_soon(a)
+        engine.sent = True
         engine._spin_scheduled = True
         loop.call_soon(engine._spin, 4)
         await asyncio.sleep(0.05)  # a timer: this task is not among the ready callbacks
@@ -142,11 +143,18 @@ async def test_the_wait_never_runs_ahead_of_ready_callbacks() -> None:
 
         waits.clear()
         loop.call_soon(busy)
+        engine.sent = True
         engine._spin_scheduled = True
         loop.call_soon(engine._spin, 4)
         await asyncio.sleep(0.05)
         assert ticks == 20
         assert waits == [] and engine._spin_scheduled is False
+        # Nothing sent since the last drain (a loop that only receives): no wait at all.
+        engine.sent = False
+        engine._spin_scheduled = True
+        loop.call_soon(engine._spin, 4)
+        await asyncio.sleep(0.05)
+        assert waits == []
     finally:
         engine_module.lib = original  # type: ignore[assignment]
 
@@ -170,6 +178,7 @@ async def test_sparse_traffic_waits_only_now_and_then(monkeypatch: pytest.Monkey
     monkeypatch.setattr(engine_module, "lib", Lib())
     monkeypatch.setattr(engine, "_ready", collections.deque())
     monkeypatch.setattr(engine, "_spin_misses", 0)
+    monkeypatch.setattr(engine, "sent", True)
     for _ in range(8 + 7 * 8):
         engine._spin(0)
     # Eight waits in a row see nothing; then only every eighth opportunity waits.
