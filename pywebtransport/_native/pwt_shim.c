@@ -538,9 +538,9 @@ uint32_t pwt_init(const char *lib_path, int32_t execution_profile, int32_t polli
     if (polling_idle_us >= 0 || worker_count > 0) {
         /* Workers busy-poll this long after their last work before sleeping
          * (trades CPU for wake-up latency); worker_count > 0 limits msquic to
-         * that many worker threads (partitions), on CPUs 0..n-1. Only
-         * settable before the first registration. */
-        /* The caller keeps worker_count within the CPU count (msquic asserts it). */
+         * that many worker threads (partitions), on CPUs 0..n-1, which the
+         * caller keeps within the CPU count (msquic asserts it). Only settable
+         * before the first registration. */
         uint16_t count = worker_count > 0 ? (uint16_t)(worker_count < 256 ? worker_count : 256) : 0;
         union {
             QUIC_GLOBAL_EXECUTION_CONFIG ec;
